@@ -1,0 +1,44 @@
+"""glompo_like: globally managed parallel optimization.
+
+A manager runs several optimizers at once on one expensive black-box objective, watches
+every evaluation, stops (hunts) optimizers that stall, starts new ones at good points, and
+returns the best result with a crash-safe record of every evaluation::
+
+    from glompo_like import GloMPOManager
+    from glompo_like.checkers import MaxFuncCalls
+
+    result = GloMPOManager(task=f, bounds=[(-5, 5)] * 10,
+                           convergence_checker=MaxFuncCalls(20_000)).start_manager()
+"""
+
+from .bounds import Bounds
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    ConfigTypeError,
+    EvaluationError,
+    GlompoError,
+    OptimizerCrashed,
+    TaskNotPicklableError,
+    WorkerTerminated,
+)
+from .log import read_log
+from .manager import GloMPOManager
+from .result import Result
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GloMPOManager",
+    "Result",
+    "Bounds",
+    "read_log",
+    "GlompoError",
+    "ConfigError",
+    "ConfigTypeError",
+    "TaskNotPicklableError",
+    "EvaluationError",
+    "OptimizerCrashed",
+    "WorkerTerminated",
+    "CheckpointError",
+]

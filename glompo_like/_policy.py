@@ -1,0 +1,163 @@
+"""Composable yes/no policies (hunters and checkers) with readable reasons.
+
+A condition is called with a :class:`~glompo_like.snapshot.RunView` (and, for hunters, the
+ids of the hunting and the hunted optimizer) and returns a :class:`Decision`: truthy when it
+fires, with a ``reason`` that says why.  Conditions compose with ``&`` and ``|`` (evaluated
+left to right, short-circuiting like Python's ``and``/``or``), and ``str()`` shows the
+expression with each part's settings and, after a call, its last outcome.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Decision", "Condition", "AllOf", "AnyOf"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a condition: ``fired`` and a human-readable ``reason``."""
+
+    fired: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.fired
+
+
+class Condition(ABC):
+    """Base of hunters and checkers.
+
+    Subclasses implement ``_check(*args) -> bool | Decision`` and ``_settings()``.  The
+    ``kind`` class attribute ("hunter" or "checker") stops the two families being mixed.
+    """
+
+    kind: str = "condition"
+
+    def __init__(self) -> None:
+        self.last: Decision | None = None
+
+    def __call__(self, *args: Any) -> Decision:
+        out = self._check(*args)
+        if not isinstance(out, Decision):
+            out = Decision(bool(out), self._reason(bool(out), *args))
+        self.last = out
+        return out
+
+    @abstractmethod
+    def _check(self, *args: Any) -> bool | Decision: ...
+
+    def _settings(self) -> str:
+        return ""
+
+    def _reason(self, fired: bool, *args: Any) -> str:
+        return f"{self._label()} {'met' if fired else 'not met'}"
+
+    def _label(self) -> str:
+        return f"{type(self).__name__}({self._settings()})"
+
+    def __and__(self, other: Condition) -> AllOf:
+        return AllOf(self, _check_same_kind(self, other, "&"))
+
+    def __or__(self, other: Condition) -> AnyOf:
+        return AnyOf(self, _check_same_kind(self, other, "|"))
+
+    def __str__(self) -> str:
+        if self.last is None:
+            return self._label()
+        return f"{self._label()} [{'T' if self.last.fired else 'F'}]"
+
+    def __repr__(self) -> str:
+        return self._label()
+
+    def next_check_in(self, *args: Any) -> float | None:
+        """Time-based conditions return the seconds until they may fire (see MaxSeconds)."""
+        return None
+
+    # Checkpoint support: most conditions are pure; stateful ones override these.
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        return None
+
+
+def _check_same_kind(a: Condition, b: Any, op: str) -> Condition:
+    if not isinstance(b, Condition):
+        raise TypeError(f"cannot combine {a!r} {op} {b!r}: both sides must be {a.kind}s")
+    if a.kind != b.kind:
+        raise TypeError(f"cannot combine a {a.kind} with a {b.kind} ({a!r} {op} {b!r})")
+    return b
+
+
+class _Compound(Condition):
+    symbol = "?"
+
+    def __init__(self, *parts: Condition) -> None:
+        super().__init__()
+        flat: list[Condition] = []
+        for p in parts:
+            flat.extend(p.parts if type(p) is type(self) else [p])  # type: ignore[attr-defined]
+        self.parts = tuple(flat)
+        self.kind = self.parts[0].kind
+
+    def _label(self) -> str:
+        return "(" + f" {self.symbol} ".join(p._label() for p in self.parts) + ")"
+
+    def __str__(self) -> str:
+        return "(" + f" {self.symbol} ".join(str(p) for p in self.parts) + ")"
+
+    def get_state(self) -> dict[str, Any]:
+        return {"parts": [p.get_state() for p in self.parts]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for p, s in zip(self.parts, state["parts"], strict=True):
+            p.set_state(s)
+
+
+class AllOf(_Compound):
+    """Fires when every part fires (``a & b``)."""
+
+    symbol = "&"
+
+    def _check(self, *args: Any) -> Decision:
+        reasons = []
+        for i, p in enumerate(self.parts):
+            d = p(*args)
+            if not d:
+                _forget(self.parts[i + 1 :])
+                return Decision(False, d.reason)
+            reasons.append(d.reason)
+        return Decision(True, " and ".join(reasons))
+
+
+class AnyOf(_Compound):
+    """Fires when any part fires (``a | b``)."""
+
+    symbol = "|"
+
+    def _check(self, *args: Any) -> Decision:
+        last = Decision(False, "")
+        for i, p in enumerate(self.parts):
+            last = p(*args)
+            if last:
+                _forget(self.parts[i + 1 :])
+                return last
+        return last
+
+
+def _forget(skipped: tuple[Condition, ...]) -> None:
+    """Parts skipped by short-circuiting show no outcome rather than a stale one."""
+    for p in skipped:
+        p.last = None
+
+
+def next_check_in(cond: Condition, *args: Any) -> float | None:
+    """Seconds until a time-based condition could change its answer (``None``: never by
+    the passage of time alone).  The manager uses it to set its wake-up timeout."""
+    if isinstance(cond, _Compound):
+        times = [t for t in (next_check_in(p, *args) for p in cond.parts) if t is not None]
+        return min(times) if times else None
+    return cond.next_check_in(*args)

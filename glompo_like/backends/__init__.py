@@ -1,0 +1,1 @@
+"""Level 1 backends (threads and processes) and process hygiene (no orphans)."""

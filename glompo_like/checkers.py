@@ -1,0 +1,215 @@
+"""Checkers: conditions that decide whether the whole run should end.
+
+A checker is called as ``checker(run)`` with a read-only
+:class:`~glompo_like.snapshot.RunView` and returns a :class:`~glompo_like._policy.Decision`
+whose ``reason`` says why.  Checkers combine with ``&`` and ``|``::
+
+    checker = MaxFuncCalls(100_000) | TargetCost(1e-6) | MaxSeconds(3600)
+
+Write your own by subclassing :class:`BaseChecker` and implementing ``_check(run)`` (return
+a bool or a ``Decision``) and ``_settings()``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from numbers import Integral, Real
+from typing import Any
+
+from ._policy import Condition, Decision
+from .errors import ConfigError
+from .snapshot import RunView
+
+__all__ = [
+    "BaseChecker",
+    "MaxFuncCalls",
+    "TargetCost",
+    "MaxSeconds",
+    "NOptConverged",
+    "MaxOptsStarted",
+    "MaxKills",
+    "KillsAfterConvergence",
+]
+
+
+def _int_at_least(owner: str, name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ConfigError(
+            f"{owner}: {name} must be an integer >= {minimum}, got {value!r}; "
+            f"e.g. {name}={max(minimum, 10)}"
+        )
+    return int(value)
+
+
+def _real(owner: str, name: str, value: Any, *, minimum: float | None = None, strict: bool = False) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if strict else value >= minimum
+    if not ok:
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        raise ConfigError(f"{owner}: {name} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
+class BaseChecker(Condition):
+    """Base class of checkers: ``checker(run) -> Decision``.
+
+    Subclasses implement ``_check(run)`` returning a bool or a
+    :class:`~glompo_like._policy.Decision`, and ``_settings()`` (shown by ``str``/``repr``).
+    """
+
+    kind = "checker"
+
+    def __call__(self, run: RunView) -> Decision:  # type: ignore[override]
+        return super().__call__(run)
+
+    @abstractmethod
+    def _check(self, run: RunView) -> bool | Decision: ...
+
+
+class _CounterChecker(BaseChecker):
+    """Fires when a run counter reaches ``n`` (subclasses name the counter)."""
+
+    counter: str = ""
+    noun: str = ""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = _int_at_least(type(self).__name__, "n", n, 1)
+
+    def _settings(self) -> str:
+        return f"n={self.n}"
+
+    def _check(self, run: RunView) -> Decision:
+        value = getattr(run, self.counter)
+        fired = value >= self.n
+        return Decision(fired, f"{self._label()}: {value} {self.noun} ({'>=' if fired else '<'} {self.n})")
+
+
+class MaxFuncCalls(BaseChecker):
+    """Fires when the run has done at least ``max_evals`` evaluations (all optimizers)."""
+
+    def __init__(self, max_evals: int) -> None:
+        super().__init__()
+        self.max_evals = _int_at_least("MaxFuncCalls", "max_evals", max_evals, 1)
+
+    def _settings(self) -> str:
+        return f"max_evals={self.max_evals}"
+
+    def remaining(self, run: RunView) -> int:
+        """Evaluations left before this checker fires (``0`` once it has)."""
+        return max(0, self.max_evals - run.f_evals)
+
+    def _check(self, run: RunView) -> Decision:
+        fired = run.f_evals >= self.max_evals
+        return Decision(
+            fired,
+            f"{self._label()}: {run.f_evals} evaluations ({'>=' if fired else '<'} {self.max_evals})",
+        )
+
+
+class TargetCost(BaseChecker):
+    """Fires when the best value found is at most ``target + atol``."""
+
+    def __init__(self, target: float, atol: float = 0.0) -> None:
+        super().__init__()
+        self.target = _real("TargetCost", "target", target)
+        self.atol = _real("TargetCost", "atol", atol, minimum=0.0)
+
+    def _settings(self) -> str:
+        return f"target={self.target:g}" + (f", atol={self.atol:g}" if self.atol else "")
+
+    def _check(self, run: RunView) -> Decision:
+        goal = self.target + self.atol
+        fired = run.best_fx <= goal
+        return Decision(
+            fired, f"{self._label()}: best {run.best_fx:.6g} {'<=' if fired else '>'} {goal:.6g}"
+        )
+
+
+class MaxSeconds(BaseChecker):
+    """Fires after ``seconds`` of wall time.
+
+    Parameters
+    ----------
+    seconds:
+        Time limit.
+    overall:
+        ``False``: time of this session; ``True``: time of the run across resumed
+        checkpoints.
+    """
+
+    def __init__(self, seconds: float, overall: bool = False) -> None:
+        super().__init__()
+        self.seconds = _real("MaxSeconds", "seconds", seconds, minimum=0.0, strict=True)
+        if not isinstance(overall, bool):
+            raise ConfigError(f"MaxSeconds: overall must be True or False, got {overall!r}")
+        self.overall = overall
+
+    def _settings(self) -> str:
+        return f"seconds={self.seconds:g}" + (", overall=True" if self.overall else "")
+
+    def _elapsed(self, run: RunView) -> float:
+        return run.t_total if self.overall else run.t_elapsed
+
+    def next_check_in(self, run: RunView) -> float:  # type: ignore[override]
+        """Seconds until this checker fires (``0`` once it has)."""
+        return max(0.0, self.seconds - self._elapsed(run))
+
+    def _check(self, run: RunView) -> Decision:
+        t = self._elapsed(run)
+        fired = t >= self.seconds
+        return Decision(fired, f"{self._label()}: {t:.1f} s used ({'>=' if fired else '<'} {self.seconds:g} s)")
+
+
+class NOptConverged(_CounterChecker):
+    """Fires when at least ``n`` optimizers have converged."""
+
+    counter = "opts_converged"
+    noun = "optimizers converged"
+
+
+class MaxOptsStarted(_CounterChecker):
+    """Fires when at least ``n`` optimizers have been started."""
+
+    counter = "opts_started"
+    noun = "optimizers started"
+
+
+class MaxKills(_CounterChecker):
+    """Fires when at least ``n`` optimizers have been killed by hunters."""
+
+    counter = "opts_killed"
+    noun = "optimizers killed"
+
+
+class KillsAfterConvergence(BaseChecker):
+    """Fires when ``converged`` optimizers have converged and at least ``kills`` optimizers
+    were killed after the ``converged``-th convergence.
+
+    The idea: once an optimizer has converged, further optimizers that are hunted show
+    the rest of the space is not better; stop after ``kills`` of them.
+    """
+
+    def __init__(self, kills: int = 1, converged: int = 1) -> None:
+        super().__init__()
+        self.kills = _int_at_least("KillsAfterConvergence", "kills", kills, 1)
+        self.converged = _int_at_least("KillsAfterConvergence", "converged", converged, 1)
+
+    def _settings(self) -> str:
+        return f"kills={self.kills}, converged={self.converged}"
+
+    def _check(self, run: RunView) -> Decision:
+        before = run.kills_when_converged(self.converged)
+        if before is None:
+            return Decision(
+                False, f"{self._label()}: {run.opts_converged} of {self.converged} optimizers converged"
+            )
+        since = run.opts_killed - before
+        fired = since >= self.kills
+        return Decision(
+            fired,
+            f"{self._label()}: {since} optimizers killed since convergence {self.converged} "
+            f"({'>=' if fired else '<'} {self.kills})",
+        )

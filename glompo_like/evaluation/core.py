@@ -1,0 +1,114 @@
+"""Evaluation outcomes: one objective call, checked and timed, and a generation's batch."""
+
+from __future__ import annotations
+
+import enum
+import math
+import pickle
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EvalStatus", "Outcome", "EvalBatch", "evaluate_one", "check_value"]
+
+
+class EvalStatus(str, enum.Enum):
+    """What happened to one evaluation."""
+
+    OK = "ok"
+    FAILED = "failed"  # the task raised, or returned NaN/inf/None/a non-scalar
+    TIMED_OUT = "timed_out"  # killed at the per-evaluation deadline
+    CRASHED = "crashed"  # the process running it died
+    CANCELLED = "cancelled"  # the optimizer was stopped before it ran (not logged)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One evaluation as the runner sees it."""
+
+    fx: float
+    status: EvalStatus
+    t_start: float
+    duration: float
+    worker: str
+    error: str | None = None  # message and traceback text
+    exc_pickle: bytes | None = None  # the original exception (tblib-pickled), if any
+
+
+def check_value(value: Any) -> tuple[float | None, str | None]:
+    """Return ``(fx, None)`` for a usable value, else ``(None, problem)``."""
+    if value is None:
+        return None, "task returned None"
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None, f"task returned a non-numeric {type(value).__name__}"
+    if arr.size != 1:
+        return None, f"task returned an array of shape {arr.shape}; it must return one number"
+    fx = float(arr.reshape(()))
+    if not math.isfinite(fx):
+        return None, f"task returned {fx}"
+    return fx, None
+
+
+def _pickle_exception(e: BaseException) -> bytes | None:
+    try:
+        from tblib import pickling_support
+
+        pickling_support.install(e)
+        return pickle.dumps(e)
+    except Exception:  # an unpicklable exception still leaves its text in `error`
+        return None
+
+
+def evaluate_one(task: Callable[[np.ndarray], Any], x: np.ndarray, worker: str) -> Outcome:
+    """Call ``task(x)`` and turn whatever happens into an :class:`Outcome`."""
+    t_wall = time.time()
+    t0 = time.perf_counter()
+    try:
+        value = task(x)
+    except Exception as e:
+        dt = time.perf_counter() - t0
+        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        return Outcome(math.nan, EvalStatus.FAILED, t_wall, dt, worker, text, _pickle_exception(e))
+    dt = time.perf_counter() - t0
+    fx, problem = check_value(value)
+    if problem is not None:
+        return Outcome(math.nan, EvalStatus.FAILED, t_wall, dt, worker, problem)
+    return Outcome(fx, EvalStatus.OK, t_wall, dt, worker)
+
+
+@dataclass(frozen=True)
+class EvalBatch:
+    """A generation's evaluations, sent to the manager as one message."""
+
+    x: np.ndarray  # (n, dim)
+    fx: np.ndarray  # (n,), nan where not OK
+    status: tuple[EvalStatus, ...]
+    t_start: np.ndarray  # (n,) wall-clock seconds since the epoch
+    duration: np.ndarray  # (n,) seconds
+    worker: tuple[str, ...]
+    error: tuple[str | None, ...]
+
+    @classmethod
+    def from_outcomes(cls, xs: np.ndarray, outcomes: Sequence[Outcome]) -> EvalBatch:
+        return cls(
+            x=np.asarray(xs, dtype=float),
+            fx=np.fromiter((o.fx for o in outcomes), float, len(outcomes)),
+            status=tuple(o.status for o in outcomes),
+            t_start=np.fromiter((o.t_start for o in outcomes), float, len(outcomes)),
+            duration=np.fromiter((o.duration for o in outcomes), float, len(outcomes)),
+            worker=tuple(o.worker for o in outcomes),
+            error=tuple(o.error for o in outcomes),
+        )
+
+    def __len__(self) -> int:
+        return len(self.fx)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.fromiter((s is EvalStatus.OK for s in self.status), bool, len(self.status))

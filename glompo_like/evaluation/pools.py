@@ -1,0 +1,337 @@
+"""Level 2: how one optimizer evaluates a generation.
+
+::
+
+    runner ── evaluate(xs) ──► Pool ──► serial loop            (SerialPool)
+                                   ├──► threads                (ThreadPool)
+                                   ├──► own worker processes   (ProcessPool)
+                                   └──► a user's Executor      (ExecutorPool)
+            ◄── [Outcome] in candidate order (None: cancelled before it ran)
+
+Pools are persistent: created once per optimizer, reused every generation, closed when
+the optimizer ends.  A pool closes only what it created (a user's executor is left open).
+
+The process pool is our own rather than ``concurrent.futures.ProcessPoolExecutor`` because
+it must know which worker runs which evaluation: a worker that dies takes only its own
+evaluation with it (recorded as ``crashed`` with its exit code), a worker past its
+deadline is killed with its process group (``timed_out``), and the pool starts a
+replacement and goes on.  Results are taken as they complete, one
+``multiprocessing.connection.wait`` over worker pipes and process sentinels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import signal
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from multiprocessing import connection
+from typing import Any
+
+import numpy as np
+
+from ..backends.child import add_cleanup, become_child, kill_group, remove_cleanup
+from ..backends.terminate import terminate_process
+from .core import EvalStatus, Outcome, evaluate_one
+
+__all__ = ["Pool", "SerialPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name"]
+
+AbortCheck = Callable[[], bool]
+BLAS_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown exit"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class Pool(ABC):
+    """Evaluates a generation; ``evaluate`` returns outcomes in candidate order."""
+
+    workers: int = 1
+    kind: str = "?"
+
+    @abstractmethod
+    def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
+        """Evaluate every row of ``xs``.  When ``should_abort()`` turns true, evaluations not
+        yet started are skipped (``None``); those already running are finished or dropped."""
+
+    def close(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(workers={self.workers})"
+
+
+class SerialPool(Pool):
+    kind = "serial"
+
+    def __init__(self, task: Callable, label: str) -> None:
+        self.task = task
+        self.label = label
+
+    def evaluate(self, xs, should_abort=None):
+        out: list[Outcome | None] = [None] * len(xs)
+        for i, x in enumerate(xs):
+            if should_abort is not None and i and should_abort():
+                break
+            out[i] = evaluate_one(self.task, x, self.label)
+        return out
+
+
+class ThreadPool(Pool):
+    kind = "threads"
+
+    def __init__(self, task: Callable, workers: int, label: str) -> None:
+        self.task = task
+        self.workers = workers
+        self.label = label
+        self._ex = ThreadPoolExecutor(workers, thread_name_prefix=f"glompo-{label}")
+
+    def evaluate(self, xs, should_abort=None):
+        futs = [self._ex.submit(evaluate_one, self.task, x, self.label) for x in xs]
+        return _collect(futs, should_abort)
+
+    def close(self) -> None:
+        self._ex.shutdown(wait=True, cancel_futures=True)
+
+
+class ExecutorPool(Pool):
+    """Evaluations through a user's ``concurrent.futures.Executor``, which stays open."""
+
+    kind = "executor"
+
+    def __init__(self, task: Callable, executor: Executor, label: str) -> None:
+        self.task = task
+        self.executor = executor
+        self.workers = int(getattr(executor, "_max_workers", 1) or 1)
+        self.label = label
+
+    def evaluate(self, xs, should_abort=None):
+        futs = [self.executor.submit(evaluate_one, self.task, x, self.label) for x in xs]
+        return _collect(futs, should_abort)
+
+
+def _collect(futs: list[Future], should_abort: AbortCheck | None) -> list[Outcome | None]:
+    """Wait for futures, checking ``should_abort`` whenever one completes."""
+    pending = set(futs)
+    while pending:
+        _, pending = wait_futures(pending, return_when="FIRST_COMPLETED")
+        if pending and should_abort is not None and should_abort():
+            for f in pending:
+                f.cancel()
+            wait_futures(pending)
+            break
+    out: list[Outcome | None] = []
+    for f in futs:
+        if f.cancelled():
+            out.append(None)
+        else:
+            out.append(f.result())
+    return out
+
+
+# ----------------------------------------------------------------------------- processes
+def _worker_main(conn, task_bytes: bytes, label: str, blas_threads: int | None) -> None:
+    become_child()
+    if blas_threads is not None:
+        _limit_threads(blas_threads)
+    task = pickle.loads(task_bytes)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        idx, x = msg
+        conn.send((idx, evaluate_one(task, x, label)))
+
+
+def _limit_threads(n: int) -> None:
+    for var in BLAS_ENV_VARS:
+        os.environ[var] = str(n)
+    try:  # effective even when BLAS was loaded before the fork
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+
+
+class _Worker:
+    __slots__ = ("process", "conn", "job", "deadline", "label", "t_wall", "t0")
+
+    def __init__(self, process, conn, label: str) -> None:
+        self.process = process
+        self.conn = conn
+        self.label = label
+        self.job: int | None = None
+        self.deadline = math.inf
+        self.t_wall = 0.0
+        self.t0 = 0.0
+
+
+class ProcessPool(Pool):
+    """Persistent worker processes with crash detection and per-evaluation timeouts.
+
+    Parameters
+    ----------
+    task_bytes:
+        The task, pickled (cloudpickle) once by the manager.
+    workers:
+        Number of worker processes.
+    context:
+        A ``multiprocessing`` context (its start method is used).
+    timeout:
+        Seconds one evaluation may take before its worker is killed (``None``: no limit).
+    blas_threads:
+        BLAS/OpenMP threads per worker (``None``: leave the environment alone).
+    """
+
+    kind = "processes"
+
+    def __init__(
+        self,
+        task_bytes: bytes,
+        workers: int,
+        context: Any,
+        label: str,
+        timeout: float | None = None,
+        blas_threads: int | None = 1,
+    ) -> None:
+        self.task_bytes = task_bytes
+        self.workers = workers
+        self.ctx = context
+        self.label = label
+        self.timeout = timeout
+        self.blas_threads = blas_threads
+        self.replaced = 0
+        self._n_started = 0
+        self._pool: list[_Worker] = [self._spawn() for _ in range(workers)]
+        add_cleanup(self._kill_all)
+
+    def _spawn(self) -> _Worker:
+        self._n_started += 1
+        label = f"{self.label}/w{self._n_started}"
+        parent, child = self.ctx.Pipe(duplex=True)
+        p = self.ctx.Process(
+            target=_worker_main,
+            args=(child, self.task_bytes, label, self.blas_threads),
+            name=f"glompo-{label}",
+            daemon=True,
+        )
+        p.start()
+        child.close()
+        return _Worker(p, parent, label)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._pool]
+
+    def evaluate(self, xs, should_abort=None):
+        n = len(xs)
+        out: list[Outcome | None] = [None] * n
+        todo = deque(range(n))
+        idle = deque(self._pool)
+        busy: dict[Any, _Worker] = {}  # conn or sentinel -> worker
+        aborted = False
+
+        def dispatch() -> None:
+            while todo and idle and not aborted:
+                w = idle.popleft()
+                i = todo.popleft()
+                w.job = i
+                w.t_wall, w.t0 = time.time(), time.monotonic()
+                w.deadline = w.t0 + self.timeout if self.timeout else math.inf
+                try:
+                    w.conn.send((i, xs[i]))
+                except (BrokenPipeError, OSError):
+                    pass  # its sentinel will report the death
+                busy[w.conn] = w
+                busy[w.process.sentinel] = w
+
+        def replace(w: _Worker, status: EvalStatus, message: str, killed: bool) -> None:
+            i = w.job
+            busy.pop(w.conn, None)
+            busy.pop(w.process.sentinel, None)
+            if killed:
+                kill_group(w.process.pid)
+            w.process.join(5)
+            out[i] = Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)
+            w.conn.close()
+            self._pool.remove(w)
+            self.replaced += 1
+            nw = self._spawn()
+            self._pool.append(nw)
+            idle.append(nw)
+
+        dispatch()
+        while busy:
+            deadline = min(w.deadline for w in busy.values())
+            wait_for = None if deadline == math.inf else max(0.0, deadline - time.monotonic())
+            ready = connection.wait(list(busy), timeout=wait_for)
+            for obj in ready:
+                w = busy.get(obj)
+                if w is None:
+                    continue
+                if obj is w.conn:
+                    try:
+                        i, outcome = w.conn.recv()
+                    except (EOFError, OSError):
+                        continue  # died; the sentinel says how
+                    out[i] = outcome
+                    busy.pop(w.conn, None)
+                    busy.pop(w.process.sentinel, None)
+                    w.job = None
+                    idle.append(w)
+                elif not w.conn.poll():  # sentinel: died without a pending result
+                    w.process.join(1)
+                    msg = (
+                        f"worker process {w.process.pid} died during the evaluation "
+                        f"({signal_name(w.process.exitcode)})"
+                    )
+                    replace(w, EvalStatus.CRASHED, msg, killed=False)
+            now = time.monotonic()
+            for w in {id(w): w for w in busy.values()}.values():
+                if w.deadline <= now:
+                    msg = f"evaluation exceeded task_timeout={self.timeout:g} s; worker {w.process.pid} and its process group killed"
+                    replace(w, EvalStatus.TIMED_OUT, msg, killed=True)
+            if not aborted and should_abort is not None and todo and should_abort():
+                aborted = True
+            dispatch()
+        return out
+
+    def _kill_all(self) -> None:
+        for w in self._pool:
+            kill_group(w.process.pid)
+
+    def close(self) -> None:
+        for w in self._pool:
+            try:
+                w.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for w in self._pool:
+            terminate_process(w.process, grace=2.0, kill_grace=1.0)
+            w.conn.close()
+        self._pool = []
+        remove_cleanup(self._kill_all)

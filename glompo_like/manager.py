@@ -1,0 +1,489 @@
+"""GloMPOManager: runs several optimizers on one task, hunts, spawns, stops, reports.
+
+The manager is an event loop over one ``multiprocessing.connection.wait`` (see
+:class:`~glompo_like.supervision.Supervisor`)::
+
+    spawn → receive (log, count, share) → hunt → check → spawn → …
+
+Decisions are made by pure policies that see a read-only :class:`~glompo_like.snapshot.RunView`:
+the selector and generator choose what to start, the hunters choose whom to stop, the
+checkers choose when the run ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._policy import next_check_in
+from .backends.level1 import Child
+from .config import ManagerConfig, build_config
+from .errors import EvaluationError, GlompoError, OptimizerCrashed
+from .evaluation.core import EvalStatus
+from .log import LOG_NAME, EvaluationLog
+from .messages import ACK, Converged, Crashed, Evaluated, Inject, StateReply, Stopped
+from .result import Result
+from .runner import RunnerSpec
+from .snapshot import OptimizerRecord, RunCounters, RunView
+from .summary import write_summary
+from .supervision import Supervisor
+
+__all__ = ["GloMPOManager"]
+
+log = logging.getLogger("glompo_like.manager")
+_THREAD_HEARTBEAT = 5.0  # seconds; only a guard against a runner thread dying silently
+
+
+class _Terminate(BaseException):
+    """Raised by the SIGTERM handler inside start_manager."""
+
+
+class GloMPOManager:
+    """Run several optimizers concurrently on one task and return the best result.
+
+    Parameters
+    ----------
+    task:
+        The objective: a callable taking a 1-D float array and returning a float.
+    bounds:
+        ``[(lower, upper), ...]``, one pair per parameter.
+    opt_selector:
+        Which optimizers to start (a selector from :mod:`glompo_like.selectors`).
+        Default: ``CycleSelector([CMAOptimizer])`` with step sizes from the bounds.
+    backend:
+        Level 1 parallelism: ``"threads"``, ``"processes"`` (default) or
+        ``"processes_forced"`` (non-daemonic, so optimizers may own process pools).
+    max_jobs:
+        Slots (cores) the run may use; an optimizer takes ``workers`` slots.  Default: the
+        cores available to this process.
+    convergence_checker:
+        When the run ends (checkers compose with ``|`` and ``&``).  Default:
+        ``MaxFuncCalls(10_000 * dim)``.
+    killing_conditions:
+        When the best optimizer stops another (hunters compose with ``&`` and ``|``), or
+        ``False`` for no hunting.  Default: ``MinFuncCalls(100 * dim) & BestUnmoving(40 * dim, 0.01)``.
+    x0_generator:
+        Start points of new optimizers.  Default: ``RandomGenerator()``.
+    hunt_frequency:
+        Evaluations between hunts.  Default ``10 * dim``.
+    share_best_solutions:
+        Send every new incumbent to the running optimizers (``inject``).
+    working_dir:
+        Where the evaluation log (``evaluations.sqlite``) and ``summary.yml`` go; ``None``
+        writes nothing.
+    seed:
+        Makes the run reproducible: start points, selector choices and every optimizer's
+        seed derive from it.  A seeded run with ``max_jobs=1`` repeats exactly.
+    start_method:
+        ``multiprocessing`` start method for every process (``None``: the platform default).
+    task_timeout:
+        Seconds one evaluation may take; needs evaluations in worker processes (Level 2
+        ``backend="processes"``).  The worker is killed and the evaluation logged as ``timed_out``.
+    on_error:
+        What an optimizer is told about a failed evaluation (exception, NaN, inf, None, an
+        array): ``"penalty"`` (default: ``penalty``, or if ``None`` a value worse than any
+        it has seen), ``"resample"`` (evaluate the point once more, then penalise), or
+        ``"raise"`` (end the run with :class:`~glompo_like.errors.EvaluationError`).
+    blas_threads:
+        BLAS/OpenMP threads in Level 2 worker processes (default 1; ``None``: untouched).
+    shutdown_grace:
+        Seconds children get to finish their generation when stopped, before they are
+        terminated.
+    """
+
+    def __init__(
+        self,
+        task: Callable[[np.ndarray], float],
+        bounds: Any,
+        *,
+        opt_selector: Any = None,
+        backend: str = "processes",
+        max_jobs: int | None = None,
+        convergence_checker: Any = None,
+        killing_conditions: Any = None,
+        x0_generator: Any = None,
+        hunt_frequency: int | None = None,
+        share_best_solutions: bool = False,
+        working_dir: str | Path | None = None,
+        seed: int | None = None,
+        start_method: str | None = None,
+        task_timeout: float | None = None,
+        on_error: str = "penalty",
+        penalty: float | None = None,
+        blas_threads: int | None = 1,
+        shutdown_grace: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config: ManagerConfig = build_config(
+            task=task,
+            bounds=bounds,
+            opt_selector=opt_selector,
+            backend=backend,
+            max_jobs=max_jobs,
+            convergence_checker=convergence_checker,
+            killing_conditions=killing_conditions,
+            x0_generator=x0_generator,
+            hunt_frequency=hunt_frequency,
+            share_best_solutions=share_best_solutions,
+            working_dir=working_dir,
+            seed=seed,
+            start_method=start_method,
+            task_timeout=task_timeout,
+            on_error=on_error,
+            penalty=penalty,
+            blas_threads=blas_threads,
+            shutdown_grace=shutdown_grace,
+        )
+        self._clock = clock
+        ss = np.random.SeedSequence(seed)
+        self.entropy = ss.entropy
+        self._policy_rng = np.random.default_rng(ss.spawn(1)[0])
+        self.counters = RunCounters()
+        self.records: dict[int, OptimizerRecord] = {}
+        self.view = RunView(self.counters, self.records, clock(), clock, self.config.bounds)
+        self._next_opt_id = 1
+        self._next_hunt = self.config.hunt_frequency
+        self._window = 0 if self.config.max_jobs == 1 and seed is not None else 1
+        self._supervisor: Supervisor | None = None
+        self._log: EvaluationLog | None = None
+        self._fatal: BaseException | None = None
+        self._end_cond: str | None = None
+        self.result: Result | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------ context manager
+    def __enter__(self) -> GloMPOManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop anything still running (only relevant if ``start_manager`` was interrupted
+        in an unusual way); idempotent."""
+        if self._supervisor is not None and self._supervisor.children:
+            self._supervisor.shutdown("manager closed", self.config.shutdown_grace, self._on_message, self._on_end)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # ------------------------------------------------------------------ the run
+    def start_manager(self) -> Result:
+        """Run until a convergence condition is met; returns the :class:`Result`."""
+        if self._started:
+            raise GlompoError("start_manager() can be called once per manager; create a new one")
+        self._started = True
+        cfg = self.config
+        t0 = self._clock()
+        self.view._t0 = t0
+        if cfg.working_dir is not None:
+            cfg.working_dir.mkdir(parents=True, exist_ok=True)
+            self._log = EvaluationLog(cfg.working_dir / LOG_NAME, cfg.bounds.dim)
+        self._supervisor = Supervisor(cfg.backend, cfg.task, cfg.start_method)
+        log.info("starting: %s", self._describe())
+        restore = _install_sigterm()
+        interrupted: BaseException | None = None
+        try:
+            self._loop()
+        except (KeyboardInterrupt, _Terminate) as e:
+            interrupted = e
+            self._end_cond = "interrupted (KeyboardInterrupt)" if isinstance(e, KeyboardInterrupt) else "terminated (SIGTERM)"
+        finally:
+            try:
+                reaped = self._supervisor.shutdown(
+                    self._end_cond or "manager stopped", cfg.shutdown_grace, self._on_message, self._on_end
+                )
+                if reaped:
+                    log.warning("had to force %d leftover process(es) to end: %s", len(reaped), reaped)
+                self.result = self._make_result(self._clock() - t0)
+                if cfg.working_dir is not None:
+                    write_summary(cfg.working_dir / "summary.yml", self._summary())
+            finally:
+                if self._log is not None:
+                    self._log.close()
+                    self._log = None
+                restore()
+        log.info("finished: %s", self._end_cond)
+        if isinstance(interrupted, _Terminate):
+            raise SystemExit(128 + signal.SIGTERM)
+        if interrupted is not None:
+            raise interrupted
+        if self._fatal is not None:
+            raise self._fatal
+        return self.result
+
+    def _loop(self) -> None:
+        cfg, sup = self.config, self._supervisor
+        assert sup is not None
+        self._fill_slots()
+        while True:
+            if self._fatal is not None:
+                self._end_cond = f"fatal error: {self._fatal}"
+                return
+            decision = cfg.convergence_checker(self.view)
+            if decision:
+                self._end_cond = decision.reason or str(cfg.convergence_checker)
+                return
+            if not sup.children:
+                self._end_cond = "no optimizer running and the selector starts no more"
+                return
+            timeout = next_check_in(cfg.convergence_checker, self.view)
+            if cfg.backend == "threads":
+                timeout = _THREAD_HEARTBEAT if timeout is None else min(timeout, _THREAD_HEARTBEAT)
+            sup.poll(timeout, self._on_message, self._on_end)
+            if cfg.backend == "threads":
+                sup.check_threads(self._on_end)
+            if cfg.killing_conditions is not False and self.counters.f_evals >= self._next_hunt:
+                self._next_hunt = self.counters.f_evals + cfg.hunt_frequency
+                self._hunt()
+            self._fill_slots()
+
+    # ------------------------------------------------------------------ spawning
+    def _fill_slots(self) -> None:
+        cfg, sup = self.config, self._supervisor
+        assert sup is not None
+        while True:
+            if cfg.convergence_checker(self.view):
+                return
+            free = cfg.max_jobs - sup.used_slots
+            if free <= 0:
+                return
+            entry = cfg.opt_selector.select(self.view, free, self._policy_rng)
+            if entry is None:
+                return
+            x0 = np.asarray(cfg.x0_generator.generate(self.view, self._policy_rng), dtype=float)
+            self._start_optimizer(entry, x0)
+
+    def _start_optimizer(self, entry: Any, x0: np.ndarray) -> None:
+        cfg = self.config
+        opt_id = self._next_opt_id
+        self._next_opt_id += 1
+        seed = np.random.SeedSequence(self.entropy, spawn_key=(1, opt_id))
+        spec = RunnerSpec(
+            opt_id=opt_id,
+            opt_cls=entry.cls,
+            opt_kwargs=dict(entry.kwargs),
+            bounds=cfg.bounds,
+            x0=x0,
+            seed=seed,
+            task_bytes=cfg.task_bytes,
+            l2_backend=entry.backend,
+            l2_workers=entry.workers,
+            start_method=cfg.start_method,
+            task_timeout=cfg.task_timeout,
+            blas_threads=cfg.blas_threads,
+            on_error=cfg.on_error,
+            penalty=cfg.penalty,
+            window=self._window,
+        )
+        desc = _describe_entry(entry)
+        now = self._clock()
+        self.records[opt_id] = OptimizerRecord(
+            opt_id=opt_id, opt_type=entry.cls.__name__, description=desc, slots=entry.workers,
+            t_start=now, x0=x0, dim=cfg.bounds.dim,
+        )
+        self.counters.opts_started += 1
+        self._supervisor.start(spec, entry.workers)
+        if self._log is not None:
+            self._log.start_optimizer(opt_id, entry.cls.__name__, desc, entry.workers, x0, time.time())
+        log.info("started optimizer %d: %s", opt_id, desc)
+
+    # ------------------------------------------------------------------ messages
+    def _on_message(self, child: Child, msg: Any) -> None:
+        rec = self.records[msg.opt_id]
+        if isinstance(msg, Evaluated):
+            self._on_evaluated(child, rec, msg)
+        elif isinstance(msg, Converged):
+            reasons = ", ".join(f"{k}={v}" for k, v in msg.reasons.items())
+            if self._mark_end(rec, "converged", f"converged: {reasons}"):
+                self.counters.opts_converged += 1
+                self.counters.converged_at_kill_count[self.counters.opts_converged] = self.counters.opts_killed
+        elif isinstance(msg, Stopped):
+            kind = "failed" if msg.reason.startswith("all_failed") else "stopped"
+            if self._mark_end(rec, kind, msg.reason) and kind == "failed":
+                log.warning("optimizer %d stopped: %s", rec.opt_id, msg.reason)
+        elif isinstance(msg, Crashed):
+            self._on_crashed(rec, msg)
+        elif isinstance(msg, StateReply):
+            pass  # checkpoints (see the checkpoint module) consume these
+
+    def _on_evaluated(self, child: Child, rec: OptimizerRecord, msg: Evaluated) -> None:
+        b = msg.batch
+        c = self.counters
+        first = c.f_evals + 1
+        ok = b.ok
+        rec.add_batch(b.x, b.fx, ok)
+        c.f_evals += len(b)
+        c.evals_failed += len(b) - int(ok.sum())
+        improved = rec.best_fx < c.best_fx
+        if improved:
+            c.best_fx, c.best_x, c.best_opt_id = rec.best_fx, rec.best_x, rec.opt_id
+        if self._log is not None:
+            self._log.add_batch(first, rec.opt_id, b)
+        if self._window and rec.alive:
+            child.send(ACK)
+        if improved and self.config.share_best_solutions:
+            for oid, other in self._supervisor.children.items():
+                if oid != rec.opt_id and self.records[oid].alive:
+                    other.send(Inject(c.best_x, c.best_fx))
+        if not self._window:
+            child.send(ACK)
+
+    def _on_crashed(self, rec: OptimizerRecord, msg: Crashed) -> None:
+        cause = None
+        if msg.exc_pickle is not None:
+            try:
+                cause = pickle.loads(msg.exc_pickle)
+            except Exception:
+                cause = None
+        if isinstance(cause, EvaluationError):
+            self._mark_end(rec, "crashed", msg.message)
+            self._fatal = cause
+            return
+        if self._mark_end(rec, "crashed", msg.message):
+            self.counters.opts_crashed += 1
+        log.warning("optimizer %d crashed: %s\n%s", rec.opt_id, msg.message, msg.traceback)
+
+    def _on_end(self, child: Child) -> None:
+        rec = self.records[child.opt_id]
+        code = getattr(child, "exitcode_final", None)
+        if rec.alive:  # died without saying why
+            from .evaluation.pools import signal_name
+
+            what = f"optimizer process died ({signal_name(code)})" if child.pid is not None else "runner thread ended unexpectedly"
+            self._mark_end(rec, "crashed", what)
+            self.counters.opts_crashed += 1
+            log.warning("optimizer %d: %s", rec.opt_id, what)
+        if self._log is not None:
+            self._log.end_optimizer(rec.opt_id, time.time(), len(rec.fx), rec.best_fx,
+                                    rec.end_kind or "stopped", rec.end_reason or "", code)
+
+    def _mark_end(self, rec: OptimizerRecord, kind: str, reason: str) -> bool:
+        """Record how an optimizer ended; the first word wins (a killed optimizer that then
+        reports 'stopped' stays killed).  Returns whether this call set it."""
+        if not rec.alive:
+            return False
+        rec.alive = False
+        rec.end_kind = kind
+        rec.end_reason = reason
+        rec.t_end = self._clock()
+        return True
+
+    # ------------------------------------------------------------------ hunting
+    def _hunt(self) -> None:
+        alive = [r for r in self.records.values() if r.alive and len(r.fx)]
+        if len(alive) < 2:
+            return
+        hunter = min(alive, key=lambda r: r.best_fx)
+        cond = self.config.killing_conditions
+        for victim in alive:
+            if victim is hunter:
+                continue
+            d = cond(self.view, hunter.opt_id, victim.opt_id)
+            if d:
+                reason = f"killed by optimizer {hunter.opt_id}: {d.reason}"
+                self._mark_end(victim, "killed", reason)
+                self.counters.opts_killed += 1
+                self._supervisor.stop(victim.opt_id, reason)
+                log.info("optimizer %d %s", victim.opt_id, reason)
+
+    # ------------------------------------------------------------------ reporting
+    def _make_result(self, t_used: float) -> Result:
+        c = self.counters
+        origin: dict[str, Any] = {}
+        if c.best_opt_id is not None:
+            rec = self.records[c.best_opt_id]
+            origin = {"opt_id": rec.opt_id, "type": rec.opt_type, "description": rec.description}
+        stats = {
+            "f_evals": c.f_evals,
+            "evals_failed": c.evals_failed,
+            "opts_started": c.opts_started,
+            "opts_killed": c.opts_killed,
+            "opts_converged": c.opts_converged,
+            "opts_crashed": c.opts_crashed,
+            "end_cond": self._end_cond,
+            "t_used": t_used,
+            "seed_entropy": self.entropy,
+        }
+        x = None if c.best_x is None else np.array(c.best_x)
+        return Result(x=x, fx=c.best_fx, origin=origin, stats=stats)
+
+    def _describe(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "task": getattr(cfg.task, "__qualname__", repr(cfg.task)),
+            "dim": cfg.bounds.dim,
+            "backend": cfg.backend,
+            "max_jobs": cfg.max_jobs,
+            "opt_selector": repr(cfg.opt_selector),
+            "convergence_checker": repr(cfg.convergence_checker),
+            "killing_conditions": repr(cfg.killing_conditions),
+            "x0_generator": repr(cfg.x0_generator),
+            "hunt_frequency": cfg.hunt_frequency,
+            "share_best_solutions": cfg.share_best_solutions,
+            "seed_entropy": self.entropy,
+            "task_timeout": cfg.task_timeout,
+            "on_error": cfg.on_error,
+        }
+
+    def _summary(self) -> dict[str, Any]:
+        r = self.result
+        assert r is not None
+        return {
+            "settings": self._describe(),
+            "result": {
+                "fx": None if not math.isfinite(r.fx) else r.fx,
+                "x": None if r.x is None else r.x.tolist(),
+                "origin": dict(r.origin),
+            },
+            "stats": dict(r.stats),
+            "optimizers": [
+                {
+                    "opt_id": rec.opt_id,
+                    "type": rec.opt_type,
+                    "n_evals": len(rec.fx),
+                    "best_fx": None if not math.isfinite(rec.best_fx) else rec.best_fx,
+                    "end": rec.end_kind,
+                    "reason": rec.end_reason,
+                }
+                for rec in self.records.values()
+            ],
+        }
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"GloMPOManager(task={getattr(c.task, '__qualname__', c.task)!r}, dim={c.bounds.dim}, backend={c.backend!r}, max_jobs={c.max_jobs})"
+
+
+def _describe_entry(entry: Any) -> str:
+    kw = ", ".join(f"{k}={v!r}" for k, v in entry.kwargs.items())
+    l2 = "" if entry.backend == "serial" and entry.workers == 1 else f" [L2 {entry.backend} × {entry.workers}]"
+    return f"{entry.cls.__name__}({kw}){l2}"
+
+
+def _install_sigterm() -> Callable[[], None]:
+    """While the run goes, SIGTERM ends it cleanly (only if nobody else handles SIGTERM)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminate()
+
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# Evaluated batches carry EvalStatus; re-exported for users reading messages.
+_ = EvalStatus
+_ = OptimizerCrashed

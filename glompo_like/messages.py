@@ -1,0 +1,100 @@
+"""Messages between the manager and its runners: small frozen dataclasses.
+
+Runner → manager: :class:`Evaluated` (one per generation), :class:`StateReply`, and exactly
+one final message — :class:`Converged`, :class:`Stopped` or :class:`Crashed` — after which
+the runner closes its end of the pipe.
+
+Manager → runner: :class:`Ack`, :class:`Stop`, :class:`Inject`, :class:`RequestState`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .evaluation.core import EvalBatch
+
+__all__ = [
+    "Evaluated",
+    "Converged",
+    "Stopped",
+    "Crashed",
+    "StateReply",
+    "Ack",
+    "Stop",
+    "Inject",
+    "RequestState",
+    "ACK",
+    "FINAL_MESSAGES",
+]
+
+
+# ---------------------------------------------------------------- runner -> manager
+@dataclass(frozen=True)
+class Evaluated:
+    opt_id: int
+    generation: int
+    batch: EvalBatch
+
+
+@dataclass(frozen=True)
+class Converged:
+    """The optimizer stopped by itself (its ``stop()`` returned reasons)."""
+
+    opt_id: int
+    reasons: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The runner obeyed a :class:`Stop` (or ended because every evaluation failed)."""
+
+    opt_id: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """The optimizer raised.  ``exc_pickle`` is the tblib-pickled exception, if picklable."""
+
+    opt_id: int
+    message: str
+    traceback: str
+    exc_pickle: bytes | None = None
+
+
+@dataclass(frozen=True)
+class StateReply:
+    opt_id: int
+    generation: int
+    state: dict[str, Any]
+
+
+FINAL_MESSAGES = (Converged, Stopped, Crashed)
+
+
+# ---------------------------------------------------------------- manager -> runner
+@dataclass(frozen=True)
+class Ack:
+    """The manager has processed one :class:`Evaluated` batch (flow control)."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Inject:
+    x: np.ndarray
+    fx: float
+
+
+@dataclass(frozen=True)
+class RequestState:
+    pass
+
+
+ACK = Ack()

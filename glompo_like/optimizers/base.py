@@ -1,0 +1,150 @@
+"""The optimizer contract: a small ask/tell object.
+
+An optimizer never sees pipes, processes or the manager.  The runner that owns it calls::
+
+    xs = opt.ask()          # (n, dim) array of candidates inside the bounds
+    opt.tell(xs, fs)        # their values, in the same order
+    opt.stop()              # {} to go on, or {reason: value} to end
+    opt.result              # OptResult(x, fx): the best point told so far
+
+and, between generations, ``get_state()`` / ``set_state()`` (checkpoints) and
+``inject(x, fx)`` (the manager shares the incumbent).
+
+Subclasses implement the ``_ask`` / ``_tell`` hooks (and optionally ``_stop``, ``_inject``,
+``_get_state``, ``_set_state``); the public methods do the bookkeeping.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..bounds import Bounds, as_bounds
+from ..errors import ConfigError
+
+__all__ = ["BaseOptimizer", "OptResult"]
+
+
+@dataclass(frozen=True)
+class OptResult:
+    """The best point an optimizer has been told about (``fx`` is ``inf`` before any)."""
+
+    x: np.ndarray | None
+    fx: float
+
+
+class BaseOptimizer(ABC):
+    """Base class of every optimizer.
+
+    Parameters
+    ----------
+    bounds:
+        The search box.
+    x0:
+        Start point (inside ``bounds``); the manager's generator supplies it.  ``None``
+        lets the optimizer choose (the center of the box unless documented otherwise).
+    seed:
+        Seed for the optimizer's own random generator (int, ``SeedSequence`` or ``None``).
+    """
+
+    #: Whether every ``ask()`` is followed by one ``tell()`` of the same points.
+    generational: ClassVar[bool] = True
+
+    def __init__(self, bounds: Any, x0: Any = None, seed: Any = None) -> None:
+        self.bounds: Bounds = as_bounds(bounds)
+        if x0 is None:
+            x0 = self.bounds.center
+        x0 = np.array(x0, dtype=float)
+        if x0.shape != (self.bounds.dim,):
+            raise ConfigError(f"x0 must have shape ({self.bounds.dim},), got {x0.shape}")
+        if not self.bounds.contains(x0):
+            raise ConfigError("x0 must lie inside bounds; clip it or choose another start point")
+        self.x0 = x0
+        self.rng = np.random.default_rng(seed)
+        self.n_asked = 0
+        self.n_told = 0
+        self._best_x: np.ndarray | None = None
+        self._best_fx = float("inf")
+
+    # ----------------------------------------------------------------- public API
+    def ask(self) -> np.ndarray:
+        """Return the next candidates as a ``(n, dim)`` float array inside the bounds."""
+        xs = np.atleast_2d(np.asarray(self._ask(), dtype=float))
+        self.n_asked += len(xs)
+        return xs
+
+    def tell(self, xs: np.ndarray, fs: np.ndarray) -> None:
+        """Report the values ``fs`` of the points ``xs`` (same order as asked)."""
+        xs = np.atleast_2d(np.asarray(xs, dtype=float))
+        fs = np.asarray(fs, dtype=float).reshape(-1)
+        if len(xs) != len(fs):
+            raise ValueError(f"tell() got {len(xs)} points but {len(fs)} values")
+        if len(fs):
+            i = int(np.argmin(fs))
+            if fs[i] < self._best_fx:
+                self._best_fx = float(fs[i])
+                self._best_x = xs[i].copy()
+        self.n_told += len(fs)
+        self._tell(xs, fs)
+
+    def stop(self) -> dict[str, Any]:
+        """Return ``{}`` while the optimizer wants to go on, else its reasons to stop."""
+        return dict(self._stop())
+
+    @property
+    def result(self) -> OptResult:
+        return OptResult(None if self._best_x is None else self._best_x.copy(), self._best_fx)
+
+    def inject(self, x: np.ndarray, fx: float) -> None:
+        """Offer a good point found elsewhere (the run's incumbent).  Default: ignored."""
+        self._inject(np.asarray(x, dtype=float), float(fx))
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly from here (picklable)."""
+        return {
+            "base": {
+                "rng": self.rng.bit_generator.state,
+                "n_asked": self.n_asked,
+                "n_told": self.n_told,
+                "best_x": self._best_x,
+                "best_fx": self._best_fx,
+            },
+            "own": self._get_state(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        base = state["base"]
+        self.rng.bit_generator.state = base["rng"]
+        self.n_asked = base["n_asked"]
+        self.n_told = base["n_told"]
+        self._best_x = base["best_x"]
+        self._best_fx = base["best_fx"]
+        self._set_state(state["own"])
+
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Release resources (helper threads, ...).  Called once by the runner."""
+
+    # ------------------------------------------------------------------- hooks
+    @abstractmethod
+    def _ask(self) -> np.ndarray: ...
+
+    @abstractmethod
+    def _tell(self, xs: np.ndarray, fs: np.ndarray) -> None: ...
+
+    def _stop(self) -> dict[str, Any]:
+        return {}
+
+    def _inject(self, x: np.ndarray, fx: float) -> None:
+        return None
+
+    def _get_state(self) -> dict[str, Any]:
+        return {}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.bounds.dim})"

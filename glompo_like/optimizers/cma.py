@@ -1,0 +1,141 @@
+"""CMA-ES through pycma's ask/tell interface."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import BaseOptimizer
+
+__all__ = ["CMAOptimizer"]
+
+
+def _import_cma():
+    with warnings.catch_warnings():
+        # pycma warns at import time when matplotlib is missing; plotting is not used here.
+        warnings.simplefilter("ignore")
+        import cma
+    return cma
+
+
+class _Randn:
+    """pycma's ``randn(lam, n)`` hook backed by the optimizer's own ``np.random.Generator``
+    (pycma would otherwise draw from NumPy's global state, shared by every thread)."""
+
+    __slots__ = ("rng",)
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def __call__(self, *shape: int) -> np.ndarray:
+        return self.rng.standard_normal(shape)
+
+
+class CMAOptimizer(BaseOptimizer):
+    """Covariance Matrix Adaptation Evolution Strategy (pycma).
+
+    Parameters
+    ----------
+    sigma0:
+        Initial step size.  Default: a quarter of the mean width of the bounds.  When the
+        parameters have different widths, each coordinate's step is scaled by its width
+        relative to the mean width, so ``sigma0`` is the step of an average-width parameter.
+    popsize:
+        Candidates per generation.  Default: pycma's ``4 + 3 ln(dim)``.
+    **cma_options:
+        Passed to ``cma.CMAEvolutionStrategy`` (e.g. ``tolfun=1e-11``, ``CMA_diagonal=True``).
+        ``bounds``, ``seed`` and ``randn`` are set by glompo_like.
+    """
+
+    def __init__(
+        self,
+        bounds: Any,
+        x0: Any = None,
+        seed: Any = None,
+        *,
+        sigma0: float | None = None,
+        popsize: int | None = None,
+        **cma_options: Any,
+    ) -> None:
+        super().__init__(bounds, x0, seed)
+        self.check_options(sigma0=sigma0, popsize=popsize, **cma_options)
+        cma = _import_cma()
+        width = self.bounds.width
+        mean_width = float(np.mean(width))
+        self.sigma0 = 0.25 * mean_width if sigma0 is None else float(sigma0)
+        self.popsize = popsize
+        self.cma_options = dict(cma_options)
+        opts: dict[str, Any] = {
+            "bounds": [self.bounds.lower.tolist(), self.bounds.upper.tolist()],
+            "seed": float("nan"),  # never reseed NumPy's global generator
+            "randn": _Randn(self.rng),
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+        }
+        if popsize is not None:
+            opts["popsize"] = int(popsize)
+        if not np.allclose(width, mean_width):
+            opts["CMA_stds"] = (width / mean_width).tolist()
+        opts.update(cma_options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pycma chatters about bound handling
+            self.es = cma.CMAEvolutionStrategy(self.x0.tolist(), self.sigma0, opts)
+
+    @classmethod
+    def check_options(cls, sigma0: Any = None, popsize: Any = None, **cma_options: Any) -> None:
+        """Raise :class:`ConfigError` for settings pycma would reject or silently ignore."""
+        if sigma0 is not None and not (np.isfinite(sigma0) and sigma0 > 0):
+            raise ConfigError(f"CMAOptimizer: sigma0 must be a positive number, got {sigma0!r}")
+        if popsize is not None and (not isinstance(popsize, (int, np.integer)) or popsize < 2):
+            raise ConfigError(f"CMAOptimizer: popsize must be an integer >= 2, got {popsize!r}")
+        reserved = {"bounds", "seed", "randn"} & set(cma_options)
+        if reserved:
+            raise ConfigError(
+                f"CMAOptimizer: options {sorted(reserved)} are set by glompo_like; pass bounds "
+                "to the manager and seed= to the manager (or the optimizer), not as cma options"
+            )
+        if cma_options:
+            known = set(_import_cma().CMAOptions.defaults())
+            unknown = sorted(set(cma_options) - known)
+            if unknown:
+                raise ConfigError(
+                    f"CMAOptimizer: unknown pycma option(s) {unknown}; see cma.CMAOptions() "
+                    "for valid names"
+                )
+
+    @property
+    def generation_size(self) -> int:
+        return int(self.es.popsize)
+
+    def _ask(self) -> np.ndarray:
+        return np.asarray(self.es.ask(), dtype=float)
+
+    def _tell(self, xs: np.ndarray, fs: np.ndarray) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.es.tell(list(xs), fs.tolist())
+
+    def _stop(self) -> dict[str, Any]:
+        if self.es.countiter == 0:
+            return {}
+        return {k: v for k, v in self.es.stop().items()}
+
+    def _inject(self, x: np.ndarray, fx: float) -> None:
+        self.es.inject([self.bounds.clip(x)], force=True)
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"es": pickle.dumps(self.es, protocol=pickle.HIGHEST_PROTOCOL)}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.es = pickle.loads(state["es"])
+        self.rng = self.es.opts["randn"].rng
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.cma_options.items())
+        pop = self.popsize if self.popsize is not None else int(self.es.popsize)
+        return f"CMAOptimizer(sigma0={self.sigma0:g}, popsize={pop}{extra})"

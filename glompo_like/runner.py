@@ -1,0 +1,274 @@
+"""The runner: owns one optimizer's ask → evaluate → tell loop inside its thread/process.
+
+::
+
+    manager ══ Pipe ══ Runner ── opt.ask() ──► Pool.evaluate(xs) ──► opt.tell(xs, fs)
+       ▲                  │                                             │
+       └── Evaluated ─────┴──── one message per generation ◄───────────┘
+       ─── Ack / Stop / Inject / RequestState ─► read between generations
+
+Flow control: the runner may be at most ``window`` batches ahead of the manager's
+acknowledgements, so a fast optimizer cannot flood the manager and the budget is
+overshot by at most one generation per optimizer.  ``window=0`` is lock-step (each batch
+is acknowledged before the next ``ask``), which makes seeded single-optimizer runs exactly
+reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .bounds import Bounds
+from .errors import EvaluationError
+from .evaluation.core import EvalBatch, EvalStatus, Outcome
+from .evaluation.pools import ExecutorPool, Pool, ProcessPool, SerialPool, ThreadPool
+from .messages import (
+    Ack,
+    Converged,
+    Crashed,
+    Evaluated,
+    Inject,
+    RequestState,
+    StateReply,
+    Stop,
+    Stopped,
+)
+
+__all__ = ["RunnerSpec", "Runner", "run_in_thread", "run_in_process", "ON_ERROR_POLICIES"]
+
+ON_ERROR_POLICIES = ("penalty", "resample", "raise")
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Everything a runner needs; picklable (the task travels as ``task_bytes``)."""
+
+    opt_id: int
+    opt_cls: type
+    opt_kwargs: dict[str, Any]
+    bounds: Bounds
+    x0: np.ndarray
+    seed: Any
+    task_bytes: bytes | None
+    l2_backend: Any = "serial"  # "serial" | "threads" | "processes" | Executor
+    l2_workers: int = 1
+    start_method: str | None = None
+    task_timeout: float | None = None
+    blas_threads: int | None = 1
+    on_error: str = "penalty"
+    penalty: float | None = None
+    window: int = 1
+    max_failed_generations: int = 3
+    state: dict[str, Any] | None = None
+
+
+def make_pool(spec: RunnerSpec, task: Callable) -> Pool:
+    label = f"opt{spec.opt_id}"
+    b = spec.l2_backend
+    if isinstance(b, Executor):
+        return ExecutorPool(task, b, label)
+    if b == "serial":
+        return SerialPool(task, label)
+    if b == "threads":
+        return ThreadPool(task, spec.l2_workers, label)
+    if b == "processes":
+        import multiprocessing
+
+        ctx = multiprocessing.get_context(spec.start_method)
+        return ProcessPool(spec.task_bytes, spec.l2_workers, ctx, label, spec.task_timeout, spec.blas_threads)
+    raise ValueError(f"unknown Level 2 backend {b!r}")  # validated by the manager already
+
+
+class _StopRun(Exception):
+    pass
+
+
+class Runner:
+    def __init__(self, spec: RunnerSpec, conn: Any, task: Callable) -> None:
+        self.spec = spec
+        self.conn = conn
+        self.task = task
+        self.log = logging.getLogger(f"glompo_like.optimizers.{spec.opt_id}")
+        self.stop_reason: str | None = None
+        self.state_requested = False
+        self.unacked = 0
+        self.generation = 0
+        self.opt: Any = None
+        self._worst = -math.inf
+        self._failed_gens = 0
+
+    # ------------------------------------------------------------------ commands
+    def _handle(self, msg: Any) -> None:
+        if isinstance(msg, Ack):
+            self.unacked -= 1
+        elif isinstance(msg, Stop):
+            if self.stop_reason is None:
+                self.stop_reason = msg.reason or "stopped by the manager"
+        elif isinstance(msg, Inject):
+            self.opt.inject(msg.x, msg.fx)
+        elif isinstance(msg, RequestState):
+            self.state_requested = True
+
+    def _drain(self) -> None:
+        try:
+            while self.conn.poll():
+                self._handle(self.conn.recv())
+        except (EOFError, OSError):
+            self.stop_reason = "manager went away"
+
+    def _should_abort(self) -> bool:
+        self._drain()
+        return self.stop_reason is not None
+
+    def _send(self, msg: Any) -> None:
+        try:
+            self.conn.send(msg)
+        except (BrokenPipeError, EOFError, OSError):
+            raise _StopRun from None
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> None:
+        final: Any = None
+        pool: Pool | None = None
+        try:
+            s = self.spec
+            self.opt = s.opt_cls(s.bounds, s.x0, s.seed, **s.opt_kwargs)
+            if s.state is not None:
+                self.opt.set_state(s.state)
+            pool = make_pool(s, self.task)
+            final = self._loop(pool)
+        except _StopRun:
+            final = None
+        except BaseException as e:  # report any failure, then end this runner
+            final = _crash_message(self.spec.opt_id, e)
+        finally:
+            for closer in (pool, self.opt):
+                if closer is not None:
+                    try:
+                        closer.close()
+                    except Exception:
+                        self.log.exception("error while closing %r", closer)
+            if final is not None:
+                try:
+                    self.conn.send(final)
+                except (BrokenPipeError, EOFError, OSError):
+                    pass
+            self.conn.close()
+
+    def _loop(self, pool: Pool) -> Any:
+        s, opt = self.spec, self.opt
+        while True:
+            self._drain()
+            if self.stop_reason is not None:
+                return Stopped(s.opt_id, self.stop_reason)
+            reasons = opt.stop()
+            if reasons:
+                return Converged(s.opt_id, dict(reasons))
+            xs = opt.ask()
+            outcomes = pool.evaluate(xs, self._should_abort)
+            if any(o is None for o in outcomes):  # stopped mid-generation: log what ran
+                done = [i for i, o in enumerate(outcomes) if o is not None]
+                if done:
+                    batch = EvalBatch.from_outcomes(xs[done], [outcomes[i] for i in done])
+                    self._send(Evaluated(s.opt_id, self.generation + 1, batch))
+                return Stopped(s.opt_id, self.stop_reason or "stopped")
+            rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
+            opt.tell(xs, fs)
+            self.generation += 1
+            self._send(Evaluated(s.opt_id, self.generation, EvalBatch.from_outcomes(rows_x, rows_o)))
+            if self.state_requested:
+                self.state_requested = False
+                self._send(StateReply(s.opt_id, self.generation, opt.get_state()))
+            if all(o.status is not EvalStatus.OK for o in rows_o):
+                self._failed_gens += 1
+                if self._failed_gens >= s.max_failed_generations:
+                    return Stopped(
+                        s.opt_id,
+                        f"all_failed: every evaluation of the last {self._failed_gens} generations failed",
+                    )
+            else:
+                self._failed_gens = 0
+            self.unacked += 1
+            while self.unacked > s.window and self.stop_reason is None:
+                try:
+                    self._handle(self.conn.recv())
+                except (EOFError, OSError):
+                    raise _StopRun from None
+
+    def _resolve_failures(
+        self, pool: Pool, xs: np.ndarray, outcomes: list[Outcome]
+    ) -> tuple[np.ndarray, list[Outcome], np.ndarray]:
+        """Apply the ``on_error`` policy.  Returns the rows to log (every attempt) and the
+        values to tell (one per asked point)."""
+        s = self.spec
+        fs = np.array([o.fx for o in outcomes], dtype=float)
+        ok = np.isfinite(fs)
+        if ok.any():
+            self._worst = max(self._worst, float(fs[ok].max()))
+        if ok.all():
+            return xs, outcomes, fs
+        if s.on_error == "raise":
+            bad = outcomes[int(np.flatnonzero(~ok)[0])]
+            cause = pickle.loads(bad.exc_pickle) if bad.exc_pickle else None
+            raise EvaluationError(f"evaluation failed ({bad.status.value}): {bad.error}") from cause
+        rows_x, rows_o = list(xs), list(outcomes)
+        if s.on_error == "resample":
+            bad_idx = np.flatnonzero(~ok)
+            retry = pool.evaluate(xs[bad_idx])
+            for i, o in zip(bad_idx, retry, strict=True):
+                if o is None:
+                    continue
+                rows_x.append(xs[i])
+                rows_o.append(o)
+                if o.status is EvalStatus.OK:
+                    fs[i] = o.fx
+                    self._worst = max(self._worst, o.fx)
+            ok = np.isfinite(fs)
+        fs[~ok] = self._penalty()
+        return np.asarray(rows_x), rows_o, fs
+
+    def _penalty(self) -> float:
+        if self.spec.penalty is not None:
+            return self.spec.penalty
+        if self._worst == -math.inf:
+            return 1e300
+        return self._worst + max(1.0, abs(self._worst))
+
+
+def _crash_message(opt_id: int, e: BaseException) -> Crashed:
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    exc_pickle = None
+    try:
+        from tblib import pickling_support
+
+        pickling_support.install(e)
+        exc_pickle = pickle.dumps(e)
+    except Exception:
+        pass
+    return Crashed(opt_id, f"{type(e).__name__}: {e}", text, exc_pickle)
+
+
+def run_in_thread(spec: RunnerSpec, conn: Any, task: Callable) -> None:
+    Runner(spec, conn, task).run()
+
+
+def run_in_process(spec: RunnerSpec, conn: Any) -> None:
+    from .backends.child import become_child
+
+    become_child()
+    try:
+        task = pickle.loads(spec.task_bytes)
+    except BaseException as e:
+        conn.send(_crash_message(spec.opt_id, e))
+        conn.close()
+        return
+    Runner(spec, conn, task).run()

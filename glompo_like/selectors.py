@@ -1,0 +1,424 @@
+"""Selectors: which optimizer the manager starts next.
+
+An entry names an optimizer class, its own keyword arguments and its Level 2 parallelism::
+
+    CMAOptimizer                                             # class alone
+    (CMAOptimizer, {"sigma0": 0.5, "workers": 4, "backend": "threads"})
+
+``workers`` and ``backend`` are taken out of the kwargs into the :class:`OptimizerEntry`;
+the rest go to the class.  ``bounds``, ``x0`` and ``seed`` are supplied by the manager.
+
+A selector is a pure policy: ``select(run, free_slots, rng)`` returns the entry to start
+next, or ``None`` to start nothing now (no entry fits the free slots, or spawning is over).
+"""
+
+from __future__ import annotations
+
+import bisect
+import inspect
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import InitVar, dataclass, field
+from numbers import Integral, Real
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, ConfigTypeError
+from .optimizers import BaseOptimizer
+from .snapshot import RunView
+
+__all__ = [
+    "OptimizerEntry",
+    "as_entry",
+    "BaseSelector",
+    "CycleSelector",
+    "ChainSelector",
+    "RandomSelector",
+]
+
+BACKENDS = ("serial", "threads", "processes", "dask", "auto")
+_RESERVED = ("bounds", "x0", "seed")
+_ENTRY_FORM = (
+    "must be a subclass of glompo_like.optimizers.BaseOptimizer or a (class, kwargs) pair, "
+    "e.g. CMAOptimizer or (CMAOptimizer, {'sigma0': 0.5, 'workers': 4})"
+)
+
+
+# --------------------------------------------------------------------------- entries
+@dataclass(frozen=True, repr=False)
+class OptimizerEntry:
+    """One optimizer the manager can start: its class, own kwargs and Level 2 parallelism.
+
+    Parameters
+    ----------
+    cls:
+        A subclass of :class:`~glompo_like.optimizers.BaseOptimizer`.
+    kwargs:
+        The class's own keyword arguments (stored as a read-only copy).
+    workers:
+        Slots the optimizer occupies: the size of its Level 2 evaluation pool.
+    backend:
+        Level 2 backend: one of ``"serial"``, ``"threads"``, ``"processes"``, ``"dask"``,
+        ``"auto"``, or a ``concurrent.futures.Executor`` the user owns.
+    name:
+        How error messages refer to this entry (not stored).
+    """
+
+    cls: type[BaseOptimizer]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    workers: int = 1
+    backend: str | Executor = "serial"
+    name: InitVar[str] = "OptimizerEntry"
+
+    def __post_init__(self, name: str) -> None:
+        _validate_entry(self.cls, self.kwargs, self.workers, self.backend, name)
+        object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+
+    def build(self, bounds: Any, x0: Any = None, seed: Any = None) -> BaseOptimizer:
+        """Construct the optimizer."""
+        return self.cls(bounds, x0, seed, **self.kwargs)
+
+    @property
+    def label(self) -> str:
+        """Short description, e.g. ``CMAOptimizer(sigma0=0.5)[workers=4, backend='threads']``."""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        level2 = ""
+        if self.workers != 1 or self.backend != "serial":
+            level2 = f"[workers={self.workers}, backend={self.backend!r}]"
+        return f"{self.cls.__name__}({args}){level2}"
+
+    def __repr__(self) -> str:
+        return (
+            f"OptimizerEntry({self.cls.__name__}, {dict(self.kwargs)!r}, workers={self.workers}, "
+            f"backend={self.backend!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # MappingProxyType does not pickle; rebuild from a plain dict.
+        return (type(self), (self.cls, dict(self.kwargs), self.workers, self.backend))
+
+
+def _validate_entry(cls: Any, kwargs: Any, workers: Any, backend: Any, name: str) -> None:
+    _validate_class(cls, name)
+    if not isinstance(kwargs, Mapping):
+        raise ConfigTypeError(
+            f"{name}: the kwargs of {cls.__name__} must be a dict, got {type(kwargs).__name__}"
+        )
+    _validate_level2(workers, backend, name)
+    _validate_kwargs(cls, kwargs, name)
+
+
+def _validate_class(cls: Any, name: str) -> None:
+    if isinstance(cls, BaseOptimizer):
+        raise ConfigTypeError(
+            f"{name} is an optimizer instance ({cls!r}); pass its class (and kwargs) instead: "
+            f"the manager constructs each optimizer.  It {_ENTRY_FORM}"
+        )
+    if not (isinstance(cls, type) and issubclass(cls, BaseOptimizer)):
+        raise ConfigTypeError(f"{name} {_ENTRY_FORM}; got {cls!r}")
+    if inspect.isabstract(cls):
+        raise ConfigError(f"{name}: {cls.__name__} is abstract; use a concrete optimizer class")
+
+
+def _validate_level2(workers: Any, backend: Any, name: str) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, Integral):
+        raise ConfigTypeError(f"{name}: workers must be an integer >= 1, got {workers!r}")
+    if workers < 1:
+        raise ConfigError(f"{name}: workers must be an integer >= 1, got {workers!r}")
+    if isinstance(backend, str):
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"{name}: unknown backend {backend!r}; use one of {', '.join(map(repr, BACKENDS))} "
+                "or a concurrent.futures.Executor"
+            )
+    elif not isinstance(backend, Executor):
+        raise ConfigTypeError(
+            f"{name}: backend must be one of {', '.join(map(repr, BACKENDS))} or a "
+            f"concurrent.futures.Executor, got {type(backend).__name__}"
+        )
+
+
+def _validate_kwargs(cls: type[BaseOptimizer], kwargs: Mapping[str, Any], name: str) -> None:
+    bad_keys = [k for k in kwargs if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigTypeError(f"{name}: kwargs keys must be strings, got {bad_keys!r}")
+    reserved = [k for k in _RESERVED if k in kwargs]
+    if reserved:
+        raise ConfigError(
+            f"{name}: {reserved} must not be given in the kwargs of {cls.__name__}: the manager "
+            "supplies bounds, x0 (from the generator) and seed to every optimizer"
+        )
+    level2 = [k for k in ("workers", "backend") if k in kwargs]
+    if level2:
+        raise ConfigError(
+            f"{name}: {level2} are entry settings, not {cls.__name__} kwargs; pass them as "
+            "OptimizerEntry(..., workers=..., backend=...) or in a (class, kwargs) pair"
+        )
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):  # no introspectable signature: nothing to check
+        sig = None
+    if sig is not None:
+        try:
+            sig.bind(None, None, None, **kwargs)
+        except TypeError as e:
+            skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            accepted = [p.name for p in list(sig.parameters.values())[3:] if p.kind not in skip]
+            raise ConfigError(
+                f"{name}: kwargs {sorted(kwargs)} do not fit {cls.__name__} ({e}); it accepts "
+                f"{', '.join(accepted) or 'no keyword arguments'}: remove or rename the others"
+            ) from e
+    check = getattr(cls, "check_options", None)
+    if callable(check):
+        try:
+            check(**kwargs)
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from e
+
+
+def as_entry(item: Any, name: str = "optimizer entry") -> OptimizerEntry:
+    """Turn an optimizer class or a ``(class, kwargs)`` pair into a validated entry.
+
+    ``"workers"`` and ``"backend"`` are taken out of the kwargs into the entry.  Errors
+    (:class:`ConfigTypeError` / :class:`ConfigError`) name the entry as ``name``.
+    """
+    if isinstance(item, OptimizerEntry):
+        return item
+    if isinstance(item, (tuple, list)):
+        if len(item) != 2:
+            raise ConfigTypeError(f"{name} {_ENTRY_FORM}; got a sequence of length {len(item)}")
+        cls, kwargs = item
+        if not isinstance(kwargs, Mapping):
+            _validate_class(cls, name)
+            raise ConfigTypeError(
+                f"{name}: the kwargs of {cls.__name__} must be a dict, got {type(kwargs).__name__}"
+            )
+        kwargs = dict(kwargs)
+        workers = kwargs.pop("workers", 1)
+        backend = kwargs.pop("backend", "serial")
+        return OptimizerEntry(cls, kwargs, workers, backend, name=name)
+    return OptimizerEntry(item, {}, name=name)
+
+
+def _is_single_entry(item: Any) -> bool:
+    if isinstance(item, (OptimizerEntry, type, BaseOptimizer)):
+        return True
+    return (
+        isinstance(item, (tuple, list))
+        and len(item) == 2
+        and isinstance(item[0], type)
+        and isinstance(item[1], Mapping)
+    )
+
+
+# ------------------------------------------------------------------------- selectors
+def _optional_count(owner: str, name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ConfigTypeError(f"{owner}: {name} must be None or an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ConfigError(f"{owner}: {name} must be None or an integer >= 1, got {value!r}")
+    return int(value)
+
+
+class BaseSelector(ABC):
+    """Base class of selectors.
+
+    Parameters
+    ----------
+    entries:
+        One entry or a sequence of entries (see :func:`as_entry`).
+    max_spawns:
+        Start no more optimizers once the run has started this many.
+    max_f_evals:
+        Start no more optimizers once the run has done this many evaluations.
+
+    Subclasses implement ``_choose(run, free_slots, rng)``; :meth:`select` applies the spawn
+    controls and the slot check.
+    """
+
+    def __init__(
+        self, entries: Any, *, max_spawns: int | None = None, max_f_evals: int | None = None
+    ) -> None:
+        owner = type(self).__name__
+        items = [entries] if _is_single_entry(entries) else entries
+        if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+            raise ConfigTypeError(
+                f"{owner}: entries must be an optimizer entry or a list of them; each {_ENTRY_FORM}"
+            )
+        if not items:
+            raise ConfigError(f"{owner}: entries is empty; give at least one optimizer class")
+        self._entries = tuple(as_entry(e, f"{owner} entry {i}") for i, e in enumerate(items))
+        self.max_spawns = _optional_count(owner, "max_spawns", max_spawns)
+        self.max_f_evals = _optional_count(owner, "max_f_evals", max_f_evals)
+
+    @property
+    def entries(self) -> tuple[OptimizerEntry, ...]:
+        return self._entries
+
+    def spawning_over(self, run: RunView) -> bool:
+        """True when a spawn control says no more optimizers will ever be started."""
+        if self.max_spawns is not None and run.opts_started >= self.max_spawns:
+            return True
+        return self.max_f_evals is not None and run.f_evals >= self.max_f_evals
+
+    def select(
+        self, run: RunView, free_slots: int, rng: np.random.Generator
+    ) -> OptimizerEntry | None:
+        """The entry to start now, or ``None`` (spawning is over, or it needs more than
+        ``free_slots`` slots: wait for optimizers to finish)."""
+        if free_slots < 1 or self.spawning_over(run):
+            return None
+        entry = self._choose(run, free_slots, rng)
+        if entry is None or entry.workers > free_slots:
+            return None
+        return entry
+
+    @abstractmethod
+    def _choose(
+        self, run: RunView, free_slots: int, rng: np.random.Generator
+    ) -> OptimizerEntry | None: ...
+
+    def _settings(self) -> list[str]:
+        return []
+
+    def get_state(self) -> dict[str, Any]:
+        """State to restore with :meth:`set_state` (picklable); default: none."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore the state returned by :meth:`get_state`."""
+        return None
+
+    def __repr__(self) -> str:
+        parts = ["[" + ", ".join(e.label for e in self._entries) + "]", *self._settings()]
+        if self.max_spawns is not None:
+            parts.append(f"max_spawns={self.max_spawns}")
+        if self.max_f_evals is not None:
+            parts.append(f"max_f_evals={self.max_f_evals}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class CycleSelector(BaseSelector):
+    """Starts the entries in turn: the ``k``-th optimizer of the run is ``entries[k % n]``.
+
+    If that entry does not fit the free slots, nothing is started until it does.
+    """
+
+    def _choose(
+        self, run: RunView, free_slots: int, rng: np.random.Generator
+    ) -> OptimizerEntry | None:
+        return self._entries[run.opts_started % len(self._entries)]
+
+
+class ChainSelector(BaseSelector):
+    """Uses ``entries[i]`` where ``i`` is the number of ``thresholds`` the run's evaluation
+    count has reached: e.g. explore with random search, then refine with CMA-ES.
+
+    Parameters
+    ----------
+    thresholds:
+        Strictly increasing evaluation counts, one fewer than the entries.
+    """
+
+    def __init__(
+        self,
+        entries: Any,
+        thresholds: Sequence[int],
+        *,
+        max_spawns: int | None = None,
+        max_f_evals: int | None = None,
+    ) -> None:
+        super().__init__(entries, max_spawns=max_spawns, max_f_evals=max_f_evals)
+        n = len(self._entries)
+        if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
+            raise ConfigTypeError(
+                f"ChainSelector: thresholds must be a list of {n - 1} evaluation counts, "
+                f"got {type(thresholds).__name__}"
+            )
+        if len(thresholds) != n - 1:
+            raise ConfigError(
+                f"ChainSelector: thresholds needs {n - 1} values (one fewer than the {n} entries), "
+                f"got {len(thresholds)}"
+            )
+        if any(isinstance(t, bool) or not isinstance(t, Integral) or t < 1 for t in thresholds):
+            raise ConfigError(
+                f"ChainSelector: thresholds must be positive integers (evaluation counts), "
+                f"got {list(thresholds)!r}"
+            )
+        if any(a >= b for a, b in zip(thresholds[:-1], thresholds[1:], strict=True)):
+            raise ConfigError(
+                f"ChainSelector: thresholds must be strictly increasing, got {list(thresholds)!r}"
+            )
+        self.thresholds = tuple(int(t) for t in thresholds)
+
+    def _settings(self) -> list[str]:
+        return [f"thresholds={list(self.thresholds)}"]
+
+    def _choose(
+        self, run: RunView, free_slots: int, rng: np.random.Generator
+    ) -> OptimizerEntry | None:
+        return self._entries[bisect.bisect_right(self.thresholds, run.f_evals)]
+
+
+class RandomSelector(BaseSelector):
+    """Chooses at random among the entries that fit the free slots.
+
+    Parameters
+    ----------
+    weights:
+        Relative chance of each entry (renormalised over those that fit); ``None``: equal.
+    """
+
+    def __init__(
+        self,
+        entries: Any,
+        weights: Sequence[float] | None = None,
+        *,
+        max_spawns: int | None = None,
+        max_f_evals: int | None = None,
+    ) -> None:
+        super().__init__(entries, max_spawns=max_spawns, max_f_evals=max_f_evals)
+        n = len(self._entries)
+        self.weights: tuple[float, ...] | None = None
+        if weights is None:
+            return
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
+            raise ConfigTypeError(
+                f"RandomSelector: weights must be None or a list of {n} numbers, "
+                f"got {type(weights).__name__}"
+            )
+        if len(weights) != n:
+            raise ConfigError(
+                f"RandomSelector: weights needs one value per entry ({n}), got {len(weights)}"
+            )
+        if any(
+            isinstance(w, bool) or not isinstance(w, Real) or not math.isfinite(w) or w < 0
+            for w in weights
+        ) or not sum(weights) > 0:
+            raise ConfigError(
+                "RandomSelector: weights must be finite numbers >= 0 with a positive sum, "
+                f"got {list(weights)!r}"
+            )
+        self.weights = tuple(float(w) for w in weights)
+
+    def _settings(self) -> list[str]:
+        return [] if self.weights is None else [f"weights={list(self.weights)}"]
+
+    def _choose(
+        self, run: RunView, free_slots: int, rng: np.random.Generator
+    ) -> OptimizerEntry | None:
+        fits = [i for i, e in enumerate(self._entries) if e.workers <= free_slots]
+        if self.weights is not None:
+            fits = [i for i in fits if self.weights[i] > 0]
+        if not fits:
+            return None
+        if self.weights is None:
+            return self._entries[fits[int(rng.integers(len(fits)))]]
+        w = np.array([self.weights[i] for i in fits])
+        return self._entries[fits[int(rng.choice(len(fits), p=w / w.sum()))]]

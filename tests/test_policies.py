@@ -1,0 +1,415 @@
+"""Hunters and checkers on scripted run histories (fake clock, no sleeping)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from glompo_like._policy import AllOf, AnyOf, Decision, next_check_in
+from glompo_like.bounds import as_bounds
+from glompo_like.checkers import (
+    BaseChecker,
+    KillsAfterConvergence,
+    MaxFuncCalls,
+    MaxKills,
+    MaxOptsStarted,
+    MaxSeconds,
+    NOptConverged,
+    TargetCost,
+)
+from glompo_like.errors import ConfigError
+from glompo_like.hunters import BaseHunter, BestUnmoving, EvaluationsUnmoving, MinFuncCalls
+from glompo_like.snapshot import OptimizerRecord, RunCounters, RunView
+
+DIM = 2
+NAN = float("nan")
+
+
+class FakeClock:
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Scenario:
+    """A run whose counters, clock and optimizer histories the test scripts directly."""
+
+    def __init__(self, t0: float = 0.0) -> None:
+        self.clock = FakeClock(t0)
+        self.counters = RunCounters()
+        self.records: dict[int, OptimizerRecord] = {}
+        self.run = RunView(
+            self.counters, self.records, t0, clock=self.clock, bounds=as_bounds([(-1, 1)] * DIM)
+        )
+
+    def add(self, opt_id: int, fx: list[float]) -> None:
+        """Append evaluations to optimizer ``opt_id``; ``nan`` marks a failed evaluation."""
+        rec = self.records.get(opt_id)
+        if rec is None:
+            rec = self.records[opt_id] = OptimizerRecord(
+                opt_id, "RandomOptimizer", "RandomOptimizer()", 1, 0.0, np.zeros(DIM), DIM
+            )
+        f = np.array(fx, dtype=float)
+        ok = ~np.isnan(f)
+        rec.add_batch(np.zeros((len(f), DIM)), np.where(ok, f, 0.0), ok)
+        self.counters.f_evals += len(f)
+
+
+@pytest.fixture
+def sc() -> Scenario:
+    return Scenario()
+
+
+class Spy(BaseHunter):
+    """A hunter with a fixed answer that counts its calls."""
+
+    def __init__(self, answer: bool) -> None:
+        super().__init__()
+        self.answer = answer
+        self.calls = 0
+
+    def _settings(self) -> str:
+        return f"answer={self.answer}"
+
+    def _check(self, run, hunter_id, victim_id) -> bool:
+        self.calls += 1
+        return self.answer
+
+
+# ----------------------------------------------------------------------- hunters
+def test_min_func_calls_boundary(sc: Scenario) -> None:
+    h = MinFuncCalls(5)
+    sc.add(1, [3.0] * 4)
+    d = h(sc.run, 0, 1)
+    assert d == Decision(False, "MinFuncCalls(min_evals=5): opt 1 has done 4 evaluations (< 5)")
+    sc.add(1, [3.0])
+    d = h(sc.run, 0, 1)
+    assert d == Decision(True, "MinFuncCalls(min_evals=5): opt 1 has done 5 evaluations (>= 5)")
+
+
+def test_min_func_calls_counts_failed_evaluations(sc: Scenario) -> None:
+    sc.add(1, [NAN, NAN])
+    assert MinFuncCalls(2)(sc.run, 0, 1)
+
+
+def test_best_unmoving_boundary(sc: Scenario) -> None:
+    h = BestUnmoving(3)
+    sc.add(1, [5.0, 4.0])
+    assert not h(sc.run, 0, 1)
+    assert "has done only 2 of 3 evaluations" in h.last.reason
+    sc.add(1, [3.0])  # n=3: best before the window is inf, now 3 -> improved
+    assert not h(sc.run, 0, 1)
+    sc.add(1, [3.5])  # n=4: best_at(1)=5 -> 3
+    assert not h(sc.run, 0, 1)
+    sc.add(1, [3.5])  # n=5: best_at(2)=4 -> 3
+    assert not h(sc.run, 0, 1)
+    sc.add(1, [3.2])  # n=6: best_at(3)=3 -> 3: unmoving
+    d = h(sc.run, 0, 1)
+    assert d == Decision(
+        True, "BestUnmoving(calls=3, tol=0): opt 1 best 3 has not improved in its last 3 evaluations"
+    )
+
+
+def test_best_unmoving_reason_with_tolerance(sc: Scenario) -> None:
+    sc.add(3, [1.24, 1.23, 1.23])
+    d = BestUnmoving(2, tol=0.01)(sc.run, 0, 3)
+    assert d == Decision(
+        True,
+        "BestUnmoving(calls=2, tol=0.01): opt 3 best 1.23 has not improved by more than 1% "
+        "in its last 2 evaluations",
+    )
+
+
+@pytest.mark.parametrize(
+    ("then", "now", "fired"),
+    [
+        (8.0, 6.0, True),  # improvement 2 == 0.25 * 8: not more than tol
+        (8.0, 5.5, False),
+        (-8.0, -10.0, True),  # tolerance uses |best_then|
+        (-8.0, -10.5, False),
+        (0.0, 0.0, True),
+        (0.0, -1e-12, False),
+    ],
+)
+def test_best_unmoving_relative_tolerance(sc: Scenario, then: float, now: float, fired: bool) -> None:
+    sc.add(1, [then, then, now])
+    d = BestUnmoving(2, tol=0.25)(sc.run, 0, 1)
+    assert d.fired is fired
+    if not fired:
+        assert "best improved from" in d.reason
+
+
+def test_best_unmoving_without_any_success_is_unmoving(sc: Scenario) -> None:
+    sc.add(1, [NAN, NAN, NAN])
+    d = BestUnmoving(3)(sc.run, 0, 1)
+    assert d.fired
+    assert "best inf has not improved" in d.reason
+
+
+def test_best_unmoving_first_success_in_window_is_progress(sc: Scenario) -> None:
+    sc.add(1, [NAN, NAN, NAN, 1.0])
+    assert not BestUnmoving(3)(sc.run, 0, 1)
+
+
+def test_evaluations_unmoving_boundary(sc: Scenario) -> None:
+    h = EvaluationsUnmoving(3, 0.01)
+    sc.add(1, [100.0, 100.5])
+    assert not h(sc.run, 0, 1)
+    sc.add(1, [99.5])
+    d = h(sc.run, 0, 1)
+    assert d.fired
+    assert d.reason == (
+        "EvaluationsUnmoving(calls=3, tol=0.01): opt 1 last 3 evaluations have std 0.408 "
+        "<= 1% of |mean 100|"
+    )
+
+
+def test_evaluations_unmoving_spread_and_window(sc: Scenario) -> None:
+    h = EvaluationsUnmoving(3, 0.01)
+    sc.add(1, [100.0, 110.0, 90.0])
+    assert not h(sc.run, 0, 1)
+    assert "> 1% of" in h.last.reason
+    sc.add(1, [50.0, 50.0, 50.0])  # only the last 3 values count
+    assert h(sc.run, 0, 1)
+
+
+def test_evaluations_unmoving_ignores_failures(sc: Scenario) -> None:
+    h = EvaluationsUnmoving(3, 0.0)
+    sc.add(1, [7.0, 100.0, NAN])
+    sc.add(2, [NAN, 5.0, 5.0, NAN])
+    sc.add(3, [5.0, NAN, 5.0, NAN])
+    assert not h(sc.run, 0, 1)  # window [7, 100, nan]: spread
+    assert h(sc.run, 0, 2)  # window [5, 5, nan]: std 0
+    assert not h(sc.run, 0, 3)  # window [nan, 5, nan]: one success only
+    assert h.last.reason.endswith("has 1 successful evaluations in its last 3 (needs 2)")
+
+
+def test_hunter_looks_only_at_the_victim(sc: Scenario) -> None:
+    sc.add(1, [1.0] * 10)
+    sc.add(2, [1.0])
+    h = MinFuncCalls(5)
+    assert h(sc.run, 2, 1)
+    assert not h(sc.run, 1, 2)
+
+
+def test_custom_hunter_default_reason(sc: Scenario) -> None:
+    sc.add(1, [1.0])
+    d = Spy(True)(sc.run, 0, 1)
+    assert d == Decision(True, "Spy(answer=True) met")
+    with pytest.raises(TypeError):
+        BaseHunter()  # type: ignore[abstract]
+
+
+# ----------------------------------------------------------------------- combining
+def test_and_short_circuits_and_str_shows_outcomes(sc: Scenario) -> None:
+    sc.add(1, [1.0] * 4)
+    a, b = MinFuncCalls(5), BestUnmoving(3)
+    h = a & b
+    assert isinstance(h, AllOf)
+    assert str(h) == "(MinFuncCalls(min_evals=5) & BestUnmoving(calls=3, tol=0))"
+    d = h(sc.run, 0, 1)
+    assert not d
+    assert d.reason == a.last.reason
+    assert b.last is None  # never evaluated
+    assert str(h) == "(MinFuncCalls(min_evals=5) [F] & BestUnmoving(calls=3, tol=0))"
+    sc.add(1, [1.0])
+    d = h(sc.run, 0, 1)
+    assert d.fired
+    assert d.reason == f"{a.last.reason} and {b.last.reason}"
+    assert str(h) == "(MinFuncCalls(min_evals=5) [T] & BestUnmoving(calls=3, tol=0) [T])"
+
+
+def test_or_short_circuits(sc: Scenario) -> None:
+    sc.add(1, [1.0])
+    first, second = Spy(True), Spy(False)
+    d = (first | second)(sc.run, 0, 1)
+    assert d == Decision(True, "Spy(answer=True) met")
+    assert (first.calls, second.calls) == (1, 0)
+    first.answer = False
+    d = (first | second)(sc.run, 0, 1)
+    assert d == Decision(False, "Spy(answer=False) not met")
+    assert (first.calls, second.calls) == (2, 1)
+
+
+def test_compounds_flatten_and_keep_order() -> None:
+    a, b, c = MinFuncCalls(1), MinFuncCalls(2), MinFuncCalls(3)
+    h = (a & b) & c
+    assert h.parts == (a, b, c)
+    mixed = a & (b | c)
+    assert isinstance(mixed.parts[1], AnyOf)
+    assert repr(mixed) == (
+        "(MinFuncCalls(min_evals=1) & (MinFuncCalls(min_evals=2) | MinFuncCalls(min_evals=3)))"
+    )
+    assert mixed.kind == "hunter"
+
+
+@pytest.mark.parametrize(
+    "combine",
+    [
+        lambda: MinFuncCalls(5) & MaxFuncCalls(5),
+        lambda: MaxFuncCalls(5) | MinFuncCalls(5),
+        lambda: (MinFuncCalls(5) | BestUnmoving(3)) & MaxKills(1),
+        lambda: MinFuncCalls(5) & 5,
+    ],
+)
+def test_mixing_kinds_raises_type_error(combine) -> None:
+    with pytest.raises(TypeError, match="cannot combine"):
+        combine()
+
+
+# ----------------------------------------------------------------------- checkers
+def test_max_func_calls_boundary_and_remaining(sc: Scenario) -> None:
+    c = MaxFuncCalls(10)
+    sc.counters.f_evals = 9
+    assert c(sc.run) == Decision(False, "MaxFuncCalls(max_evals=10): 9 evaluations (< 10)")
+    assert c.remaining(sc.run) == 1
+    sc.counters.f_evals = 10
+    assert c(sc.run) == Decision(True, "MaxFuncCalls(max_evals=10): 10 evaluations (>= 10)")
+    assert c.remaining(sc.run) == 0
+    sc.counters.f_evals = 13
+    assert c.remaining(sc.run) == 0
+
+
+def test_target_cost_boundary(sc: Scenario) -> None:
+    c = TargetCost(1.0, atol=0.5)
+    assert not c(sc.run)  # no value yet: best is inf
+    sc.counters.best_fx = math.nextafter(1.5, 2.0)
+    assert not c(sc.run)
+    sc.counters.best_fx = 1.5
+    assert c(sc.run) == Decision(True, "TargetCost(target=1, atol=0.5): best 1.5 <= 1.5")
+    assert repr(TargetCost(-3)) == "TargetCost(target=-3)"
+
+
+def test_max_seconds_session_time() -> None:
+    sc = Scenario(t0=100.0)
+    c = MaxSeconds(10)
+    sc.clock.t = 109.5
+    assert not c(sc.run)
+    assert c.next_check_in(sc.run) == pytest.approx(0.5)
+    sc.clock.t = 110.0
+    assert c(sc.run) == Decision(True, "MaxSeconds(seconds=10): 10.0 s used (>= 10 s)")
+    assert c.next_check_in(sc.run) == 0.0
+    sc.clock.t = 130.0
+    assert c.next_check_in(sc.run) == 0.0
+
+
+def test_max_seconds_overall_counts_earlier_sessions() -> None:
+    sc = Scenario(t0=0.0)
+    sc.counters.t_used_before = 6.0
+    session, overall = MaxSeconds(10), MaxSeconds(10, overall=True)
+    sc.clock.t = 3.5
+    assert not overall(sc.run)
+    assert overall.next_check_in(sc.run) == pytest.approx(0.5)
+    assert session.next_check_in(sc.run) == pytest.approx(6.5)
+    sc.clock.t = 4.0
+    assert overall(sc.run)
+    assert not session(sc.run)
+    assert repr(overall) == "MaxSeconds(seconds=10, overall=True)"
+
+
+def test_next_check_in_of_compounds() -> None:
+    sc = Scenario(t0=0.0)
+    sc.clock.t = 2.0
+    assert next_check_in(MaxFuncCalls(5), sc.run) is None
+    assert next_check_in(MaxFuncCalls(5) | TargetCost(0.0), sc.run) is None
+    assert next_check_in(MaxSeconds(10) | MaxFuncCalls(5), sc.run) == pytest.approx(8.0)
+    both = MaxFuncCalls(5) | (MaxSeconds(30) & MaxSeconds(4))
+    assert next_check_in(both, sc.run) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("cls", "counter", "noun"),
+    [
+        (NOptConverged, "opts_converged", "optimizers converged"),
+        (MaxOptsStarted, "opts_started", "optimizers started"),
+        (MaxKills, "opts_killed", "optimizers killed"),
+    ],
+)
+def test_counter_checkers_boundary(sc: Scenario, cls, counter: str, noun: str) -> None:
+    c = cls(3)
+    setattr(sc.counters, counter, 2)
+    assert c(sc.run) == Decision(False, f"{cls.__name__}(n=3): 2 {noun} (< 3)")
+    setattr(sc.counters, counter, 3)
+    assert c(sc.run) == Decision(True, f"{cls.__name__}(n=3): 3 {noun} (>= 3)")
+
+
+def test_kills_after_convergence(sc: Scenario) -> None:
+    c = KillsAfterConvergence(kills=2, converged=1)
+    sc.counters.opts_killed = 5
+    d = c(sc.run)
+    assert d == Decision(False, "KillsAfterConvergence(kills=2, converged=1): 0 of 1 optimizers converged")
+    sc.counters.opts_converged = 1
+    sc.counters.converged_at_kill_count[1] = 3  # 3 kills before the first convergence
+    sc.counters.opts_killed = 4
+    assert not c(sc.run)
+    sc.counters.opts_killed = 5
+    assert c(sc.run) == Decision(
+        True, "KillsAfterConvergence(kills=2, converged=1): 2 optimizers killed since convergence 1 (>= 2)"
+    )
+    assert not KillsAfterConvergence(kills=1, converged=2)(sc.run)
+
+
+def test_checkers_compose(sc: Scenario) -> None:
+    c = MaxFuncCalls(100) | TargetCost(0.0)
+    sc.counters.best_fx = -1.0
+    d = c(sc.run)
+    assert d.fired
+    assert d.reason.startswith("TargetCost(target=0)")
+    assert str(c) == "(MaxFuncCalls(max_evals=100) [F] | TargetCost(target=0) [T])"
+    with pytest.raises(TypeError):
+        BaseChecker()  # type: ignore[abstract]
+
+
+def test_compound_state_round_trip() -> None:
+    c = MaxFuncCalls(10) & (MaxSeconds(5) | MaxKills(2))
+    state = c.get_state()
+    assert state == {"parts": [{}, {"parts": [{}, {}]}]}
+    c.set_state(state)
+
+
+# ----------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda: MinFuncCalls(0), "min_evals"),
+        (lambda: MinFuncCalls(2.5), "min_evals"),
+        (lambda: MinFuncCalls(True), "min_evals"),
+        (lambda: BestUnmoving(0), "calls"),
+        (lambda: BestUnmoving(3, tol=-0.1), "tol"),
+        (lambda: BestUnmoving(3, tol=NAN), "tol"),
+        (lambda: EvaluationsUnmoving(1, 0.1), "calls"),
+        (lambda: EvaluationsUnmoving(3, "small"), "tol"),
+        (lambda: MaxFuncCalls(0), "max_evals"),
+        (lambda: MaxFuncCalls("10"), "max_evals"),
+        (lambda: TargetCost(NAN), "target"),
+        (lambda: TargetCost(0.0, atol=-1), "atol"),
+        (lambda: MaxSeconds(0), "seconds"),
+        (lambda: MaxSeconds(math.inf), "seconds"),
+        (lambda: MaxSeconds(5, overall="yes"), "overall"),
+        (lambda: NOptConverged(0), "n"),
+        (lambda: MaxOptsStarted(None), "n"),
+        (lambda: MaxKills(-1), "n"),
+        (lambda: KillsAfterConvergence(kills=0), "kills"),
+        (lambda: KillsAfterConvergence(converged=1.0), "converged"),
+    ],
+)
+def test_bad_settings_raise_config_error_naming_the_argument(make, argument: str) -> None:
+    with pytest.raises(ConfigError, match=rf": {argument} must be"):
+        make()
+
+
+def test_validation_message_says_how_to_fix() -> None:
+    with pytest.raises(ConfigError) as info:
+        MinFuncCalls(0)
+    assert str(info.value) == (
+        "MinFuncCalls: min_evals must be an integer >= 1, got 0; e.g. min_evals=100"
+    )
+
+
+def test_numpy_integers_are_accepted() -> None:
+    assert MinFuncCalls(np.int64(7)).min_evals == 7
+    assert repr(BestUnmoving(np.int32(4), tol=np.float64(0.5))) == "BestUnmoving(calls=4, tol=0.5)"
