@@ -65,6 +65,7 @@ class ManagerConfig:
     penalty: float | None
     blas_threads: int | None
     shutdown_grace: float
+    overwrite: bool
     task_bytes: bytes | None
 
 
@@ -104,6 +105,7 @@ def build_config(
     penalty: Any,
     blas_threads: Any,
     shutdown_grace: Any,
+    overwrite: Any = False,
 ) -> ManagerConfig:
     from .checkers import BaseChecker, MaxFuncCalls
     from .generators import BaseGenerator, RandomGenerator
@@ -165,6 +167,13 @@ def build_config(
         working_dir = Path(working_dir)
         if working_dir.exists() and not working_dir.is_dir():
             raise ConfigError(f"working_dir {str(working_dir)!r} exists and is not a directory")
+        from .log import LOG_NAME
+
+        if (working_dir / LOG_NAME).exists() and not overwrite:
+            raise ConfigError(
+                f"working_dir {str(working_dir)!r} already holds a run's evaluation log; choose a "
+                "new directory, pass overwrite=True to replace it, or resume that run from a checkpoint"
+            )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
     methods = multiprocessing.get_all_start_methods()
@@ -249,5 +258,6 @@ def build_config(
         penalty=penalty,
         blas_threads=blas_threads,
         shutdown_grace=shutdown_grace,
+        overwrite=bool(overwrite),
         task_bytes=task_bytes,
     )

@@ -98,6 +98,10 @@ class GloMPOManager:
     shutdown_grace:
         Seconds children get to finish their generation when stopped, before they are
         terminated.
+    overwrite:
+        Replace the log of an earlier run in ``working_dir`` (otherwise that is an error).
+    clock:
+        The time source (seconds, monotonic) for policies; tests inject a fake one.
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class GloMPOManager:
         penalty: float | None = None,
         blas_threads: int | None = 1,
         shutdown_grace: float = 2.0,
+        overwrite: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config: ManagerConfig = build_config(
@@ -142,6 +147,7 @@ class GloMPOManager:
             penalty=penalty,
             blas_threads=blas_threads,
             shutdown_grace=shutdown_grace,
+            overwrite=overwrite,
         )
         self._clock = clock
         ss = np.random.SeedSequence(seed)
@@ -159,6 +165,8 @@ class GloMPOManager:
         self._end_cond: str | None = None
         self.result: Result | None = None
         self._started = False
+        self._broken = False
+        self._pending_acks: list[Child] = []
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> GloMPOManager:
@@ -187,6 +195,9 @@ class GloMPOManager:
         self.view._t0 = t0
         if cfg.working_dir is not None:
             cfg.working_dir.mkdir(parents=True, exist_ok=True)
+            if cfg.overwrite:
+                for name in (LOG_NAME, LOG_NAME + "-wal", LOG_NAME + "-shm", "summary.yml"):
+                    (cfg.working_dir / name).unlink(missing_ok=True)
             self._log = EvaluationLog(cfg.working_dir / LOG_NAME, cfg.bounds.dim)
         self._supervisor = Supervisor(cfg.backend, cfg.task, cfg.start_method)
         log.info("starting: %s", self._describe())
@@ -197,6 +208,10 @@ class GloMPOManager:
         except (KeyboardInterrupt, _Terminate) as e:
             interrupted = e
             self._end_cond = "interrupted (KeyboardInterrupt)" if isinstance(e, KeyboardInterrupt) else "terminated (SIGTERM)"
+        except BaseException as e:
+            interrupted = e
+            self._broken = True  # keep shutting down even if handling a message fails again
+            self._end_cond = f"manager error: {type(e).__name__}: {e}"
         finally:
             try:
                 reaped = self._supervisor.shutdown(
@@ -236,12 +251,13 @@ class GloMPOManager:
             if not sup.children:
                 self._end_cond = "no optimizer running and the selector starts no more"
                 return
+            self._send_acks()
             timeout = next_check_in(cfg.convergence_checker, self.view)
             if cfg.backend == "threads":
                 timeout = _THREAD_HEARTBEAT if timeout is None else min(timeout, _THREAD_HEARTBEAT)
             sup.poll(timeout, self._on_message, self._on_end)
             if cfg.backend == "threads":
-                sup.check_threads(self._on_end)
+                sup.check_threads(self._on_message, self._on_end)
             if cfg.killing_conditions is not False and self.counters.f_evals >= self._next_hunt:
                 self._next_hunt = self.counters.f_evals + cfg.hunt_frequency
                 self._hunt()
@@ -299,6 +315,15 @@ class GloMPOManager:
 
     # ------------------------------------------------------------------ messages
     def _on_message(self, child: Child, msg: Any) -> None:
+        if self._broken:
+            try:
+                self._dispatch(child, msg)
+            except Exception:
+                log.exception("while stopping after an error, could not handle %r", type(msg).__name__)
+            return
+        self._dispatch(child, msg)
+
+    def _dispatch(self, child: Child, msg: Any) -> None:
         rec = self.records[msg.opt_id]
         if isinstance(msg, Evaluated):
             self._on_evaluated(child, rec, msg)
@@ -329,14 +354,20 @@ class GloMPOManager:
             c.best_fx, c.best_x, c.best_opt_id = rec.best_fx, rec.best_x, rec.opt_id
         if self._log is not None:
             self._log.add_batch(first, rec.opt_id, b)
-        if self._window and rec.alive:
-            child.send(ACK)
         if improved and self.config.share_best_solutions:
             for oid, other in self._supervisor.children.items():
                 if oid != rec.opt_id and self.records[oid].alive:
                     other.send(Inject(c.best_x, c.best_fx))
-        if not self._window:
-            child.send(ACK)
+        if rec.alive:
+            self._pending_acks.append(child)  # sent once the checkers have seen this batch
+
+    def _send_acks(self) -> None:
+        """Let runners evaluate their next generation: only after the checkers and hunters
+        have seen their last batch, so no stop decision comes a generation late."""
+        for child in self._pending_acks:
+            if self.records[child.opt_id].alive:
+                child.send(ACK)
+        self._pending_acks.clear()
 
     def _on_crashed(self, rec: OptimizerRecord, msg: Crashed) -> None:
         cause = None

@@ -7,11 +7,14 @@
        └── Evaluated ─────┴──── one message per generation ◄───────────┘
        ─── Ack / Stop / Inject / RequestState ─► read between generations
 
-Flow control: the runner may be at most ``window`` batches ahead of the manager's
-acknowledgements, so a fast optimizer cannot flood the manager and the budget is
-overshot by at most one generation per optimizer.  ``window=0`` is lock-step (each batch
-is acknowledged before the next ``ask``), which makes seeded single-optimizer runs exactly
-reproducible.
+Flow control: the manager acknowledges every batch, and a runner never *evaluates* a
+generation before its previous batch was acknowledged.  So the manager knows of every
+evaluation but at most one generation per optimizer, a fast optimizer cannot flood it, and
+a stop decision overshoots the budget by at most one generation per optimizer.  With
+``window=1`` (the default) the runner already asks for the next generation while the
+manager processes the last batch; ``window=0`` is strict lock-step (acknowledged before the
+next ``ask``), which makes seeded single-optimizer runs exactly reproducible and
+checkpointable.
 """
 
 from __future__ import annotations
@@ -173,7 +176,15 @@ class Runner:
             reasons = opt.stop()
             if reasons:
                 return Converged(s.opt_id, dict(reasons))
+            if s.window == 0:
+                self._await_acks()
+                if self.stop_reason is not None:
+                    return Stopped(s.opt_id, self.stop_reason)
             xs = opt.ask()
+            if s.window > 0:
+                self._await_acks()
+                if self.stop_reason is not None:
+                    return Stopped(s.opt_id, self.stop_reason)
             outcomes = pool.evaluate(xs, self._should_abort)
             if any(o is None for o in outcomes):  # stopped mid-generation: log what ran
                 done = [i for i, o in enumerate(outcomes) if o is not None]
@@ -198,11 +209,14 @@ class Runner:
             else:
                 self._failed_gens = 0
             self.unacked += 1
-            while self.unacked > s.window and self.stop_reason is None:
-                try:
-                    self._handle(self.conn.recv())
-                except (EOFError, OSError):
-                    raise _StopRun from None
+
+    def _await_acks(self) -> None:
+        """Block until the manager has processed every batch sent (or says stop)."""
+        while self.unacked > 0 and self.stop_reason is None:
+            try:
+                self._handle(self.conn.recv())
+            except (EOFError, OSError):
+                raise _StopRun from None
 
     def _resolve_failures(
         self, pool: Pool, xs: np.ndarray, outcomes: list[Outcome]

@@ -100,11 +100,12 @@ class Supervisor:
             pass
         on_end(child)
 
-    def check_threads(self, on_end: OnEnd) -> None:
-        """A thread that ended without its final message (should not happen) is ended here."""
+    def check_threads(self, on_message: OnMessage, on_end: OnEnd) -> None:
+        """Deliver what a finished runner thread left in its pipe and end it.  (A thread's
+        end is normally seen through its final message; this is the guard for the rest.)"""
         for child in list(self.children.values()):
-            if child.kind == "threads" and not child.is_alive() and child.final is None:
-                child.eof = True
+            if child.kind == "threads" and not child.is_alive():
+                self._read(child, on_message, until_eof=True)
                 self._end(child, on_end)
 
     # ------------------------------------------------------------------ shutdown
@@ -120,7 +121,7 @@ class Supervisor:
             if left <= 0:
                 break
             self.poll(left, on_message, on_end)
-            self.check_threads(on_end)
+            self.check_threads(on_message, on_end)
         for child in list(self.children.values()):  # still running after the grace period
             self._read(child, on_message, until_eof=True)
             self._end(child, on_end)

@@ -1,0 +1,253 @@
+"""The ``glompo-like`` command line (also ``python -m glompo_like``).
+
+Commands::
+
+    glompo-like demo      a small managed run on a built-in test function, with a result table
+
+Each command is a function ``_cmd_<name>(args) -> int``; :func:`main` parses the arguments
+and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import GlompoError
+from .functions import FUNCTIONS
+
+__all__ = ["main", "build_parser"]
+
+PROG = "glompo-like"
+LEVEL1_BACKENDS = ("threads", "processes", "processes_forced")
+_REASON_WIDTH = 60
+
+
+# --------------------------------------------------------------------------- parsing
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``glompo-like`` (one sub-parser per command)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Globally managed parallel optimization: run several optimizers at once on one "
+            "objective, stop the ones that stall, start new ones, keep a log of every evaluation."
+        ),
+        epilog=f"Run '{PROG} COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="print the manager's progress (optimizers started, killed, converged) while it runs",
+    )
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a small managed optimization on a built-in test function and print the result",
+        description=(
+            "Run the manager on a built-in test function (default: 10-D Rastrigin) with CMA-ES "
+            "optimizers until the evaluation budget is used or the known minimum is reached, "
+            "then print the result and a table of the optimizers from the evaluation log."
+        ),
+    )
+    demo.add_argument("--function", choices=sorted(FUNCTIONS), default="rastrigin",
+                      help="test function to minimise (default: %(default)s)")
+    demo.add_argument("--dim", type=_positive_int, default=10, metavar="N",
+                      help="number of parameters (default: %(default)s)")
+    demo.add_argument("--evals", type=_positive_int, default=20_000, metavar="N",
+                      help="evaluation budget of the whole run (default: %(default)s)")
+    demo.add_argument("--backend", choices=LEVEL1_BACKENDS, default="processes",
+                      help="how the optimizers run side by side (Level 1 parallelism; "
+                           "default: %(default)s)")
+    demo.add_argument("--max-jobs", type=_positive_int, default=2, metavar="N",
+                      help="optimizers running at the same time (default: %(default)s)")
+    demo.add_argument("--seed", type=_non_negative_int, default=1, metavar="N",
+                      help="random seed; the same seed gives the same start points (default: %(default)s)")
+    demo.add_argument("--working-dir", type=Path, default=None, metavar="DIR",
+                      help="where the evaluation log and summary are written "
+                           "(default: a new temporary directory)")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``glompo-like`` command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except GlompoError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `glompo-like demo | head`: the reader left early
+        sys.stdout = open(os.devnull, "w")  # so the final flush at exit does not fail again
+        return 1
+
+
+# --------------------------------------------------------------------------- demo
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import GloMPOManager, read_log
+    from .checkers import MaxFuncCalls, TargetCost
+
+    test = FUNCTIONS[args.function]
+    working_dir = args.working_dir
+    if working_dir is None:
+        working_dir = Path(tempfile.mkdtemp(prefix="glompo-like-demo-"))
+    print(
+        f"{PROG} demo: minimising {test.name} in {args.dim} dimensions "
+        f"(known minimum {test.fmin:g}), budget {args.evals} evaluations, "
+        f"backend={args.backend}, max_jobs={args.max_jobs}, seed={args.seed}"
+    )
+    print("running ...", flush=True)
+    manager = GloMPOManager(
+        task=test.f,
+        bounds=test.bounds(args.dim),
+        backend=args.backend,
+        max_jobs=args.max_jobs,
+        convergence_checker=MaxFuncCalls(args.evals) | TargetCost(test.fmin, atol=1e-8),
+        working_dir=working_dir,
+        seed=args.seed,
+    )
+    t0 = time.perf_counter()
+    with manager:
+        result = manager.start_manager()
+    wall = time.perf_counter() - t0
+
+    print()
+    print(_result_table(result, wall))
+    print()
+    print("Optimizers (from the evaluation log)")
+    print(_optimizer_table(read_log(working_dir, optimizers=True)))
+    print()
+    print(f"Working directory: {working_dir}")
+    print("  evaluations.sqlite  every evaluation; read it with "
+          f"glompo_like.read_log({str(working_dir)!r})")
+    print("  summary.yml         settings, counters and result of the run")
+    return 0
+
+
+def _fmt_value(v: Any, spec: str = ".10g") -> str:
+    if v is None:
+        return "-"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(f):
+        return "-"
+    return format(f, spec)
+
+
+def _fmt_int(v: Any) -> str:
+    if v is None:
+        return "-"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(f) or f < 0:  # NumPy fallback of read_log stores missing integers as -1
+        return "-"
+    return str(int(f))
+
+
+def _fmt_point(x: Any, decimals: int = 4, show: int = 12) -> str:
+    """``x`` rounded to ``decimals`` places; long vectors show their first and last entries."""
+    if x is None:
+        return "-"
+    values = np.round(np.asarray(x, dtype=float), decimals) + 0.0  # + 0.0 turns -0 into 0
+    items = [f"{v:g}" for v in values]
+    if len(items) > show:
+        items = [*items[: show - 4], f"... ({len(items) - show + 1} more) ...", *items[-3:]]
+    return "[" + ", ".join(items) + "]"
+
+
+def _result_table(result: Any, wall: float) -> str:
+    s = result.stats
+    origin = result.origin
+    found_by = "-"
+    if origin:
+        found_by = f"optimizer {origin.get('opt_id')} ({origin.get('description') or origin.get('type')})"
+    evals = int(s.get("f_evals", 0))
+    t_used = float(s.get("t_used", wall)) or wall
+    rate = evals / t_used if t_used > 0 else float("nan")
+    rows = [
+        ("best value", _fmt_value(result.fx) if math.isfinite(result.fx) else "none (no evaluation succeeded)"),
+        ("best point", _fmt_point(result.x)),
+        ("found by", found_by),
+        ("evaluations", f"{evals} ({s.get('evals_failed', 0)} failed)"),
+        ("optimizers", f"{s.get('opts_started', 0)} started, {s.get('opts_killed', 0)} killed, "
+                       f"{s.get('opts_converged', 0)} converged, {s.get('opts_crashed', 0)} crashed"),
+        ("end condition", str(s.get("end_cond"))),
+        ("wall time", f"{t_used:.2f} s"),
+        ("evaluations/second", f"{rate:,.0f}"),
+    ]
+    return "Result\n" + "\n".join(f"  {k:<20}{v}" for k, v in rows)
+
+
+def _truncate(text: Any, width: int) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _optimizer_table(table: Any) -> str:
+    """Format the ``optimizers`` table of :func:`~glompo_like.read_log` (a pandas DataFrame
+    or a NumPy structured array: both are indexed by column name)."""
+    columns = ("opt_id", "type", "n_evals", "best_fx", "end_kind", "end_reason")
+    header = ("opt_id", "type", "n_evals", "best_fx", "end", "end_reason")
+    values = [list(table[c]) for c in columns]
+    rows = []
+    for i in range(len(table)):
+        opt_id, kind, n, fx, end_kind, reason = (col[i] for col in values)
+        rows.append((
+            _fmt_int(opt_id), str(kind), _fmt_int(n), _fmt_value(fx, ".6g"),
+            "-" if end_kind is None else str(end_kind), _truncate(reason, _REASON_WIDTH),
+        ))
+    if not rows:
+        return "  (no optimizer was started)"
+    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(header)]
+    right = {0, 2, 3}  # numbers are right-aligned
+
+    def line(cells: Sequence[str]) -> str:
+        out = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  " + "  ".join(out).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])

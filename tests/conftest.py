@@ -1,0 +1,41 @@
+"""Shared fixtures.  Every test is checked for leftover child processes."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+# multiprocessing's own helpers live for the whole session; they are not ours to reap.
+_MP_HELPERS = ("forkserver", "resource_tracker", "semaphore_tracker")
+
+
+def _our_children() -> dict[int, psutil.Process]:
+    out = {}
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        if not any(h in cmd for h in _MP_HELPERS):
+            out[p.pid] = p
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    before = set(_our_children())
+    yield
+    deadline = time.monotonic() + 3.0
+    while True:
+        left = {pid: p for pid, p in _our_children().items() if pid not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for p in left.values():
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    assert not left, f"test left child processes behind: {[(p.pid, p.name()) for p in left.values()]}"
