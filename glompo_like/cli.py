@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "-v", "--verbose", action="store_true",
-        help="print the manager's progress (optimizers started, killed, converged) while it runs",
+        help="print the manager's progress messages (optimizers started, killed, ...) while it runs",
     )
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
 

@@ -19,8 +19,8 @@ from .runner import ON_ERROR_POLICIES
 
 __all__ = ["ManagerConfig", "default_max_jobs", "pickle_task"]
 
-LEVEL1 = ("threads", "processes", "processes_forced")
-LEVEL2 = ("serial", "threads", "processes")
+LEVEL1 = ("threads", "processes", "processes_forced", "auto")
+LEVEL2 = ("serial", "threads", "processes", "auto")
 
 
 def default_max_jobs() -> int:
@@ -67,6 +67,11 @@ class ManagerConfig:
     shutdown_grace: float
     overwrite: bool
     task_bytes: bytes | None
+
+    @property
+    def needs_probe(self) -> bool:
+        """Whether ``backend="auto"`` must be resolved (at either level) before starting."""
+        return self.backend == "auto" or any(e.backend == "auto" for e in self.opt_selector.entries)
 
 
 def _positive_int(value: Any, name: str, fix: str) -> int:
@@ -192,7 +197,8 @@ def build_config(
     shutdown_grace = _positive_number(shutdown_grace, "shutdown_grace")
 
     entries = opt_selector.entries
-    needs_bytes = backend != "threads"
+    needs_bytes = backend not in ("threads", "auto")
+    may_need_bytes = backend == "auto"
     for i, e in enumerate(entries):
         where = f"opt_selector entry {i} ({e.cls.__name__})"
         if e.workers > max_jobs:
@@ -210,6 +216,8 @@ def build_config(
                 )
         elif l2 not in LEVEL2:
             raise ConfigError(f"{where}: Level 2 backend {l2!r} is not supported here; use one of {LEVEL2}")
+        if l2 == "auto":
+            may_need_bytes = True
         if l2 == "processes":
             needs_bytes = True
             if backend == "processes":
@@ -218,18 +226,26 @@ def build_config(
                     "daemonic processes may not start processes of their own. Use "
                     "backend='processes_forced' (non-daemonic optimizer processes) or backend='threads'."
                 )
+        if task_timeout is not None and l2 == "auto":
+            if backend == "processes":
+                raise ConfigError(
+                    f"task_timeout with {where}: Level 2 'auto' must then run evaluations in "
+                    "killable worker processes, which daemonic backend='processes' cannot own; "
+                    "use backend='processes_forced', 'threads' or 'auto'"
+                )
+            continue
         if backend == "threads" and task_timeout is not None and l2 != "processes":
             raise ConfigError(
                 f"task_timeout cannot be enforced for {where} with backend='threads' × Level 2 "
                 f"{l2!r}: a thread cannot be killed. Give the entry backend='processes' "
                 "(evaluations in killable worker processes) or use a process backend."
             )
-        if backend in ("processes", "processes_forced") and task_timeout is not None and l2 != "processes":
+        if backend in ("processes", "processes_forced", "auto") and task_timeout is not None and l2 != "processes":
             raise ConfigError(
                 f"task_timeout with {where} needs Level 2 backend='processes' for now (each "
                 "evaluation then runs in a worker that can be killed at its deadline)"
             )
-        if backend != "threads":
+        if backend not in ("threads", "auto"):
             try:
                 pickle.dumps((e.cls, dict(e.kwargs)))
             except Exception as err:
@@ -237,7 +253,14 @@ def build_config(
                     f"{where} cannot be sent to backend={backend!r}: {type(err).__name__}: {err}. "
                     "Define the optimizer class at module level and pass picklable kwargs, or use backend='threads'."
                 ) from err
-    task_bytes = pickle_task(task) if needs_bytes else None
+    task_bytes = None
+    if needs_bytes:
+        task_bytes = pickle_task(task)
+    elif may_need_bytes:  # "auto" falls back to threads for a task that cannot be pickled
+        try:
+            task_bytes = pickle_task(task)
+        except TaskNotPicklableError:
+            task_bytes = None
 
     return ManagerConfig(
         task=task,

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from ._policy import next_check_in
+from .auto import TaskProfile, choose_backends, probe_task
 from .backends.level1 import Child
 from .config import ManagerConfig, build_config
 from .errors import EvaluationError, GlompoError, OptimizerCrashed
-from .evaluation.core import EvalStatus
+from .evaluation.core import EvalBatch, EvalStatus
 from .log import LOG_NAME, EvaluationLog
 from .messages import ACK, Converged, Crashed, Evaluated, Inject, StateReply, Stopped
 from .result import Result
@@ -60,8 +61,10 @@ class GloMPOManager:
         Which optimizers to start (a selector from :mod:`glompo_like.selectors`).
         Default: ``CycleSelector([CMAOptimizer])`` with step sizes from the bounds.
     backend:
-        Level 1 parallelism: ``"threads"``, ``"processes"`` (default) or
-        ``"processes_forced"`` (non-daemonic, so optimizers may own process pools).
+        Level 1 parallelism: ``"threads"``, ``"processes"`` (default),
+        ``"processes_forced"`` (non-daemonic, so optimizers may own process pools), or
+        ``"auto"`` (measure the task briefly and choose; see :mod:`glompo_like.auto`).  An
+        optimizer entry's own ``backend`` (Level 2) may be ``"auto"`` too.
     max_jobs:
         Slots (cores) the run may use; an optimizer takes ``workers`` slots.  Default: the
         cores available to this process.
@@ -167,6 +170,9 @@ class GloMPOManager:
         self._started = False
         self._broken = False
         self._pending_acks: list[Child] = []
+        self.backend_choice: dict[str, Any] | None = None
+        self._l1 = self.config.backend
+        self._l2: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> GloMPOManager:
@@ -199,7 +205,11 @@ class GloMPOManager:
                 for name in (LOG_NAME, LOG_NAME + "-wal", LOG_NAME + "-shm", "summary.yml"):
                     (cfg.working_dir / name).unlink(missing_ok=True)
             self._log = EvaluationLog(cfg.working_dir / LOG_NAME, cfg.bounds.dim)
-        self._supervisor = Supervisor(cfg.backend, cfg.task, cfg.start_method)
+        self._l1 = cfg.backend
+        self._l2 = {id(e): e.backend for e in cfg.opt_selector.entries}
+        if cfg.needs_probe:
+            self._resolve_auto()
+        self._supervisor = Supervisor(self._l1, cfg.task, cfg.start_method)
         log.info("starting: %s", self._describe())
         restore = _install_sigterm()
         interrupted: BaseException | None = None
@@ -253,15 +263,56 @@ class GloMPOManager:
                 return
             self._send_acks()
             timeout = next_check_in(cfg.convergence_checker, self.view)
-            if cfg.backend == "threads":
+            if self._l1 == "threads":
                 timeout = _THREAD_HEARTBEAT if timeout is None else min(timeout, _THREAD_HEARTBEAT)
             sup.poll(timeout, self._on_message, self._on_end)
-            if cfg.backend == "threads":
+            if self._l1 == "threads":
                 sup.check_threads(self._on_message, self._on_end)
             if cfg.killing_conditions is not False and self.counters.f_evals >= self._next_hunt:
                 self._next_hunt = self.counters.f_evals + cfg.hunt_frequency
                 self._hunt()
             self._fill_slots()
+
+    # ------------------------------------------------------------------ backend="auto"
+    def _resolve_auto(self) -> None:
+        cfg = self.config
+        profile = probe_task(cfg.task, cfg.bounds, self._policy_rng)
+        self._record_probe(profile)
+        entries = cfg.opt_selector.entries
+        l1, l2, reason = choose_backends(
+            profile,
+            cfg.backend,
+            [(e.backend, e.workers) for e in entries],
+            picklable=cfg.task_bytes is not None,
+            killable=cfg.task_timeout is not None,
+        )
+        self._l1 = l1
+        self._l2 = {id(e): b for e, b in zip(entries, l2, strict=True)}
+        self.backend_choice = {
+            "level1": l1,
+            "level2": [b if isinstance(b, str) else type(b).__name__ for b in l2],
+            "reason": reason,
+            "t_eval": profile.t_eval,
+            "concurrency_ratio": profile.concurrency_ratio,
+            "probe_evals": len(profile.probes),
+        }
+        log.info("backend='auto' chose Level 1 %r, Level 2 %s: %s", l1, self.backend_choice["level2"], reason)
+
+    def _record_probe(self, profile: TaskProfile) -> None:
+        """The probe's evaluations are real: log and count them as optimizer 0."""
+        xs = np.array([x for x, _ in profile.probes])
+        batch = EvalBatch.from_outcomes(xs, [o for _, o in profile.probes])
+        rec = OptimizerRecord(
+            opt_id=0, opt_type="probe", description="backend='auto' probe", slots=0,
+            t_start=self._clock(), x0=xs[0], dim=self.config.bounds.dim,
+        )
+        self.records[0] = rec
+        if self._log is not None:
+            self._log.start_optimizer(0, rec.opt_type, rec.description, 0, xs[0], time.time())
+        self._mark_end(rec, "stopped", "probe for backend='auto' finished")
+        self._on_evaluated(None, rec, Evaluated(0, 1, batch))
+        if self._log is not None:
+            self._log.end_optimizer(0, time.time(), len(rec.fx), rec.best_fx, "stopped", rec.end_reason or "", None)
 
     # ------------------------------------------------------------------ spawning
     def _fill_slots(self) -> None:
@@ -292,7 +343,7 @@ class GloMPOManager:
             x0=x0,
             seed=seed,
             task_bytes=cfg.task_bytes,
-            l2_backend=entry.backend,
+            l2_backend=self._l2[id(entry)],
             l2_workers=entry.workers,
             start_method=cfg.start_method,
             task_timeout=cfg.task_timeout,
@@ -301,7 +352,7 @@ class GloMPOManager:
             penalty=cfg.penalty,
             window=self._window,
         )
-        desc = _describe_entry(entry)
+        desc = _describe_entry(entry, self._l2[id(entry)])
         now = self._clock()
         self.records[opt_id] = OptimizerRecord(
             opt_id=opt_id, opt_type=entry.cls.__name__, description=desc, slots=entry.workers,
@@ -341,7 +392,7 @@ class GloMPOManager:
         elif isinstance(msg, StateReply):
             pass  # checkpoints (see the checkpoint module) consume these
 
-    def _on_evaluated(self, child: Child, rec: OptimizerRecord, msg: Evaluated) -> None:
+    def _on_evaluated(self, child: Child | None, rec: OptimizerRecord, msg: Evaluated) -> None:
         b = msg.batch
         c = self.counters
         first = c.f_evals + 1
@@ -462,6 +513,7 @@ class GloMPOManager:
             "hunt_frequency": cfg.hunt_frequency,
             "share_best_solutions": cfg.share_best_solutions,
             "seed_entropy": self.entropy,
+            "backend_choice": self.backend_choice,
             "task_timeout": cfg.task_timeout,
             "on_error": cfg.on_error,
         }
@@ -495,9 +547,9 @@ class GloMPOManager:
         return f"GloMPOManager(task={getattr(c.task, '__qualname__', c.task)!r}, dim={c.bounds.dim}, backend={c.backend!r}, max_jobs={c.max_jobs})"
 
 
-def _describe_entry(entry: Any) -> str:
+def _describe_entry(entry: Any, l2_backend: Any) -> str:
     kw = ", ".join(f"{k}={v!r}" for k, v in entry.kwargs.items())
-    l2 = "" if entry.backend == "serial" and entry.workers == 1 else f" [L2 {entry.backend} × {entry.workers}]"
+    l2 = "" if l2_backend == "serial" and entry.workers == 1 else f" [L2 {l2_backend} × {entry.workers}]"
     return f"{entry.cls.__name__}({kw}){l2}"
 
 

@@ -229,6 +229,9 @@ def _optional_count(owner: str, name: str, value: Any) -> int | None:
 class BaseSelector(ABC):
     """Base class of selectors.
 
+    Subclasses implement ``_choose(run, free_slots, rng)``; :meth:`select` applies the spawn
+    controls and the slot check.
+
     Parameters
     ----------
     entries:
@@ -237,9 +240,6 @@ class BaseSelector(ABC):
         Start no more optimizers once the run has started this many.
     max_f_evals:
         Start no more optimizers once the run has done this many evaluations.
-
-    Subclasses implement ``_choose(run, free_slots, rng)``; :meth:`select` applies the spawn
-    controls and the slot check.
     """
 
     def __init__(

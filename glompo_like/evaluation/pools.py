@@ -269,14 +269,18 @@ class ProcessPool(Pool):
                 busy[w.conn] = w
                 busy[w.process.sentinel] = w
 
-        def replace(w: _Worker, status: EvalStatus, message: str, killed: bool) -> None:
-            i = w.job
+        def retire(w: _Worker, status: EvalStatus, message: str, killed: bool) -> None:
+            """The worker is gone (or must go): record its evaluation, start a new one."""
             busy.pop(w.conn, None)
             busy.pop(w.process.sentinel, None)
             if killed:
                 kill_group(w.process.pid)
             w.process.join(5)
-            out[i] = Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)
+            if w.job is not None:
+                if not message:
+                    message = (f"worker process {w.process.pid} died during the evaluation "
+                               f"({signal_name(w.process.exitcode)})")
+                out[w.job] = Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)
             w.conn.close()
             self._pool.remove(w)
             self.replaced += 1
@@ -288,33 +292,32 @@ class ProcessPool(Pool):
         while busy:
             deadline = min(w.deadline for w in busy.values())
             wait_for = None if deadline == math.inf else max(0.0, deadline - time.monotonic())
-            ready = connection.wait(list(busy), timeout=wait_for)
-            for obj in ready:
+            for obj in connection.wait(list(busy), timeout=wait_for):
                 w = busy.get(obj)
-                if w is None:
+                if w is None:  # already handled through its other wait object
                     continue
-                if obj is w.conn:
-                    try:
-                        i, outcome = w.conn.recv()
-                    except (EOFError, OSError):
-                        continue  # died; the sentinel says how
+                result = None
+                try:
+                    if w.conn.poll():
+                        result = w.conn.recv()
+                except (EOFError, OSError):
+                    result = None
+                if result is not None:
+                    i, outcome = result
                     out[i] = outcome
+                    w.job = None
+                if result is None or obj is w.process.sentinel:  # end of file or exited: dead
+                    retire(w, EvalStatus.CRASHED, "", killed=False)
+                else:
                     busy.pop(w.conn, None)
                     busy.pop(w.process.sentinel, None)
-                    w.job = None
                     idle.append(w)
-                elif not w.conn.poll():  # sentinel: died without a pending result
-                    w.process.join(1)
-                    msg = (
-                        f"worker process {w.process.pid} died during the evaluation "
-                        f"({signal_name(w.process.exitcode)})"
-                    )
-                    replace(w, EvalStatus.CRASHED, msg, killed=False)
             now = time.monotonic()
             for w in {id(w): w for w in busy.values()}.values():
                 if w.deadline <= now:
-                    msg = f"evaluation exceeded task_timeout={self.timeout:g} s; worker {w.process.pid} and its process group killed"
-                    replace(w, EvalStatus.TIMED_OUT, msg, killed=True)
+                    msg = (f"evaluation exceeded task_timeout={self.timeout:g} s; worker "
+                           f"{w.process.pid} and its process group killed")
+                    retire(w, EvalStatus.TIMED_OUT, msg, killed=True)
             if not aborted and should_abort is not None and todo and should_abort():
                 aborted = True
             dispatch()

@@ -1,0 +1,237 @@
+"""Level 1 × Level 2: every combination runs or is refused at construction; pools; auto."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from glompo_like import ConfigError, ConfigTypeError, GloMPOManager, read_log
+from glompo_like.auto import TaskProfile, choose_backends
+from glompo_like.checkers import MaxFuncCalls, TargetCost
+from glompo_like.evaluation import EvalStatus, ProcessPool, SerialPool, ThreadPool
+from glompo_like.functions import sphere
+from glompo_like.optimizers import CMAOptimizer
+from glompo_like.selectors import CycleSelector
+
+pytestmark = pytest.mark.timeout(90)
+
+L1 = ["threads", "processes", "processes_forced"]
+L2 = ["serial", "threads", "processes"]
+
+
+def _run(l1, l2, workers=2, budget=2400, **kw):
+    sel = CycleSelector([(CMAOptimizer, {"popsize": 8, "workers": workers, "backend": l2})])
+    m = GloMPOManager(task=sphere, bounds=[(-3.0, 3.0)] * 3, opt_selector=sel, backend=l1,
+                      max_jobs=2 * workers, convergence_checker=MaxFuncCalls(budget) | TargetCost(0.0, atol=1e-10),
+                      seed=7, **kw)
+    return m, m.start_manager()
+
+
+@pytest.mark.parametrize("l2", L2)
+@pytest.mark.parametrize("l1", L1)
+def test_every_combination_runs_or_is_refused(l1, l2, tmp_path):
+    if l1 == "processes" and l2 == "processes":
+        with pytest.raises(ConfigError, match="processes_forced"):
+            _run(l1, l2)
+        return
+    m, r = _run(l1, l2, working_dir=tmp_path)
+    assert r.fx < 1e-8
+    assert r.stats["f_evals"] <= 2400 + 2 * 8
+    log = read_log(tmp_path)
+    assert len(log) == r.stats["f_evals"]
+    workers = set(log["worker"])
+    if l2 == "processes":  # evaluated in pool workers, named per optimizer and worker
+        assert any("/w" in w for w in workers)
+    else:
+        assert all("/w" not in w for w in workers)
+
+
+def test_user_executor_is_used_and_left_open():
+    calls = []
+
+    def task(x):
+        calls.append(threading.current_thread().name)
+        return sphere(x)
+
+    with ThreadPoolExecutor(2, thread_name_prefix="users-pool") as ex:
+        sel = CycleSelector([(CMAOptimizer, {"popsize": 6, "workers": 2, "backend": ex})])
+        r = GloMPOManager(task=task, bounds=[(-1, 1)] * 2, opt_selector=sel, backend="threads",
+                          max_jobs=2, convergence_checker=MaxFuncCalls(300), seed=1).start_manager()
+        assert r.stats["f_evals"] >= 300
+        assert calls and all(name.startswith("users-pool") for name in calls)
+        assert ex.submit(lambda: 41 + 1).result() == 42  # not shut down by the library
+
+
+def test_user_executor_needs_level1_threads():
+    with ThreadPoolExecutor(1) as ex:
+        sel = CycleSelector([(CMAOptimizer, {"workers": 1, "backend": ex})])
+        with pytest.raises(ConfigError, match="backend='threads'"):
+            GloMPOManager(task=sphere, bounds=[(-1, 1)] * 2, opt_selector=sel, backend="processes")
+
+
+@pytest.mark.parametrize("bad, error", [({"workers": 0}, ConfigError), ({"workers": 1.5}, ConfigTypeError),
+                                        ({"backend": "mpi"}, ConfigError), ({"backend": 3}, ConfigTypeError)])
+def test_bad_workers_and_backend(bad, error):
+    with pytest.raises(error):
+        CycleSelector([(CMAOptimizer, bad)])
+
+
+# ----------------------------------------------------------------------------- pools
+def _square_sum(x):
+    return float(np.sum(np.asarray(x) ** 2))
+
+
+def _slow_first(x):
+    time.sleep(0.2 if x[0] == 0 else 0.0)
+    return float(x[0])
+
+
+def _mp():
+    return multiprocessing.get_context("forkserver")
+
+
+def _pickled(f):
+    import cloudpickle
+
+    return cloudpickle.dumps(f)
+
+
+def test_process_pool_keeps_candidate_order_and_is_persistent():
+    pool = ProcessPool(_pickled(_slow_first), 2, _mp(), "t")
+    try:
+        pids = pool.pids()
+        xs = np.arange(6, dtype=float).reshape(6, 1)
+        for _ in range(2):
+            out = pool.evaluate(xs)
+            assert [o.fx for o in out] == list(range(6))  # x=0 finished last, still first
+            assert all(o.status is EvalStatus.OK for o in out)
+        assert pool.pids() == pids  # the same workers every generation
+        assert {o.worker for o in out} <= {"t/w1", "t/w2"}
+    finally:
+        pool.close()
+
+
+def _crash_on_negative(x):
+    if x[0] < 0:
+        os._exit(3)
+    return float(x[0])
+
+
+def test_process_pool_survives_a_dying_worker():
+    pool = ProcessPool(_pickled(_crash_on_negative), 2, _mp(), "t")
+    try:
+        out = pool.evaluate(np.array([[1.0], [-1.0], [2.0], [3.0]]))
+        assert [o.status for o in out] == [EvalStatus.OK, EvalStatus.CRASHED, EvalStatus.OK, EvalStatus.OK]
+        assert "exit code 3" in out[1].error
+        assert pool.replaced == 1
+        assert [o.fx for o in pool.evaluate(np.array([[5.0], [6.0]]))] == [5.0, 6.0]
+    finally:
+        pool.close()
+
+
+def _hang_on_negative(x):
+    if x[0] < 0:
+        time.sleep(60)
+    return float(x[0])
+
+
+def test_process_pool_timeout_kills_and_replaces_the_worker():
+    pool = ProcessPool(_pickled(_hang_on_negative), 2, _mp(), "t", timeout=0.5)
+    try:
+        t0 = time.monotonic()
+        out = pool.evaluate(np.array([[1.0], [-1.0], [2.0]]))
+        assert time.monotonic() - t0 < 5
+        assert [o.status for o in out] == [EvalStatus.OK, EvalStatus.TIMED_OUT, EvalStatus.OK]
+        assert "task_timeout" in out[1].error
+        assert out[1].duration >= 0.5
+    finally:
+        pool.close()
+
+
+def test_serial_and_thread_pools_abort_between_evaluations():
+    xs = np.arange(8, dtype=float).reshape(8, 1)
+    seen = []
+
+    def should_abort():
+        seen.append(1)
+        return len(seen) >= 3
+
+    out = SerialPool(_square_sum, "s").evaluate(xs, should_abort)
+    assert sum(o is not None for o in out) == 3 and out[0].fx == 0.0
+    pool = ThreadPool(_square_sum, 2, "t")
+    try:
+        out = pool.evaluate(xs)
+        assert [o.fx for o in out] == [float(i * i) for i in range(8)]
+    finally:
+        pool.close()
+
+
+# ----------------------------------------------------------------------------- auto
+def _profile(t_eval, ratio, ok=True):
+    from glompo_like.evaluation import Outcome
+
+    status = EvalStatus.OK if ok else EvalStatus.FAILED
+    return TaskProfile(t_eval, ratio, [(np.zeros(2), Outcome(1.0, status, 0.0, t_eval, "probe"))])
+
+
+@pytest.mark.parametrize(
+    "profile, l1, l2",
+    [
+        (_profile(5e-3, 1.0), "processes_forced", "processes"),  # costly, holds the GIL
+        (_profile(5e-3, 0.5), "threads", "threads"),  # costly, releases the GIL
+        (_profile(5e-6, 1.0), "processes", "serial"),  # cheap: never a process pool
+        (_profile(5e-6, 0.5), "processes", "serial"),
+    ],
+)
+def test_auto_decision_table(profile, l1, l2):
+    got_l1, got_l2, reason = choose_backends(profile, "auto", [("auto", 2)], picklable=True)
+    assert (got_l1, got_l2) == (l1, [l2])
+    assert "ms per evaluation" in reason
+
+
+def test_auto_respects_unpicklable_tasks_timeouts_and_daemonic_level1():
+    p = _profile(5e-3, 1.0)
+    assert choose_backends(p, "auto", [("auto", 2)], picklable=False)[:2] == ("threads", ["threads"])
+    assert choose_backends(p, "auto", [("auto", 1)], picklable=True, killable=True)[:2] == (
+        "processes_forced", ["processes"])
+    l1, l2, reason = choose_backends(p, "processes", [("auto", 2)], picklable=True)
+    assert (l1, l2) == ("processes", ["threads"]) and "daemonic" in reason
+    assert choose_backends(p, "auto", [("auto", 1)], picklable=True)[:2] == ("processes", ["serial"])
+
+
+def _gil_holding(x):
+    s = 0.0
+    for i in range(60_000):
+        s += i * 1e-12
+    return s + float(np.sum(np.asarray(x) ** 2))
+
+
+def _gil_releasing(x):
+    time.sleep(0.01)
+    return float(np.sum(np.asarray(x) ** 2))
+
+
+def test_auto_measures_and_picks_different_backends(tmp_path):
+    choices = {}
+    for f in (_gil_holding, _gil_releasing):
+        sel = CycleSelector([(CMAOptimizer, {"popsize": 4, "workers": 2, "backend": "auto"})])
+        m = GloMPOManager(task=f, bounds=[(-1, 1)] * 2, opt_selector=sel, backend="auto", max_jobs=2,
+                          convergence_checker=MaxFuncCalls(60), seed=1, working_dir=tmp_path / f.__name__)
+        r = m.start_manager()
+        choices[f.__name__] = (m.backend_choice["level1"], m.backend_choice["level2"][0])
+        # the probe's evaluations are logged and counted, as optimizer 0
+        log = read_log(tmp_path / f.__name__)
+        assert len(log) == r.stats["f_evals"]
+        assert (np.asarray(log["opt_id"]) == 0).sum() == m.backend_choice["probe_evals"]
+        import yaml
+
+        summary = yaml.safe_load((tmp_path / f.__name__ / "summary.yml").read_text())
+        assert summary["settings"]["backend_choice"]["level1"] == m.backend_choice["level1"]
+    assert choices["_gil_holding"] == ("processes_forced", "processes")
+    assert choices["_gil_releasing"] == ("threads", "threads")
