@@ -161,3 +161,17 @@ def next_check_in(cond: Condition, *args: Any) -> float | None:
         times = [t for t in (next_check_in(p, *args) for p in cond.parts) if t is not None]
         return min(times) if times else None
     return cond.next_check_in(*args)
+
+
+def remaining_evals(cond: Condition, *args: Any) -> int | None:
+    """Evaluations before a checker could fire by counting evaluations alone, or ``None``
+    if it never does so (e.g. ``TargetCost``).  ``a | b`` ends with the first of its parts
+    (the smallest known count); ``a & b`` only when all have fired (the largest).  The
+    manager uses it to decide how far optimizers may run ahead of its acknowledgements."""
+    if isinstance(cond, _Compound):
+        known = [r for r in (remaining_evals(p, *args) for p in cond.parts) if r is not None]
+        if not known:
+            return None
+        return min(known) if isinstance(cond, AnyOf) else max(known)
+    fn = getattr(cond, "remaining", None)
+    return None if fn is None else int(fn(*args))

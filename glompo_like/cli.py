@@ -132,12 +132,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     working_dir = args.working_dir
     if working_dir is None:
         working_dir = Path(tempfile.mkdtemp(prefix="glompo-like-demo-"))
-    print(
-        f"{PROG} demo: minimising {test.name} in {args.dim} dimensions "
-        f"(known minimum {test.fmin:g}), budget {args.evals} evaluations, "
-        f"backend={args.backend}, max_jobs={args.max_jobs}, seed={args.seed}"
-    )
-    print("running ...", flush=True)
     manager = GloMPOManager(
         task=test.f,
         bounds=test.bounds(args.dim),
@@ -147,6 +141,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         working_dir=working_dir,
         seed=args.seed,
     )
+    print(
+        f"{PROG} demo: minimising {test.name} in {args.dim} dimensions "
+        f"(known minimum {test.fmin:g}), budget {args.evals} evaluations, "
+        f"backend={args.backend}, max_jobs={args.max_jobs}, seed={args.seed}"
+    )
+    print("running ...", flush=True)
     t0 = time.perf_counter()
     with manager:
         result = manager.start_manager()

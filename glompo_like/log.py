@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,7 @@ class EvaluationLog:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         xcols = [f"x_{i} REAL" for i in range(dim)] if self.x_columns else ["x BLOB"]
-        with self.db:
+        with self._transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS evaluations (eval_id INTEGER PRIMARY KEY, opt_id INTEGER, "
@@ -76,12 +78,24 @@ class EvaluationLog:
              t, d, batch.worker[i])
             for i, (t, d) in enumerate(zip(batch.t_start.tolist(), batch.duration.tolist(), strict=True))
         ]
-        with self.db:
+        with self._transaction():
             self.db.executemany(self._insert, rows)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit transaction (the connection is in autocommit mode, where a bare
+        ``executemany`` would commit every row separately)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def start_optimizer(self, opt_id: int, opt_type: str, settings: str, slots: int,
                         x0: np.ndarray, t_start: float) -> None:
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO optimizers (opt_id, type, settings, slots, x0, t_start) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -91,7 +105,7 @@ class EvaluationLog:
     def end_optimizer(self, opt_id: int, t_end: float, n_evals: int, best_fx: float,
                       end_kind: str, end_reason: str, exitcode: int | None) -> None:
         best = None if not np.isfinite(best_fx) else float(best_fx)
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "UPDATE optimizers SET t_end=?, n_evals=?, best_fx=?, end_kind=?, end_reason=?, "
                 "exitcode=? WHERE opt_id=?",
@@ -99,7 +113,7 @@ class EvaluationLog:
             )
 
     def set_meta(self, **items: Any) -> None:
-        with self.db:
+        with self._transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in items.items()]
             )

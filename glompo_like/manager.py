@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import pickle
 import signal
 import threading
@@ -24,24 +25,23 @@ from typing import Any
 
 import numpy as np
 
-from ._policy import next_check_in
+from ._policy import next_check_in, remaining_evals
 from .auto import TaskProfile, choose_backends, probe_task
 from .backends.level1 import Child
 from .config import ManagerConfig, build_config
-from .errors import EvaluationError, GlompoError, OptimizerCrashed
+from .errors import ConfigError, EvaluationError, GlompoError, OptimizerCrashed
 from .evaluation.core import EvalBatch, EvalStatus
 from .log import LOG_NAME, EvaluationLog
-from .messages import ACK, Converged, Crashed, Evaluated, Inject, StateReply, Stopped
+from .messages import Ack, Converged, Crashed, Evaluated, Inject, StateReply, Stopped
 from .result import Result
 from .runner import RunnerSpec
 from .snapshot import OptimizerRecord, RunCounters, RunView
 from .summary import write_summary
-from .supervision import Supervisor
+from .supervision import Supervisor, make_supervisor
 
 __all__ = ["GloMPOManager"]
 
 log = logging.getLogger("glompo_like.manager")
-_THREAD_HEARTBEAT = 5.0  # seconds; only a guard against a runner thread dying silently
 
 
 class _Terminate(BaseException):
@@ -103,6 +103,13 @@ class GloMPOManager:
         terminated.
     overwrite:
         Replace the log of an earlier run in ``working_dir`` (otherwise that is an error).
+    report_interval:
+        Longest time (seconds) an optimizer keeps evaluated generations before reporting
+        them.  Optimizers with fast generations report a few at a time, which keeps the
+        manager's cost low; near the end of an evaluation budget they report every
+        generation, so the budget is overshot by at most one generation per optimizer.
+        ``0`` makes every optimizer report each generation and wait for the manager's
+        decision (hunt, stop) before evaluating the next.
     clock:
         The time source (seconds, monotonic) for policies; tests inject a fake one.
     """
@@ -129,6 +136,7 @@ class GloMPOManager:
         blas_threads: int | None = 1,
         shutdown_grace: float = 2.0,
         overwrite: bool = False,
+        report_interval: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config: ManagerConfig = build_config(
@@ -161,7 +169,13 @@ class GloMPOManager:
         self.view = RunView(self.counters, self.records, clock(), clock, self.config.bounds)
         self._next_opt_id = 1
         self._next_hunt = self.config.hunt_frequency
-        self._window = 0 if self.config.max_jobs == 1 and seed is not None else 1
+        if isinstance(report_interval, bool) or not isinstance(report_interval, (int, float)) or not (
+            0 <= report_interval < math.inf
+        ):
+            raise ConfigError(f"report_interval must be a number of seconds >= 0, got {report_interval!r}")
+        self.report_interval = float(report_interval)
+        # a seeded single-optimizer run is exactly reproducible: strict lock-step
+        self._lockstep = self.config.max_jobs == 1 and seed is not None
         self._supervisor: Supervisor | None = None
         self._log: EvaluationLog | None = None
         self._fatal: BaseException | None = None
@@ -170,6 +184,7 @@ class GloMPOManager:
         self._started = False
         self._broken = False
         self._pending_acks: list[Child] = []
+        self._starved: dict[int, Child] = {}
         self.backend_choice: dict[str, Any] | None = None
         self._l1 = self.config.backend
         self._l2: dict[int, Any] = {}
@@ -209,7 +224,8 @@ class GloMPOManager:
         self._l2 = {id(e): e.backend for e in cfg.opt_selector.entries}
         if cfg.needs_probe:
             self._resolve_auto()
-        self._supervisor = Supervisor(self._l1, cfg.task, cfg.start_method)
+        self._preload()
+        self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method)
         log.info("starting: %s", self._describe())
         restore = _install_sigterm()
         interrupted: BaseException | None = None
@@ -262,16 +278,23 @@ class GloMPOManager:
                 self._end_cond = "no optimizer running and the selector starts no more"
                 return
             self._send_acks()
-            timeout = next_check_in(cfg.convergence_checker, self.view)
-            if self._l1 == "threads":
-                timeout = _THREAD_HEARTBEAT if timeout is None else min(timeout, _THREAD_HEARTBEAT)
-            sup.poll(timeout, self._on_message, self._on_end)
-            if self._l1 == "threads":
-                sup.check_threads(self._on_message, self._on_end)
+            sup.poll(next_check_in(cfg.convergence_checker, self.view), self._on_message, self._on_end)
             if cfg.killing_conditions is not False and self.counters.f_evals >= self._next_hunt:
                 self._next_hunt = self.counters.f_evals + cfg.hunt_frequency
                 self._hunt()
             self._fill_slots()
+
+    def _preload(self) -> None:
+        """Import the optimizers' heavy dependencies once, here, before children start:
+        forked children inherit them and the forkserver preloads them."""
+        modules = []
+        for e in self.config.opt_selector.entries:
+            e.cls.preload()
+            modules.append(e.cls.__module__)
+        if self._l1 != "threads" and self.config.start_method == "forkserver" or (
+            self.config.start_method is None and multiprocessing.get_start_method(allow_none=True) == "forkserver"
+        ):
+            multiprocessing.get_context("forkserver").set_forkserver_preload(sorted(set(modules)))
 
     # ------------------------------------------------------------------ backend="auto"
     def _resolve_auto(self) -> None:
@@ -350,7 +373,8 @@ class GloMPOManager:
             blas_threads=cfg.blas_threads,
             on_error=cfg.on_error,
             penalty=cfg.penalty,
-            window=self._window,
+            lockstep=self._lockstep,
+            report_interval=0.0 if self._lockstep else self.report_interval,
         )
         desc = _describe_entry(entry, self._l2[id(entry)])
         now = self._clock()
@@ -397,7 +421,7 @@ class GloMPOManager:
         c = self.counters
         first = c.f_evals + 1
         ok = b.ok
-        rec.add_batch(b.x, b.fx, ok)
+        rec.add_batch(b.x, b.fx, ok, msg.n_generations)
         c.f_evals += len(b)
         c.evals_failed += len(b) - int(ok.sum())
         improved = rec.best_fx < c.best_fx
@@ -408,17 +432,66 @@ class GloMPOManager:
         if improved and self.config.share_best_solutions:
             for oid, other in self._supervisor.children.items():
                 if oid != rec.opt_id and self.records[oid].alive:
-                    other.send(Inject(c.best_x, c.best_fx))
+                    other.send(Inject(c.best_x.copy(), c.best_fx))
         if rec.alive:
             self._pending_acks.append(child)  # sent once the checkers have seen this batch
 
     def _send_acks(self) -> None:
-        """Let runners evaluate their next generation: only after the checkers and hunters
-        have seen their last batch, so no stop decision comes a generation late."""
-        for child in self._pending_acks:
-            if self.records[child.opt_id].alive:
-                child.send(ACK)
+        """Let runners go on: called once the checkers and hunters have seen the latest
+        reports, so no stop decision comes late.  Runners that cannot be given credit
+        now (the budget left is promised to others) wait, and are looked at again on every
+        turn of the loop."""
+        waiting = {c.opt_id: c for c in self._pending_acks}
+        waiting.update(self._starved)
         self._pending_acks.clear()
+        self._starved = {}
+        for opt_id, child in sorted(waiting.items()):
+            rec = self.records[opt_id]
+            if not rec.alive or opt_id not in self._supervisor.children:
+                continue
+            until = self._grant(rec)
+            if until > rec.generations:
+                if until > rec.granted_until or rec.granted_until <= rec.generations:
+                    rec.granted_until = until
+                    child.send(Ack(until=until))
+            else:
+                self._starved[opt_id] = child
+        if self._starved and not any(
+            r.alive and r.granted_until > r.generations for r in self.records.values() if r.opt_id
+        ):  # nobody can move: one generation for one optimizer, so the run goes on
+            opt_id = min(self._starved)
+            child = self._starved.pop(opt_id)
+            rec = self.records[opt_id]
+            rec.granted_until = rec.generations + 1
+            child.send(Ack(until=rec.granted_until))
+
+    #: most generations an optimizer may run ahead of the manager's acknowledgement
+    MAX_GRANT = 64
+
+    def _grant(self, rec: OptimizerRecord) -> int:
+        """The last generation ``rec`` may start before it must wait for us again (a value
+        <= ``rec.generations`` means: wait).
+
+        Grants never shrink, so what an optimizer may still do unseen is exactly
+        ``granted_until - generations`` generations.  New credit comes only from the part
+        of the evaluation budget nobody has been promised yet (half of it, so grants shrink
+        geometrically towards the end, and at least one whole generation), so the budget is
+        overshot by at most one generation.  Lock-step and ``report_interval=0`` grant
+        exactly the next generation: every generation is seen before the next starts.
+        """
+        if self._lockstep or self.report_interval == 0:
+            return rec.generations + 1
+        left = remaining_evals(self.config.convergence_checker, self.view)
+        if left is None:
+            return max(rec.granted_until, rec.generations + self.MAX_GRANT)
+        per_gen = max(1, len(rec.fx) // max(1, rec.generations))
+        for r in self.records.values():
+            if r.alive and r.opt_id:  # credit others (and rec) may be using unseen
+                size = len(r.fx) // r.generations if r.generations else per_gen
+                left -= max(0, r.granted_until - r.generations) * size
+        extra = left // per_gen // 2 if left >= 2 * per_gen else (1 if left >= per_gen else 0)
+        ahead = max(rec.granted_until, rec.generations)
+        return int(min(ahead + extra, max(rec.granted_until, rec.generations + self.MAX_GRANT)))
 
     def _on_crashed(self, rec: OptimizerRecord, msg: Crashed) -> None:
         cause = None

@@ -26,7 +26,6 @@ __all__ = [
     "Stop",
     "Inject",
     "RequestState",
-    "ACK",
     "FINAL_MESSAGES",
 ]
 
@@ -34,9 +33,13 @@ __all__ = [
 # ---------------------------------------------------------------- runner -> manager
 @dataclass(frozen=True)
 class Evaluated:
+    """Evaluations of ``n_generations`` generations (usually one), the last of which is
+    number ``generation``; rows in the order they were evaluated."""
+
     opt_id: int
     generation: int
     batch: EvalBatch
+    n_generations: int = 1
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,9 @@ FINAL_MESSAGES = (Converged, Stopped, Crashed)
 # ---------------------------------------------------------------- manager -> runner
 @dataclass(frozen=True)
 class Ack:
-    """The manager has processed one :class:`Evaluated` batch (flow control)."""
+    """Flow control: the runner may start generations up to number ``until``."""
+
+    until: int
 
 
 @dataclass(frozen=True)
@@ -96,5 +101,3 @@ class Inject:
 class RequestState:
     pass
 
-
-ACK = Ack()

@@ -4,17 +4,25 @@
 
     manager ══ Pipe ══ Runner ── opt.ask() ──► Pool.evaluate(xs) ──► opt.tell(xs, fs)
        ▲                  │                                             │
-       └── Evaluated ─────┴──── one message per generation ◄───────────┘
+       └── Evaluated ─────┴──── one report per generation (or a few) ◄─┘
        ─── Ack / Stop / Inject / RequestState ─► read between generations
 
-Flow control: the manager acknowledges every batch, and a runner never *evaluates* a
-generation before its previous batch was acknowledged.  So the manager knows of every
-evaluation but at most one generation per optimizer, a fast optimizer cannot flood it, and
-a stop decision overshoots the budget by at most one generation per optimizer.  With
-``window=1`` (the default) the runner already asks for the next generation while the
-manager processes the last batch; ``window=0`` is strict lock-step (acknowledged before the
-next ``ask``), which makes seeded single-optimizer runs exactly reproducible and
-checkpointable.
+Flow control (credits).  The manager answers every report with ``Ack(until)``: the runner
+may *start* generations up to number ``until`` and must wait before starting the next.
+The manager sizes each grant from the budget left (near the end of a budget, one
+generation at a time), so a stop decision overshoots the budget by at most one generation
+per optimizer, and a fast optimizer cannot run away from the manager.
+
+Reports are coalesced: the runner sends what it has evaluated when its credit runs out,
+when ``report_interval`` seconds have passed since its last report, or when it stops.
+Fast optimizers on cheap tasks thus wake the manager a few hundred times a second rather
+than once per generation (each wake-up costs both processes cache and CPU time), while
+slow generations are reported one by one as they finish.
+
+``lockstep=True`` waits for the acknowledgement before even *asking* for the next
+generation and reports every generation: the manager has then seen everything the
+optimizer did, which makes seeded single-optimizer runs exactly reproducible and lets a
+checkpoint capture the optimizer between two generations.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -69,7 +78,8 @@ class RunnerSpec:
     blas_threads: int | None = 1
     on_error: str = "penalty"
     penalty: float | None = None
-    window: int = 1
+    lockstep: bool = False
+    report_interval: float = 0.005
     max_failed_generations: int = 3
     state: dict[str, Any] | None = None
 
@@ -103,16 +113,19 @@ class Runner:
         self.log = logging.getLogger(f"glompo_like.optimizers.{spec.opt_id}")
         self.stop_reason: str | None = None
         self.state_requested = False
-        self.unacked = 0
-        self.generation = 0
+        self.generation = 0  # generations evaluated and told
+        self.until = 1  # the last generation the manager allows us to start
         self.opt: Any = None
+        self._pending: list[EvalBatch] = []
+        self._pending_gens = 0
+        self._last_report = time.monotonic()
         self._worst = -math.inf
         self._failed_gens = 0
 
     # ------------------------------------------------------------------ commands
     def _handle(self, msg: Any) -> None:
         if isinstance(msg, Ack):
-            self.unacked -= 1
+            self.until = max(self.until, msg.until)  # grants only ever grow
         elif isinstance(msg, Stop):
             if self.stop_reason is None:
                 self.stop_reason = msg.reason or "stopped by the manager"
@@ -138,6 +151,23 @@ class Runner:
         except (BrokenPipeError, EOFError, OSError):
             raise _StopRun from None
 
+    def _await_credit(self, generation: int) -> None:
+        """Block until generation number ``generation`` may start (or we are told to stop)."""
+        if generation > self.until and self._pending:
+            self._report()  # the manager must see our results before it grants more
+        while generation > self.until and self.stop_reason is None:
+            try:
+                self._handle(self.conn.recv())
+            except (EOFError, OSError):
+                raise _StopRun from None
+
+    def _report(self) -> None:
+        if self._pending:
+            batch = EvalBatch.concat(self._pending)
+            self._send(Evaluated(self.spec.opt_id, self.generation, batch, self._pending_gens))
+            self._pending, self._pending_gens = [], 0
+        self._last_report = time.monotonic()
+
     # ------------------------------------------------------------------ the loop
     def run(self) -> None:
         final: Any = None
@@ -149,9 +179,14 @@ class Runner:
                 self.opt.set_state(s.state)
             pool = make_pool(s, self.task)
             final = self._loop(pool)
+            self._report()  # evaluations not yet reported go out before the final word
         except _StopRun:
             final = None
         except BaseException as e:  # report any failure, then end this runner
+            try:
+                self._report()
+            except _StopRun:
+                pass
             final = _crash_message(self.spec.opt_id, e)
         finally:
             for closer in (pool, self.opt):
@@ -176,26 +211,34 @@ class Runner:
             reasons = opt.stop()
             if reasons:
                 return Converged(s.opt_id, dict(reasons))
-            if s.window == 0:
-                self._await_acks()
+            nxt = self.generation + 1
+            if s.lockstep:
+                self._await_credit(nxt)
                 if self.stop_reason is not None:
                     return Stopped(s.opt_id, self.stop_reason)
             xs = opt.ask()
-            if s.window > 0:
-                self._await_acks()
-                if self.stop_reason is not None:
-                    return Stopped(s.opt_id, self.stop_reason)
+            self._await_credit(nxt)
+            if self.stop_reason is not None:
+                return Stopped(s.opt_id, self.stop_reason)
             outcomes = pool.evaluate(xs, self._should_abort)
-            if any(o is None for o in outcomes):  # stopped mid-generation: log what ran
+            if any(o is None for o in outcomes):  # stopped mid-generation: report what ran
                 done = [i for i, o in enumerate(outcomes) if o is not None]
                 if done:
-                    batch = EvalBatch.from_outcomes(xs[done], [outcomes[i] for i in done])
-                    self._send(Evaluated(s.opt_id, self.generation + 1, batch))
+                    self._pending.append(EvalBatch.from_outcomes(xs[done], [outcomes[i] for i in done]))
+                    self._pending_gens += 1
                 return Stopped(s.opt_id, self.stop_reason or "stopped")
             rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
             opt.tell(xs, fs)
-            self.generation += 1
-            self._send(Evaluated(s.opt_id, self.generation, EvalBatch.from_outcomes(rows_x, rows_o)))
+            self.generation = nxt
+            self._pending.append(EvalBatch.from_outcomes(rows_x, rows_o))
+            self._pending_gens += 1
+            if (
+                s.lockstep
+                or self.state_requested
+                or self.generation >= self.until
+                or time.monotonic() - self._last_report >= s.report_interval
+            ):
+                self._report()
             if self.state_requested:
                 self.state_requested = False
                 self._send(StateReply(s.opt_id, self.generation, opt.get_state()))
@@ -208,15 +251,6 @@ class Runner:
                     )
             else:
                 self._failed_gens = 0
-            self.unacked += 1
-
-    def _await_acks(self) -> None:
-        """Block until the manager has processed every batch sent (or says stop)."""
-        while self.unacked > 0 and self.stop_reason is None:
-            try:
-                self._handle(self.conn.recv())
-            except (EOFError, OSError):
-                raise _StopRun from None
 
     def _resolve_failures(
         self, pool: Pool, xs: np.ndarray, outcomes: list[Outcome]

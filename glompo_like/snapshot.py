@@ -71,8 +71,9 @@ class OptimizerRecord:
     end_kind: str | None = None  # "converged" | "killed" | "crashed" | "stopped"
     t_end: float | None = None
     generations: int = 0
+    granted_until: int = 1  # flow control: last generation it may start (see runner.py)
 
-    def add_batch(self, x: np.ndarray, fx: np.ndarray, ok: np.ndarray) -> None:
+    def add_batch(self, x: np.ndarray, fx: np.ndarray, ok: np.ndarray, generations: int = 1) -> None:
         fx_ok = np.where(ok, fx, np.nan)
         self.fx.extend(fx_ok)
         finite = np.where(ok, fx, np.inf)
@@ -85,7 +86,7 @@ class OptimizerRecord:
                 self.best_x = x[i].copy()
             self.last_x = x[-1].copy()
         self.n_failed += int(np.count_nonzero(~ok))
-        self.generations += 1
+        self.generations += generations
 
 
 class OptimizerView:

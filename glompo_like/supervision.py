@@ -1,43 +1,47 @@
-"""The supervisor: starts runners, tracks their slots, and waits on all of them at once."""
+"""The supervisor: starts runners, tracks their slots, and waits on all of them at once.
+
+``poll`` blocks until a child has something to say (or the timeout passes) and hands every
+message and every ended child to the manager's callbacks; the supervisor makes no decisions.
+
+- :class:`ProcessSupervisor` waits on one selector holding every child's pipe and process
+  sentinel (registered once per child, not rebuilt on every wait).
+- :class:`ThreadSupervisor` blocks on the one queue all runner threads post to.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import queue
+import selectors
 import time
 from collections.abc import Callable
-from multiprocessing import connection
 from typing import Any
 
-from .backends.level1 import Child, ProcessChild, start_child
+from .backends.level1 import CLOSED, Child, ProcessChild, ThreadChild
 from .backends.terminate import reap, snapshot_tree
 from .messages import FINAL_MESSAGES, Stop
 from .runner import RunnerSpec
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "ProcessSupervisor", "ThreadSupervisor", "make_supervisor"]
 
 OnMessage = Callable[[Child, Any], None]
 OnEnd = Callable[[Child], None]
 
 
 class Supervisor:
-    """Owns the running children.  ``poll`` hands every message and every ended child to
-    the manager's callbacks; nothing here makes decisions."""
+    """Slot accounting, stop requests and the shutdown escalation, common to both kinds."""
 
-    def __init__(self, backend: str, task: Callable, start_method: str | None) -> None:
-        self.backend = backend
-        self.task = task
-        self.context = multiprocessing.get_context(start_method)
+    def __init__(self) -> None:
         self.children: dict[int, Child] = {}
         self.slots: dict[int, int] = {}
         self.stopping: set[int] = set()
 
-    # ------------------------------------------------------------------ slots
     @property
     def used_slots(self) -> int:
         return sum(self.slots.values())
 
     def start(self, spec: RunnerSpec, slots: int) -> Child:
-        child = start_child(self.backend, spec, self.task, self.context)
+        child = self._start(spec)
         self.children[spec.opt_id] = child
         self.slots[spec.opt_id] = slots
         return child
@@ -48,67 +52,14 @@ class Supervisor:
             self.stopping.add(opt_id)
             child.send(Stop(reason))
 
-    # ------------------------------------------------------------------ events
-    def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
-        """Wait until at least one child has something to say (or ``timeout``), then deliver
-        every pending message and every end."""
-        objs: dict[Any, Child] = {}
-        for child in self.children.values():
-            for o in child.wait_objects():
-                objs[o] = child
-        if not objs:
-            return
-        ready = connection.wait(list(objs), timeout)
-        ended: list[Child] = []
-        for o in ready:
-            child = objs[o]
-            if o is child.conn:
-                self._read(child, on_message)
-                if isinstance(child, ProcessChild):
-                    continue
-                if child.final is not None or child.eof:
-                    ended.append(child)
-            elif child not in ended:  # a process sentinel: it has exited
-                self._read(child, on_message, until_eof=True)
-                ended.append(child)
-        for child in ended:
-            self._end(child, on_end)
-
-    def _read(self, child: Child, on_message: OnMessage, until_eof: bool = False) -> None:
-        """Deliver the messages waiting on ``child``'s pipe (all of them, never blocking)."""
-        conn = child.conn
-        try:
-            while not child.eof and conn.poll():
-                msg = conn.recv()
-                if isinstance(msg, FINAL_MESSAGES):
-                    child.final = msg
-                on_message(child, msg)
-                if not until_eof and isinstance(msg, FINAL_MESSAGES):
-                    break
-        except (EOFError, OSError):
-            child.eof = True
-
-    def _end(self, child: Child, on_end: OnEnd) -> None:
-        exitcode = child.finish(grace=1.0)
-        child.exitcode_final = exitcode  # type: ignore[attr-defined]
+    def _end(self, child: Child, on_end: OnEnd, grace: float = 1.0) -> None:
+        child.exitcode_final = child.finish(grace=grace)
         self.children.pop(child.opt_id, None)
         self.slots.pop(child.opt_id, None)
         self.stopping.discard(child.opt_id)
-        try:
-            child.conn.close()
-        except OSError:
-            pass
+        self._forget(child)
         on_end(child)
 
-    def check_threads(self, on_message: OnMessage, on_end: OnEnd) -> None:
-        """Deliver what a finished runner thread left in its pipe and end it.  (A thread's
-        end is normally seen through its final message; this is the guard for the rest.)"""
-        for child in list(self.children.values()):
-            if child.kind == "threads" and not child.is_alive():
-                self._read(child, on_message, until_eof=True)
-                self._end(child, on_end)
-
-    # ------------------------------------------------------------------ shutdown
     def shutdown(self, reason: str, grace: float, on_message: OnMessage, on_end: OnEnd) -> list[int]:
         """Stop every child: ask, keep delivering their last messages for up to ``grace``
         seconds, then escalate.  Returns the pids that had to be reaped by force."""
@@ -121,8 +72,132 @@ class Supervisor:
             if left <= 0:
                 break
             self.poll(left, on_message, on_end)
-            self.check_threads(on_message, on_end)
         for child in list(self.children.values()):  # still running after the grace period
-            self._read(child, on_message, until_eof=True)
-            self._end(child, on_end)
+            self._abandon(child, on_message)
+            self._end(child, on_end, grace=0.0)
         return reap(tree)
+
+    # kind-specific
+    def _start(self, spec: RunnerSpec) -> Child:
+        raise NotImplementedError
+
+    def _forget(self, child: Child) -> None:
+        return None
+
+    def _abandon(self, child: Child, on_message: OnMessage) -> None:
+        return None
+
+    def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
+        raise NotImplementedError
+
+
+class ProcessSupervisor(Supervisor):
+    def __init__(self, backend: str, start_method: str | None) -> None:
+        super().__init__()
+        self.daemon = backend == "processes"
+        self.context = multiprocessing.get_context(start_method)
+        self._selector = selectors.DefaultSelector()
+
+    def _start(self, spec: RunnerSpec) -> Child:
+        child = ProcessChild(spec, self.context, daemon=self.daemon)
+        self._selector.register(child.conn, selectors.EVENT_READ, child)
+        self._selector.register(child.sentinel, selectors.EVENT_READ, child)
+        return child
+
+    def _forget(self, child: Child) -> None:
+        assert isinstance(child, ProcessChild)
+        for obj in (child.conn, child.sentinel):
+            try:
+                self._selector.unregister(obj)
+            except (KeyError, ValueError):
+                pass
+        child.conn.close()
+
+    def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
+        if not self.children:
+            return
+        exited: list[ProcessChild] = []
+        for key, _ in self._selector.select(timeout):
+            child = key.data
+            if key.fileobj is child.conn:
+                self._read(child, on_message)
+            elif child not in exited:  # the sentinel: the process has exited
+                exited.append(child)
+        for child in exited:
+            self._read(child, on_message)  # whatever it sent before exiting
+            self._end(child, on_end)
+
+    def _read(self, child: ProcessChild, on_message: OnMessage) -> None:
+        """Deliver every message waiting on the child's pipe, never blocking."""
+        try:
+            while not child.eof and child.conn.poll():
+                msg = child.conn.recv()
+                if isinstance(msg, FINAL_MESSAGES):
+                    child.final = msg
+                on_message(child, msg)
+        except (EOFError, OSError):
+            child.eof = True
+            try:
+                self._selector.unregister(child.conn)  # its sentinel will follow
+            except (KeyError, ValueError):
+                pass
+
+    def _abandon(self, child: Child, on_message: OnMessage) -> None:
+        assert isinstance(child, ProcessChild)
+        self._read(child, on_message)
+
+    def close(self) -> None:
+        self._selector.close()
+
+
+class ThreadSupervisor(Supervisor):
+    #: Longest block on the event queue; only a guard against a thread dying without
+    #: closing its channel (the runner closes it in ``finally``).
+    HEARTBEAT = 5.0
+
+    def __init__(self, task: Callable) -> None:
+        super().__init__()
+        self.task = task
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+
+    def _start(self, spec: RunnerSpec) -> Child:
+        return ThreadChild(spec, self.task, self.events)
+
+    def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
+        if not self.children:
+            return
+        block = self.HEARTBEAT if timeout is None else min(timeout, self.HEARTBEAT)
+        try:
+            item = self.events.get(timeout=block)
+        except queue.Empty:
+            self._check_alive(on_end)
+            return
+        while True:
+            self._deliver(item, on_message, on_end)
+            try:
+                item = self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _deliver(self, item: tuple[int, Any], on_message: OnMessage, on_end: OnEnd) -> None:
+        opt_id, msg = item
+        child = self.children.get(opt_id)
+        if child is None:  # a late message of an abandoned thread
+            return
+        if msg is CLOSED:
+            self._end(child, on_end)
+            return
+        if isinstance(msg, FINAL_MESSAGES):
+            child.final = msg
+        on_message(child, msg)
+
+    def _check_alive(self, on_end: OnEnd) -> None:
+        for child in list(self.children.values()):
+            if not child.is_alive():
+                self._end(child, on_end)
+
+
+def make_supervisor(backend: str, task: Callable, start_method: str | None) -> Supervisor:
+    if backend == "threads":
+        return ThreadSupervisor(task)
+    return ProcessSupervisor(backend, start_method)

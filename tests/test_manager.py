@@ -98,6 +98,7 @@ def test_hunting_kills_a_stalled_optimizer_deterministically():
         killing_conditions=MinFuncCalls(40) & BestUnmoving(40, 0.0),
         hunt_frequency=4,
         seed=1,
+        report_interval=0,  # decide on every generation before the next is evaluated
     )
     result = m.start_manager()
     stuck = m.view.optimizer(2)
@@ -105,11 +106,26 @@ def test_hunting_kills_a_stalled_optimizer_deterministically():
     assert stuck.end_kind == "killed"
     assert "killed by optimizer 1" in stuck.end_reason and "BestUnmoving" in stuck.end_reason
     # Its only improvement is its first evaluation (inf -> 100), so its last 40 evaluations
-    # show no improvement from n = 41 on, i.e. after its 11th batch of 4.  Hunts run before
-    # a runner may evaluate its next generation, so it is killed exactly there.
+    # show no improvement from n = 41 on, i.e. after its 11th batch of 4.  With
+    # report_interval=0 hunts run before a runner may evaluate its next generation, so it
+    # is killed exactly there.
     assert stuck.n_evals == 44
     assert result.stats["opts_killed"] == 1
     assert result.origin["opt_id"] == 1
+
+
+def test_coalesced_reports_still_hunt_and_count_every_generation(tmp_path):
+    """With the default report_interval, fast optimizers report a few generations at a
+    time; hunting still happens, and every evaluation and generation is accounted for."""
+    selector = CycleSelector([(CMAOptimizer, {"popsize": 6}), _Stuck], max_spawns=2)
+    m = GloMPOManager(task=sphere, bounds=SPHERE_BOUNDS, opt_selector=selector, backend="threads",
+                      max_jobs=2, convergence_checker=MaxFuncCalls(3000), working_dir=tmp_path,
+                      killing_conditions=MinFuncCalls(40) & BestUnmoving(40, 0.0), hunt_frequency=4, seed=1)
+    r = m.start_manager()
+    stuck = m.view.optimizer(2)
+    assert stuck.end_kind == "killed" and stuck.n_evals >= 44
+    assert stuck.generations * 4 == stuck.n_evals
+    assert len(read_log(tmp_path)) == r.stats["f_evals"]
 
 
 def test_killed_optimizers_are_replaced():

@@ -162,7 +162,9 @@ def test_serial_and_thread_pools_abort_between_evaluations():
         seen.append(1)
         return len(seen) >= 3
 
-    out = SerialPool(_square_sum, "s").evaluate(xs, should_abort)
+    serial = SerialPool(_square_sum, "s")
+    serial.check_every = 0.0  # ask before every evaluation
+    out = serial.evaluate(xs, should_abort)
     assert sum(o is not None for o in out) == 3 and out[0].fx == 0.0
     pool = ThreadPool(_square_sum, 2, "t")
     try:

@@ -9,7 +9,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,14 +26,14 @@ class EvalStatus(str, enum.Enum):
     CANCELLED = "cancelled"  # the optimizer was stopped before it ran (not logged)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One evaluation as the runner sees it."""
+class Outcome(NamedTuple):
+    """One evaluation as the runner sees it (a named tuple: created once per evaluation,
+    so it must be cheap)."""
 
     fx: float
     status: EvalStatus
-    t_start: float
-    duration: float
+    t_start: float  # wall clock, seconds since the epoch
+    duration: float  # seconds
     worker: str
     error: str | None = None  # message and traceback text
     exc_pickle: bytes | None = None  # the original exception (tblib-pickled), if any
@@ -65,21 +65,29 @@ def _pickle_exception(e: BaseException) -> bytes | None:
         return None
 
 
+_OK = EvalStatus.OK
+_FAILED = EvalStatus.FAILED
+_isfinite = math.isfinite
+_perf = time.perf_counter
+
+
 def evaluate_one(task: Callable[[np.ndarray], Any], x: np.ndarray, worker: str) -> Outcome:
     """Call ``task(x)`` and turn whatever happens into an :class:`Outcome`."""
     t_wall = time.time()
-    t0 = time.perf_counter()
+    t0 = _perf()
     try:
         value = task(x)
     except Exception as e:
-        dt = time.perf_counter() - t0
+        dt = _perf() - t0
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        return Outcome(math.nan, EvalStatus.FAILED, t_wall, dt, worker, text, _pickle_exception(e))
-    dt = time.perf_counter() - t0
+        return Outcome(math.nan, _FAILED, t_wall, dt, worker, text, _pickle_exception(e))
+    dt = _perf() - t0
+    if isinstance(value, float) and _isfinite(value):  # the common case, fast (np.float64 too)
+        return Outcome(float(value), _OK, t_wall, dt, worker)
     fx, problem = check_value(value)
     if problem is not None:
-        return Outcome(math.nan, EvalStatus.FAILED, t_wall, dt, worker, problem)
-    return Outcome(fx, EvalStatus.OK, t_wall, dt, worker)
+        return Outcome(math.nan, _FAILED, t_wall, dt, worker, problem)
+    return Outcome(fx, _OK, t_wall, dt, worker)
 
 
 @dataclass(frozen=True)
@@ -96,14 +104,29 @@ class EvalBatch:
 
     @classmethod
     def from_outcomes(cls, xs: np.ndarray, outcomes: Sequence[Outcome]) -> EvalBatch:
+        fx, status, t_start, duration, worker, error, _ = zip(*outcomes, strict=True)
         return cls(
             x=np.asarray(xs, dtype=float),
-            fx=np.fromiter((o.fx for o in outcomes), float, len(outcomes)),
-            status=tuple(o.status for o in outcomes),
-            t_start=np.fromiter((o.t_start for o in outcomes), float, len(outcomes)),
-            duration=np.fromiter((o.duration for o in outcomes), float, len(outcomes)),
-            worker=tuple(o.worker for o in outcomes),
-            error=tuple(o.error for o in outcomes),
+            fx=np.array(fx, dtype=float),
+            status=status,
+            t_start=np.array(t_start, dtype=float),
+            duration=np.array(duration, dtype=float),
+            worker=worker,
+            error=error,
+        )
+
+    @classmethod
+    def concat(cls, batches: Sequence[EvalBatch]) -> EvalBatch:
+        if len(batches) == 1:
+            return batches[0]
+        return cls(
+            x=np.concatenate([b.x for b in batches]),
+            fx=np.concatenate([b.fx for b in batches]),
+            status=sum((b.status for b in batches), ()),
+            t_start=np.concatenate([b.t_start for b in batches]),
+            duration=np.concatenate([b.duration for b in batches]),
+            worker=sum((b.worker for b in batches), ()),
+            error=sum((b.error for b in batches), ()),
         )
 
     def __len__(self) -> int:

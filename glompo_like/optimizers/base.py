@@ -124,6 +124,12 @@ class BaseOptimizer(ABC):
         self._best_fx = base["best_fx"]
         self._set_state(state["own"])
 
+    @classmethod  # noqa: B027 - optional hook, deliberately empty
+    def preload(cls) -> None:
+        """Import heavy dependencies.  The manager calls this in its own process before it
+        starts optimizer processes, so that forked children inherit the imported modules
+        instead of each importing them again."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Release resources (helper threads, ...).  Called once by the runner."""
 

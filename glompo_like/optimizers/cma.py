@@ -87,6 +87,10 @@ class CMAOptimizer(BaseOptimizer):
             self.es = cma.CMAEvolutionStrategy(self.x0.tolist(), self.sigma0, opts)
 
     @classmethod
+    def preload(cls) -> None:
+        _import_cma()
+
+    @classmethod
     def check_options(cls, sigma0: Any = None, popsize: Any = None, **cma_options: Any) -> None:
         """Raise :class:`ConfigError` for settings pycma would reject or silently ignore."""
         if sigma0 is not None and not (np.isfinite(sigma0) and sigma0 > 0):
