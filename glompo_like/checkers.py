@@ -136,8 +136,9 @@ class MaxSeconds(BaseChecker):
     seconds:
         Time limit.
     overall:
-        ``False``: time of this session; ``True``: time of the run across resumed
-        checkpoints.
+        ``False``: time of this session (``run.t_elapsed``, restarting at zero when a run
+        is resumed); ``True``: time of the run overall (``run.t_total``: this session plus
+        the time used by the sessions before its checkpoints).
     """
 
     def __init__(self, seconds: float, overall: bool = False) -> None:

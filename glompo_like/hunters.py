@@ -23,7 +23,18 @@ from ._policy import Condition, Decision
 from .errors import ConfigError
 from .snapshot import RunView
 
-__all__ = ["BaseHunter", "MinFuncCalls", "BestUnmoving", "EvaluationsUnmoving"]
+__all__ = [
+    "BaseHunter",
+    "MinFuncCalls",
+    "BestUnmoving",
+    "EvaluationsUnmoving",
+    "LastPointsInvalid",
+    "ParameterDistance",
+    "StepSize",
+    "TimeAnnealing",
+    "ValueAnnealing",
+    "TypeHunter",
+]
 
 
 def _int_at_least(owner: str, name: str, value: Any, minimum: int) -> int:
@@ -44,6 +55,39 @@ def _tolerance(owner: str, name: str, value: Any) -> float:
             f"e.g. {name}=0.01 for 1%), got {value!r}"
         )
     return float(value)
+
+
+def _positive(owner: str, name: str, value: Any, example: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ConfigError(
+            f"{owner}: {name} must be a finite number > 0, got {value!r}; e.g. {name}={example}"
+        )
+    return float(value)
+
+
+def _seed(owner: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise ConfigError(
+            f"{owner}: seed must be None or an integer >= 0, got {value!r}; e.g. seed=1 for "
+            "reproducible decisions"
+        )
+    return int(value)
+
+
+def _bool(owner: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{owner}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _diagonal(run: RunView, owner: str) -> float:
+    if run.bounds is None:
+        raise ConfigError(f"{owner} needs the run's bounds, but the RunView has none")
+    return float(np.linalg.norm(run.bounds.width))
 
 
 def _pct(tol: float) -> str:
@@ -177,3 +221,267 @@ class EvaluationsUnmoving(BaseHunter):
             f"{self._label()}: opt {victim_id} last {self.calls} evaluations have std {std:.3g} "
             f"{rel} {_pct(self.tol)} of |mean {mean:.6g}|",
         )
+
+
+class LastPointsInvalid(BaseHunter):
+    """Fires when the victim's last ``n`` evaluations all failed (``nan`` in its history).
+
+    Parameters
+    ----------
+    n:
+        How many consecutive failed evaluations, ending with its latest, mean the
+        optimizer is stuck in a region where the task cannot be evaluated.
+    """
+
+    def __init__(self, n: int = 1) -> None:
+        super().__init__()
+        self.n = _int_at_least("LastPointsInvalid", "n", n, 1)
+
+    def _settings(self) -> str:
+        return f"n={self.n}"
+
+    def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
+        victim = run.optimizer(victim_id)
+        total = victim.n_evals
+        if total < self.n:
+            return Decision(
+                False, f"{self._label()}: opt {victim_id} has done only {total} of {self.n} evaluations"
+            )
+        failed = int(np.count_nonzero(np.isnan(victim.f_history[total - self.n :])))
+        fired = failed == self.n
+        if fired:
+            return Decision(True, f"{self._label()}: opt {victim_id} last {self.n} evaluations all failed")
+        return Decision(
+            False, f"{self._label()}: {self.n - failed} of opt {victim_id} last {self.n} evaluations succeeded"
+        )
+
+
+class ParameterDistance(BaseHunter):
+    """Fires when the victim is close to the hunter in parameter space: the distance
+    between the victim's best point (with ``test_all``, its last evaluated point) and the
+    hunter's best point is at most ``relative_distance`` times the diagonal of the bounds
+    box (``run.bounds``).  Never fires while either point is unknown.
+
+    Parameters
+    ----------
+    relative_distance:
+        Fraction of the box diagonal, e.g. ``0.05``.
+    test_all:
+        ``False``: compare the victim's best point; ``True``: its last evaluated point
+        (catches a victim heading into the hunter's basin before it improves there).
+    """
+
+    def __init__(self, relative_distance: float, test_all: bool = False) -> None:
+        super().__init__()
+        self.relative_distance = _tolerance("ParameterDistance", "relative_distance", relative_distance)
+        self.test_all = _bool("ParameterDistance", "test_all", test_all)
+
+    def _settings(self) -> str:
+        return f"relative_distance={self.relative_distance:g}" + (", test_all=True" if self.test_all else "")
+
+    def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
+        diag = _diagonal(run, "ParameterDistance")
+        what = "last point" if self.test_all else "best point"
+        hunter, victim = run.optimizer(hunter_id), run.optimizer(victim_id)
+        h = hunter.best_x
+        v = victim.last_x if self.test_all else victim.best_x
+        if h is None or v is None:
+            who = f"opt {hunter_id} has no best point" if h is None else f"opt {victim_id} has no {what}"
+            return Decision(False, f"{self._label()}: {who} yet")
+        dist = float(np.linalg.norm(np.asarray(v, dtype=float) - h))
+        limit = self.relative_distance * diag
+        fired = dist <= limit
+        return Decision(
+            fired,
+            f"{self._label()}: opt {victim_id} {what} is {dist:.3g} from opt {hunter_id} best point "
+            f"({'<=' if fired else '>'} {_pct(self.relative_distance)} of the box diagonal {diag:.3g})",
+        )
+
+
+class StepSize(BaseHunter):
+    """Fires when the victim's best point moved at most ``relative_tol`` times the
+    diagonal of the bounds box over its last ``calls`` evaluations (the straight-line
+    distance between its best point before the window and its best point now).
+
+    Like :class:`BestUnmoving`, a victim with no success before the window fires only if
+    nothing succeeded since either (its first success is progress).
+
+    Parameters
+    ----------
+    calls:
+        Length of the window, in the victim's evaluations.
+    relative_tol:
+        Fraction of the box diagonal; ``0`` fires only when the best point did not move.
+    """
+
+    def __init__(self, calls: int, relative_tol: float) -> None:
+        super().__init__()
+        self.calls = _int_at_least("StepSize", "calls", calls, 1)
+        self.relative_tol = _tolerance("StepSize", "relative_tol", relative_tol)
+
+    def _settings(self) -> str:
+        return f"calls={self.calls}, relative_tol={self.relative_tol:g}"
+
+    def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
+        diag = _diagonal(run, "StepSize")
+        victim = run.optimizer(victim_id)
+        n = victim.n_evals
+        if n < self.calls:
+            return Decision(
+                False, f"{self._label()}: opt {victim_id} has done only {n} of {self.calls} evaluations"
+            )
+        then, now = victim.best_x_at(n - self.calls), victim.best_x_at(n)
+        window = f"in its last {self.calls} evaluations"
+        if then is None or now is None:
+            fired = now is None
+            what = "has no successful evaluation" if fired else "found its first best point"
+            return Decision(fired, f"{self._label()}: opt {victim_id} {what} {window}")
+        step = float(np.linalg.norm(now - then))
+        limit = self.relative_tol * diag
+        fired = step <= limit
+        return Decision(
+            fired,
+            f"{self._label()}: opt {victim_id} best point moved {step:.3g} {window} "
+            f"({'<=' if fired else '>'} {_pct(self.relative_tol)} of the box diagonal {diag:.3g})",
+        )
+
+
+class _StochasticHunter(BaseHunter):
+    """A hunter that fires with a probability: draws come from its own
+    ``numpy.random.Generator`` seeded with ``seed`` (``None``: fresh entropy), whose state
+    :meth:`get_state` / :meth:`set_state` carry through checkpoints.  Every call draws
+    exactly one number, fires when it is below the probability, and reports both."""
+
+    def __init__(self, seed: int | None) -> None:
+        super().__init__()
+        self.seed = _seed(type(self).__name__, seed)
+        self._rng = np.random.default_rng(self.seed)
+
+    def _seed_setting(self) -> str:
+        return "" if self.seed is None else f", seed={self.seed}"
+
+    @abstractmethod
+    def _probability(self, run: RunView, hunter_id: int, victim_id: int) -> tuple[float, str]:
+        """Kill probability in [0, 1] and a phrase saying where it comes from."""
+
+    def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
+        p, why = self._probability(run, hunter_id, victim_id)
+        u = float(self._rng.random())
+        fired = u < p
+        return Decision(
+            fired,
+            f"{self._label()}: {why}, kill probability {p:.3g}, draw {u:.3g} "
+            f"({'<' if fired else '>='} {p:.3g})",
+        )
+
+    def get_state(self) -> dict[str, Any]:
+        return {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
+
+class TimeAnnealing(_StochasticHunter):
+    """Kills at random, more likely the more evaluations the victim has used compared
+    with the hunter: with ``r = victim.n_evals / hunter.n_evals`` the kill probability is
+    ``min(1, r / crit_ratio)``.
+
+    A young victim is rarely killed; one that has used ``crit_ratio`` times the hunter's
+    evaluations (and is still worse) always is.  A hunter with no evaluations gives
+    ``r = inf`` (probability 1) unless the victim has none either (probability 0).
+
+    Parameters
+    ----------
+    crit_ratio:
+        Evaluation ratio at and above which the victim is always killed.
+    seed:
+        Seed of the hunter's own random numbers (``None``: not reproducible).
+    """
+
+    def __init__(self, crit_ratio: float = 1.0, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.crit_ratio = _positive("TimeAnnealing", "crit_ratio", crit_ratio, "1.0")
+
+    def _settings(self) -> str:
+        return f"crit_ratio={self.crit_ratio:g}{self._seed_setting()}"
+
+    def _probability(self, run: RunView, hunter_id: int, victim_id: int) -> tuple[float, str]:
+        nv, nh = run.optimizer(victim_id).n_evals, run.optimizer(hunter_id).n_evals
+        if nv == 0:
+            p = 0.0
+        elif nh == 0:
+            p = 1.0
+        else:
+            p = min(1.0, nv / nh / self.crit_ratio)
+        return p, f"opt {victim_id} has done {nv} evaluations to opt {hunter_id}'s {nh}"
+
+
+class ValueAnnealing(_StochasticHunter):
+    """Kills at random, more likely the worse the victim's best value is compared with
+    the hunter's.
+
+    With the relative gap ``g = (f_victim - f_hunter) / |f_hunter|`` the kill
+    probability is ``g / (g + scale)``: ``0`` when the victim is as good as the hunter,
+    ``1/2`` when ``g == scale`` (with ``scale=1``: a victim at twice a positive hunter
+    value), approaching ``1`` as the victim gets worse.  A hunter value of exactly ``0``
+    makes any worse victim's gap infinite (probability 1); a victim without a successful
+    evaluation has probability 1, a hunter without one gives 0.
+
+    Parameters
+    ----------
+    scale:
+        Relative gap at which the kill probability is one half.
+    seed:
+        Seed of the hunter's own random numbers (``None``: not reproducible).
+    """
+
+    def __init__(self, scale: float = 1.0, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.scale = _positive("ValueAnnealing", "scale", scale, "1.0")
+
+    def _settings(self) -> str:
+        return f"scale={self.scale:g}{self._seed_setting()}"
+
+    def _probability(self, run: RunView, hunter_id: int, victim_id: int) -> tuple[float, str]:
+        fv, fh = run.optimizer(victim_id).best_fx, run.optimizer(hunter_id).best_fx
+        why = f"opt {victim_id} best {fv:.6g} vs opt {hunter_id} best {fh:.6g}"
+        if math.isnan(fv) or math.isnan(fh) or math.isinf(fh) or fv <= fh:
+            return 0.0, why
+        if math.isinf(fv) or fh == 0:
+            return 1.0, why
+        g = (fv - fh) / abs(fh)
+        return g / (g + self.scale), f"{why} (relative gap {g:.3g})"
+
+
+class TypeHunter(BaseHunter):
+    """Fires when the victim is of the given optimizer type (its class name,
+    ``victim.opt_type``).  Use it to aim other hunters at one kind of optimizer::
+
+        TypeHunter("RandomOptimizer") & MinFuncCalls(500)
+
+    Parameters
+    ----------
+    opt_type:
+        A class name or an optimizer class (only its ``__name__`` is compared).
+    """
+
+    def __init__(self, opt_type: str | type) -> None:
+        super().__init__()
+        if isinstance(opt_type, type):
+            opt_type = opt_type.__name__
+        if not isinstance(opt_type, str) or not opt_type:
+            raise ConfigError(
+                "TypeHunter: opt_type must be an optimizer class or its name, e.g. "
+                f"opt_type='RandomOptimizer', got {opt_type!r}"
+            )
+        self.opt_type = opt_type
+
+    def _settings(self) -> str:
+        return f"opt_type={self.opt_type!r}"
+
+    def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
+        actual = run.optimizer(victim_id).opt_type
+        fired = actual == self.opt_type
+        if fired:
+            return Decision(True, f"{self._label()}: opt {victim_id} is a {actual}")
+        return Decision(False, f"{self._label()}: opt {victim_id} is a {actual}, not a {self.opt_type}")

@@ -72,10 +72,16 @@ class OptimizerRecord:
     t_end: float | None = None
     generations: int = 0
     granted_until: int = 1  # flow control: last generation it may start (see runner.py)
+    # the point of every evaluation, shape (n, dim): what the log stores too
+    xs: GrowingArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.xs = GrowingArray(width=self.dim)
 
     def add_batch(self, x: np.ndarray, fx: np.ndarray, ok: np.ndarray, generations: int = 1) -> None:
         fx_ok = np.where(ok, fx, np.nan)
         self.fx.extend(fx_ok)
+        self.xs.extend(np.asarray(x, dtype=float).reshape(-1, self.dim))
         finite = np.where(ok, fx, np.inf)
         best = np.minimum.accumulate(np.concatenate(([self.best_fx], finite)))[1:]
         self.best_trace.extend(best)
@@ -137,6 +143,24 @@ class OptimizerView:
     def best_history(self) -> np.ndarray:
         """Best value so far after each evaluation (``inf`` before the first success)."""
         return self._r.best_trace.view()
+
+    @property
+    def x_history(self) -> np.ndarray:
+        """The point of every evaluation in order, shape ``(n_evals, dim)``, read-only."""
+        return self._r.xs.view()
+
+    def best_x_at(self, n_evals: int) -> np.ndarray | None:
+        """Best point after its first ``n_evals`` evaluations (``None`` if none succeeded):
+        the first evaluation reaching :meth:`best_at` ``(n_evals)``, as :attr:`best_x` is."""
+        n = min(n_evals, self.n_evals)
+        if n <= 0:
+            return None
+        fx = self._r.fx.view()[:n]
+        finite = np.where(np.isnan(fx), np.inf, fx)
+        i = int(np.argmin(finite))
+        if finite[i] == np.inf:
+            return None
+        return self._r.xs.view()[i].copy()
 
     def best_at(self, n_evals: int) -> float:
         """Best value after its first ``n_evals`` evaluations (``inf`` if none)."""
