@@ -240,10 +240,13 @@ def build_config(
                 f"{l2!r}: a thread cannot be killed. Give the entry backend='processes' "
                 "(evaluations in killable worker processes) or use a process backend."
             )
-        if backend in ("processes", "processes_forced", "auto") and task_timeout is not None and l2 != "processes":
+        if backend in ("processes", "processes_forced") and task_timeout is not None and (
+            l2 not in ("processes", "serial")
+        ):
             raise ConfigError(
-                f"task_timeout with {where} needs Level 2 backend='processes' for now (each "
-                "evaluation then runs in a worker that can be killed at its deadline)"
+                f"task_timeout cannot be enforced for {where} with Level 2 {l2!r}: a thread "
+                "cannot be killed. Use Level 2 'serial' (the optimizer process is killed at "
+                "the deadline) or 'processes' (the worker is killed and replaced)."
             )
         if backend not in ("threads", "auto"):
             try:

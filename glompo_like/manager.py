@@ -12,6 +12,7 @@ checkers choose when the run ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -19,7 +20,7 @@ import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,13 @@ import numpy as np
 
 from ._policy import next_check_in, remaining_evals
 from .auto import TaskProfile, choose_backends, probe_task
+from .backends.child import kill_group
 from .backends.level1 import Child
 from .config import ManagerConfig, build_config
 from .errors import ConfigError, EvaluationError, GlompoError, OptimizerCrashed
-from .evaluation.core import EvalBatch, EvalStatus
+from .evaluation.core import EvalBatch, EvalStatus, Outcome
 from .log import LOG_NAME, EvaluationLog
-from .messages import Ack, Converged, Crashed, Evaluated, Inject, StateReply, Stopped
+from .messages import Ack, Converged, Crashed, EvalStarted, Evaluated, Inject, StateReply, Stopped
 from .result import Result
 from .runner import RunnerSpec
 from .snapshot import OptimizerRecord, RunCounters, RunView
@@ -185,6 +187,9 @@ class GloMPOManager:
         self._broken = False
         self._pending_acks: list[Child] = []
         self._starved: dict[int, Child] = {}
+        #: one OptimizerCrashed per optimizer that crashed (remote exception as __cause__)
+        self.crashes: list[OptimizerCrashed] = []
+        self._barren_crashes = 0
         self.backend_choice: dict[str, Any] | None = None
         self._l1 = self.config.backend
         self._l2: dict[int, Any] = {}
@@ -204,6 +209,14 @@ class GloMPOManager:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def optimizer_pids(self) -> dict[int, int]:
+        """``{opt_id: pid}`` of the optimizers running in their own process right now
+        (empty for the threads backend).  Safe to call from another thread."""
+        sup = self._supervisor
+        if sup is None:
+            return {}
+        return {i: c.pid for i, c in list(sup.children.items()) if c.pid is not None}
 
     # ------------------------------------------------------------------ the run
     def start_manager(self) -> Result:
@@ -240,14 +253,15 @@ class GloMPOManager:
             self._end_cond = f"manager error: {type(e).__name__}: {e}"
         finally:
             try:
-                reaped = self._supervisor.shutdown(
-                    self._end_cond or "manager stopped", cfg.shutdown_grace, self._on_message, self._on_end
-                )
-                if reaped:
-                    log.warning("had to force %d leftover process(es) to end: %s", len(reaped), reaped)
-                self.result = self._make_result(self._clock() - t0)
-                if cfg.working_dir is not None:
-                    write_summary(cfg.working_dir / "summary.yml", self._summary())
+                with _signals_deferred():
+                    reaped = self._supervisor.shutdown(
+                        self._end_cond or "manager stopped", cfg.shutdown_grace, self._on_message, self._on_end
+                    )
+                    if reaped:
+                        log.warning("had to force %d leftover process(es) to end: %s", len(reaped), reaped)
+                    self.result = self._make_result(self._clock() - t0)
+                    if cfg.working_dir is not None:
+                        write_summary(cfg.working_dir / "summary.yml", self._summary())
             finally:
                 if self._log is not None:
                     self._log.close()
@@ -278,7 +292,8 @@ class GloMPOManager:
                 self._end_cond = "no optimizer running and the selector starts no more"
                 return
             self._send_acks()
-            sup.poll(next_check_in(cfg.convergence_checker, self.view), self._on_message, self._on_end)
+            sup.poll(self._wake_after(), self._on_message, self._on_end)
+            self._enforce_deadlines()
             if cfg.killing_conditions is not False and self.counters.f_evals >= self._next_hunt:
                 self._next_hunt = self.counters.f_evals + cfg.hunt_frequency
                 self._hunt()
@@ -336,6 +351,38 @@ class GloMPOManager:
         self._on_evaluated(None, rec, Evaluated(0, 1, batch))
         if self._log is not None:
             self._log.end_optimizer(0, time.time(), len(rec.fx), rec.best_fx, "stopped", rec.end_reason or "", None)
+
+    def _wake_after(self) -> float | None:
+        """Seconds until something time-based is due: a checker, or a task_timeout."""
+        t = next_check_in(self.config.convergence_checker, self.view)
+        deadlines = [c.deadline for c in self._supervisor.children.values() if getattr(c, "deadline", None)]
+        if deadlines:
+            left = max(0.0, min(deadlines) - time.monotonic())
+            t = left if t is None else min(t, left)
+        return t
+
+    def _enforce_deadlines(self) -> None:
+        """task_timeout for optimizers that evaluate in their own process: a process whose
+        evaluation passed its deadline is killed with its process group (so whatever the
+        task started dies too); the evaluation is logged as timed out."""
+        now = time.monotonic()
+        for child in list(self._supervisor.children.values()):
+            deadline = getattr(child, "deadline", None)
+            if deadline is None or deadline > now:
+                continue
+            x, t_wall = child.current
+            child.deadline = child.current = None
+            kill_group(child.pid)
+            rec = self.records[child.opt_id]
+            msg = (f"evaluation exceeded task_timeout={self.config.task_timeout:g} s; optimizer "
+                   f"process {child.pid} and its process group killed")
+            outcome = Outcome(math.nan, EvalStatus.TIMED_OUT, t_wall, time.time() - t_wall, f"opt{rec.opt_id}", msg)
+            self._on_evaluated(None, rec, Evaluated(rec.opt_id, rec.generations, EvalBatch.from_outcomes(
+                np.asarray([x]), [outcome]), n_generations=0))
+            if self._mark_end(rec, "crashed", msg):
+                self.counters.opts_crashed += 1
+                self._record_crash(rec.opt_id, f"optimizer {rec.opt_id}: {msg}", None, None)
+            log.warning("optimizer %d: %s", rec.opt_id, msg)
 
     # ------------------------------------------------------------------ spawning
     def _fill_slots(self) -> None:
@@ -401,7 +448,12 @@ class GloMPOManager:
     def _dispatch(self, child: Child, msg: Any) -> None:
         rec = self.records[msg.opt_id]
         if isinstance(msg, Evaluated):
+            if getattr(child, "deadline", None) is not None:
+                child.deadline = child.current = None  # the announced evaluation finished
             self._on_evaluated(child, rec, msg)
+        elif isinstance(msg, EvalStarted):
+            child.current = (msg.x, msg.t_wall)
+            child.deadline = time.monotonic() + self.config.task_timeout
         elif isinstance(msg, Converged):
             reasons = ", ".join(f"{k}={v}" for k, v in msg.reasons.items())
             if self._mark_end(rec, "converged", f"converged: {reasons}"):
@@ -433,7 +485,7 @@ class GloMPOManager:
             for oid, other in self._supervisor.children.items():
                 if oid != rec.opt_id and self.records[oid].alive:
                     other.send(Inject(c.best_x.copy(), c.best_fx))
-        if rec.alive:
+        if rec.alive and child is not None:
             self._pending_acks.append(child)  # sent once the checkers have seen this batch
 
     def _send_acks(self) -> None:
@@ -506,7 +558,28 @@ class GloMPOManager:
             return
         if self._mark_end(rec, "crashed", msg.message):
             self.counters.opts_crashed += 1
+            self._record_crash(rec.opt_id, f"optimizer {rec.opt_id} raised {msg.message}", None, cause)
         log.warning("optimizer %d crashed: %s\n%s", rec.opt_id, msg.message, msg.traceback)
+
+    #: this many optimizers in a row crashing before a single evaluation ends the run
+    MAX_BARREN_CRASHES = 5
+
+    def _record_crash(self, opt_id: int, text: str, exitcode: int | None, cause: BaseException | None) -> None:
+        err = OptimizerCrashed(text, opt_id=opt_id, exitcode=exitcode)
+        err.__cause__ = cause
+        self.crashes.append(err)
+        if len(self.records[opt_id].fx):
+            self._barren_crashes = 0
+            return
+        self._barren_crashes += 1
+        if self._barren_crashes >= self.MAX_BARREN_CRASHES and self._fatal is None:
+            fatal = OptimizerCrashed(
+                f"{self._barren_crashes} optimizers in a row crashed before completing a single "
+                f"evaluation (the last: {text}); the task or the optimizer settings are broken",
+                opt_id=opt_id, exitcode=exitcode,
+            )
+            fatal.__cause__ = err
+            self._fatal = fatal
 
     def _on_end(self, child: Child) -> None:
         rec = self.records[child.opt_id]
@@ -517,6 +590,7 @@ class GloMPOManager:
             what = f"optimizer process died ({signal_name(code)})" if child.pid is not None else "runner thread ended unexpectedly"
             self._mark_end(rec, "crashed", what)
             self.counters.opts_crashed += 1
+            self._record_crash(rec.opt_id, f"optimizer {rec.opt_id}: {what}", code, None)
             log.warning("optimizer %d: %s", rec.opt_id, what)
         if self._log is not None:
             self._log.end_optimizer(rec.opt_id, time.time(), len(rec.fx), rec.best_fx,
@@ -626,6 +700,27 @@ def _describe_entry(entry: Any, l2_backend: Any) -> str:
     return f"{entry.cls.__name__}({kw}){l2}"
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """While children are being stopped, a second Ctrl-C or SIGTERM must not cut the
+    clean-up short (it is bounded: grace period, then escalation): such signals are noted
+    and the run's own interruption is re-raised afterwards anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: noted.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if noted:
+            log.warning("signal(s) %s arrived while stopping; the run was already ending", noted)
+
+
 def _install_sigterm() -> Callable[[], None]:
     """While the run goes, SIGTERM ends it cleanly (only if nobody else handles SIGTERM)."""
     if threading.current_thread() is not threading.main_thread():
@@ -639,7 +734,3 @@ def _install_sigterm() -> Callable[[], None]:
     signal.signal(signal.SIGTERM, handler)
     return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-
-# Evaluated batches carry EvalStatus; re-exported for users reading messages.
-_ = EvalStatus
-_ = OptimizerCrashed

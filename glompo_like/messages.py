@@ -22,6 +22,7 @@ __all__ = [
     "Stopped",
     "Crashed",
     "StateReply",
+    "EvalStarted",
     "Ack",
     "Stop",
     "Inject",
@@ -66,6 +67,16 @@ class Crashed:
     message: str
     traceback: str
     exc_pickle: bytes | None = None
+
+
+@dataclass(frozen=True)
+class EvalStarted:
+    """Sent before each evaluation when ``task_timeout`` is set and the runner evaluates
+    in its own process: the manager kills the process if the deadline passes."""
+
+    opt_id: int
+    x: np.ndarray
+    t_wall: float
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,19 @@ import numpy as np
 from .bounds import Bounds
 from .errors import EvaluationError
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
-from .evaluation.pools import ExecutorPool, Pool, ProcessPool, SerialPool, ThreadPool
+from .evaluation.pools import (
+    AnnouncingPool,
+    ExecutorPool,
+    Pool,
+    ProcessPool,
+    SerialPool,
+    ThreadPool,
+)
 from .messages import (
     Ack,
     Converged,
     Crashed,
+    EvalStarted,
     Evaluated,
     Inject,
     RequestState,
@@ -84,12 +92,14 @@ class RunnerSpec:
     state: dict[str, Any] | None = None
 
 
-def make_pool(spec: RunnerSpec, task: Callable) -> Pool:
+def make_pool(spec: RunnerSpec, task: Callable, announce: tuple[Callable, Callable] | None = None) -> Pool:
     label = f"opt{spec.opt_id}"
     b = spec.l2_backend
     if isinstance(b, Executor):
         return ExecutorPool(task, b, label)
     if b == "serial":
+        if spec.task_timeout is not None and announce is not None:
+            return AnnouncingPool(task, label, *announce)
         return SerialPool(task, label)
     if b == "threads":
         return ThreadPool(task, spec.l2_workers, label)
@@ -121,6 +131,8 @@ class Runner:
         self._last_report = time.monotonic()
         self._worst = -math.inf
         self._failed_gens = 0
+        self._n_ok = 0
+        self.in_process = False  # set when the runner owns its process (may be killed)
 
     # ------------------------------------------------------------------ commands
     def _handle(self, msg: Any) -> None:
@@ -161,6 +173,14 @@ class Runner:
             except (EOFError, OSError):
                 raise _StopRun from None
 
+    def _announce(self, x: np.ndarray) -> None:
+        self._report()  # what ran before must not die with this process
+        self._send(EvalStarted(self.spec.opt_id, x, time.time()))
+
+    def _evaluated(self, x: np.ndarray, outcome: Outcome) -> None:
+        batch = EvalBatch.from_outcomes(np.asarray([x]), [outcome])
+        self._send(Evaluated(self.spec.opt_id, self.generation, batch, n_generations=0))
+
     def _report(self) -> None:
         if self._pending:
             batch = EvalBatch.concat(self._pending)
@@ -177,7 +197,7 @@ class Runner:
             self.opt = s.opt_cls(s.bounds, s.x0, s.seed, **s.opt_kwargs)
             if s.state is not None:
                 self.opt.set_state(s.state)
-            pool = make_pool(s, self.task)
+            pool = make_pool(s, self.task, (self._announce, self._evaluated) if self.in_process else None)
             final = self._loop(pool)
             self._report()  # evaluations not yet reported go out before the final word
         except _StopRun:
@@ -210,6 +230,8 @@ class Runner:
                 return Stopped(s.opt_id, self.stop_reason)
             reasons = opt.stop()
             if reasons:
+                if self.generation and not self._n_ok:  # "converged" on penalties only
+                    return Stopped(s.opt_id, f"all_failed: every evaluation failed (it stopped: {reasons})")
                 return Converged(s.opt_id, dict(reasons))
             nxt = self.generation + 1
             if s.lockstep:
@@ -223,14 +245,17 @@ class Runner:
             outcomes = pool.evaluate(xs, self._should_abort)
             if any(o is None for o in outcomes):  # stopped mid-generation: report what ran
                 done = [i for i, o in enumerate(outcomes) if o is not None]
-                if done:
+                if done and not pool.reports_each:
                     self._pending.append(EvalBatch.from_outcomes(xs[done], [outcomes[i] for i in done]))
                     self._pending_gens += 1
                 return Stopped(s.opt_id, self.stop_reason or "stopped")
             rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
             opt.tell(xs, fs)
             self.generation = nxt
-            self._pending.append(EvalBatch.from_outcomes(rows_x, rows_o))
+            if pool.reports_each:  # its rows went out one by one; count the generation
+                self._pending.append(EvalBatch.empty(s.bounds.dim))
+            else:
+                self._pending.append(EvalBatch.from_outcomes(rows_x, rows_o))
             self._pending_gens += 1
             if (
                 s.lockstep
@@ -242,7 +267,9 @@ class Runner:
             if self.state_requested:
                 self.state_requested = False
                 self._send(StateReply(s.opt_id, self.generation, opt.get_state()))
-            if all(o.status is not EvalStatus.OK for o in rows_o):
+            n_ok = sum(o.status is EvalStatus.OK for o in rows_o)
+            self._n_ok += n_ok
+            if not n_ok:
                 self._failed_gens += 1
                 if self._failed_gens >= s.max_failed_generations:
                     return Stopped(
@@ -319,4 +346,6 @@ def run_in_process(spec: RunnerSpec, conn: Any) -> None:
         conn.send(_crash_message(spec.opt_id, e))
         conn.close()
         return
-    Runner(spec, conn, task).run()
+    runner = Runner(spec, conn, task)
+    runner.in_process = True
+    runner.run()

@@ -118,6 +118,8 @@ class ProcessChild(Child):
         mine, theirs = context.Pipe(duplex=True)
         self.conn = mine
         self.eof = False
+        self.deadline: float | None = None  # task_timeout: when the running evaluation dies
+        self.current: tuple[Any, float] | None = None  # (x, wall-clock start) of that evaluation
         self.kind = "processes" if daemon else "processes_forced"
         self.process = context.Process(
             target=run_in_process, args=(spec, theirs), name=f"glompo-opt{spec.opt_id}", daemon=daemon

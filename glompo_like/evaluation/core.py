@@ -103,7 +103,13 @@ class EvalBatch:
     error: tuple[str | None, ...]
 
     @classmethod
+    def empty(cls, dim: int) -> EvalBatch:
+        return cls(np.empty((0, dim)), np.empty(0), (), np.empty(0), np.empty(0), (), ())
+
+    @classmethod
     def from_outcomes(cls, xs: np.ndarray, outcomes: Sequence[Outcome]) -> EvalBatch:
+        if not outcomes:
+            return cls.empty(np.shape(xs)[-1] if np.ndim(xs) == 2 else 0)
         fx, status, t_start, duration, worker, error, _ = zip(*outcomes, strict=True)
         return cls(
             x=np.asarray(xs, dtype=float),

@@ -40,7 +40,7 @@ from ..backends.child import add_cleanup, become_child, kill_group, remove_clean
 from ..backends.terminate import terminate_process
 from .core import EvalStatus, Outcome, evaluate_one
 
-__all__ = ["Pool", "SerialPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name"]
+__all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name"]
 
 AbortCheck = Callable[[], bool]
 BLAS_ENV_VARS = (
@@ -69,6 +69,7 @@ class Pool(ABC):
 
     workers: int = 1
     kind: str = "?"
+    reports_each = False  # True: the pool reports every evaluation to the manager itself
 
     @abstractmethod
     def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
@@ -103,6 +104,31 @@ class SerialPool(Pool):
                     break
                 next_check = time.monotonic() + self.check_every
             out[i] = evaluate_one(self.task, x, self.label)
+        return out
+
+
+class AnnouncingPool(SerialPool):
+    """A serial pool for a runner in its own process under ``task_timeout``: it announces
+    each evaluation before running it (``announce(x)``; the manager kills the process if
+    the deadline passes) and reports it as soon as it is done (``done(x, outcome)``), so
+    nothing evaluated is lost with the process."""
+
+    reports_each = True
+
+    def __init__(self, task: Callable, label: str, announce: Callable[[np.ndarray], None],
+                 done: Callable[[np.ndarray, Outcome], None]) -> None:
+        super().__init__(task, label)
+        self.announce = announce
+        self.done = done
+
+    def evaluate(self, xs, should_abort=None):
+        out: list[Outcome | None] = [None] * len(xs)
+        for i, x in enumerate(xs):
+            if should_abort is not None and i and should_abort():
+                break
+            self.announce(x)
+            out[i] = evaluate_one(self.task, x, self.label)
+            self.done(x, out[i])
         return out
 
 
