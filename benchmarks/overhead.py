@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import faulthandler
 import gc
 import json
 import math
@@ -76,6 +77,8 @@ DEFAULT_REPEATS = 3
 DEFAULT_DIM = 10
 QUICK_EVALS = 4000
 QUICK_REPEATS = 1
+DEFAULT_RUN_TIMEOUT = 300.0
+BUSY_LOAD = 0.5  # 1-minute load average above which the run is flagged as disturbed
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "overhead.json"
 
 REFERENCE = "pycma_loop"
@@ -195,12 +198,12 @@ def measure_manager(backend: str, dim: int, evals: int, seed: int) -> dict[str, 
         "f_evals": n,
         "evals_per_s": n / (t2 - t0),
         "evals_per_s_run_only": n / (t2 - t1),
-        "t_used": stats["t_used"],
-        "opts_started": stats["opts_started"],
-        "opts_killed": stats["opts_killed"],
-        "opts_converged": stats["opts_converged"],
-        "opts_crashed": stats["opts_crashed"],
-        "end_cond": stats["end_cond"],
+        "t_used": stats.get("t_used"),
+        "opts_started": stats.get("opts_started"),
+        "opts_killed": stats.get("opts_killed"),
+        "opts_converged": stats.get("opts_converged"),
+        "opts_crashed": stats.get("opts_crashed"),
+        "end_cond": stats.get("end_cond"),
         "best_fx": result.fx,
         "log_bytes": log_bytes,
     }
@@ -216,15 +219,18 @@ MEASURES: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
 
 
 # --------------------------------------------------------------------------- reporting
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # not available on this platform
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         available = None
-    try:
-        load = list(os.getloadavg())
-    except (AttributeError, OSError):
-        load = None
     cpu_model = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -238,7 +244,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpus_available": available,
         "cpu_model": cpu_model or platform.processor() or None,
-        "loadavg_at_start": load,
+        "loadavg_at_start": _loadavg(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "numpy": np.__version__,
@@ -276,7 +282,9 @@ def summarise(repeats: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, A
     return out
 
 
-def format_table(summary: dict[str, dict[str, Any]], machine: dict[str, Any], settings: dict[str, Any]) -> str:
+def format_table(
+    summary: dict[str, dict[str, Any]], machine: dict[str, Any], settings: dict[str, Any]
+) -> str:
     head = (
         f"{'configuration':<26} {'evals/s':>9} {'run only':>9} {'ratio':>7} "
         f"{'of 2proc':>9} {'target':>8}  result"
@@ -309,8 +317,9 @@ def format_table(summary: dict[str, dict[str, Any]], machine: dict[str, Any], se
         f", {machine['cpu_model']}",
         f"         Python {machine['python']} ({machine['python_implementation']}), "
         f"numpy {machine['numpy']}, cma {machine['cma']}, glompo_like {machine['glompo_like']}",
-        f"         {machine['platform']}, start method {machine['mp_start_method']}, "
-        f"load average at start {machine['loadavg_at_start']}",
+        f"         {machine['platform']}, start method {machine['mp_start_method']}",
+        f"         load average (1/5/15 min) at start {machine['loadavg_at_start']}, "
+        f"at end {machine.get('loadavg_at_end')}",
     ]
     return "\n".join(lines)
 
@@ -320,22 +329,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Manager overhead next to plain pycma loops (see the module docstring).",
     )
-    p.add_argument("--evals", type=int, default=None,
-                   help=f"evaluations per run (default {DEFAULT_EVALS}; --quick: {QUICK_EVALS})")
-    p.add_argument("--repeats", type=int, default=None,
-                   help=f"interleaved repeats; the median is reported (default {DEFAULT_REPEATS}; "
-                        f"--quick: {QUICK_REPEATS})")
-    p.add_argument("--dim", type=int, default=DEFAULT_DIM,
-                   help=f"dimension of Rastrigin (default {DEFAULT_DIM})")
-    p.add_argument("--seed", type=int, default=0,
-                   help="base seed; repeat r uses seed + r (default 0)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help="JSON results file (default benchmarks/results/overhead.json)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke test: {QUICK_EVALS} evaluations, {QUICK_REPEATS} repeat "
-                        "(explicit --evals/--repeats still win)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit with status 1 when a configuration misses its target")
+    p.add_argument(
+        "--evals",
+        type=int,
+        default=None,
+        help=f"evaluations per run (default {DEFAULT_EVALS}; --quick: {QUICK_EVALS})",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"interleaved repeats; the median is reported (default {DEFAULT_REPEATS}; "
+        f"--quick: {QUICK_REPEATS})",
+    )
+    p.add_argument(
+        "--dim",
+        type=int,
+        default=DEFAULT_DIM,
+        help=f"dimension of Rastrigin (default {DEFAULT_DIM})",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="base seed; repeat r uses seed + r (default 0)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="JSON results file (default benchmarks/results/overhead.json)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: {QUICK_EVALS} evaluations, {QUICK_REPEATS} repeat "
+        "(explicit --evals/--repeats still win)",
+    )
+    p.add_argument(
+        "--run-timeout",
+        type=float,
+        default=DEFAULT_RUN_TIMEOUT,
+        help="watchdog: if one measurement takes longer than this many seconds, dump every "
+        f"thread's stack to stderr and exit (default {DEFAULT_RUN_TIMEOUT:g}; 0 disables it, "
+        "e.g. under pytest, whose own faulthandler timeout it would replace)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when a configuration misses its target",
+    )
     args = p.parse_args(argv)
     if args.evals is None:
         args.evals = QUICK_EVALS if args.quick else DEFAULT_EVALS
@@ -347,6 +387,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--repeats must be at least 1")
     if args.dim < 1:
         p.error("--dim must be at least 1")
+    if args.run_timeout < 0:
+        p.error("--run-timeout must be >= 0")
     return args
 
 
@@ -363,10 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "popsize": POPSIZE,
         "sigma0": SIGMA0,
         "killing_conditions": f"MinFuncCalls({MIN_EVALS_BEFORE_KILL}) & "
-                              f"BestUnmoving({UNMOVING_CALLS}, {UNMOVING_TOL})",
+        f"BestUnmoving({UNMOVING_CALLS}, {UNMOVING_TOL})",
         "evaluation_log": True,
         "order": "interleaved",
         "timer": "time.perf_counter",
+        "run_timeout_s": args.run_timeout,
     }
     machine = machine_info()
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -374,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for rep in range(args.repeats):
         seed = args.seed + rep
         for name in CONFIGS:
-            r = MEASURES[name](args.dim, args.evals, seed)
+            r = _measure(name, args, seed)
             r["repeat"] = rep
             r["seed"] = seed
             repeats[name].append(r)
@@ -383,9 +426,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({r['f_evals']} evaluations in {r['wall_s']:.3f} s)",
                 flush=True,
             )
+    machine["loadavg_at_end"] = _loadavg()
     summary = summarise(repeats)
     print()
     print(format_table(summary, machine, settings), flush=True)
+    load = machine["loadavg_at_start"]
+    if load is not None and load[0] >= BUSY_LOAD:
+        print(
+            f"\nWARNING: 1-minute load average was {load[0]:.2f} at the start: other work was "
+            "running, so the parallel configurations are probably understated.",
+            flush=True,
+        )
 
     doc = {
         "benchmark": "overhead",
@@ -394,9 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": settings,
         "machine": machine,
         "targets": dict(TARGETS),
-        "configurations": {
-            name: {**summary[name], "repeats": repeats[name]} for name in CONFIGS
-        },
+        "configurations": {name: {**summary[name], "repeats": repeats[name]} for name in CONFIGS},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -405,6 +454,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.strict and any(summary[n]["pass"] is False for n in CONFIGS):
         return 1
     return 0
+
+
+def _measure(name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    if not args.run_timeout:
+        return MEASURES[name](args.dim, args.evals, seed)
+    # A hang (e.g. a flow-control deadlock) would otherwise stall the benchmark forever.
+    faulthandler.dump_traceback_later(args.run_timeout, exit=True)
+    try:
+        return MEASURES[name](args.dim, args.evals, seed)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _json_default(obj: Any) -> Any:
