@@ -52,6 +52,12 @@ class BaseOptimizer(ABC):
 
     #: Whether every ``ask()`` is followed by one ``tell()`` of the same points.
     generational: ClassVar[bool] = True
+    #: Whether ``get_state``/``set_state`` capture everything (checkpoints resume it exactly).
+    #: Optimizers that cannot (e.g. a library running its own loop on a thread) set False:
+    #: a checkpoint then records them as not resumable and a resumed run starts others.
+    checkpointable: ClassVar[bool] = True
+    #: Whether ask() ignores the seed (the conformance check then skips seed tests).
+    deterministic: ClassVar[bool] = False
 
     def __init__(self, bounds: Any, x0: Any = None, seed: Any = None) -> None:
         self.bounds: Bounds = as_bounds(bounds)
@@ -123,6 +129,11 @@ class BaseOptimizer(ABC):
         self._best_x = base["best_x"]
         self._best_fx = base["best_fx"]
         self._set_state(state["own"])
+
+    @classmethod  # noqa: B027 - optional hook, deliberately empty
+    def check_options(cls, **options: Any) -> None:
+        """Raise :class:`~glompo_like.errors.ConfigError` for bad settings; the selector
+        calls it when the run is configured, so mistakes surface before anything starts."""
 
     @classmethod  # noqa: B027 - optional hook, deliberately empty
     def preload(cls) -> None:
