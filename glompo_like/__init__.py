@@ -12,6 +12,7 @@ returns the best result with a crash-safe record of every evaluation::
 """
 
 from .bounds import Bounds
+from .checkpoint import CheckpointingControl
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -32,6 +33,7 @@ __all__ = [
     "GloMPOManager",
     "Result",
     "Bounds",
+    "CheckpointingControl",
     "read_log",
     "GlompoError",
     "ConfigError",

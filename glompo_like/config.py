@@ -111,6 +111,7 @@ def build_config(
     blas_threads: Any,
     shutdown_grace: Any,
     overwrite: Any = False,
+    resuming: bool = False,
 ) -> ManagerConfig:
     from .checkers import BaseChecker, MaxFuncCalls
     from .generators import BaseGenerator, RandomGenerator
@@ -174,7 +175,7 @@ def build_config(
             raise ConfigError(f"working_dir {str(working_dir)!r} exists and is not a directory")
         from .log import LOG_NAME
 
-        if (working_dir / LOG_NAME).exists() and not overwrite:
+        if (working_dir / LOG_NAME).exists() and not overwrite and not resuming:
             raise ConfigError(
                 f"working_dir {str(working_dir)!r} already holds a run's evaluation log; choose a "
                 "new directory, pass overwrite=True to replace it, or resume that run from a checkpoint"

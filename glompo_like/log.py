@@ -112,6 +112,19 @@ class EvaluationLog:
                 (t_end, n_evals, best, end_kind, end_reason, exitcode, opt_id),
             )
 
+    def rollback(self, last_eval_id: int, next_opt_id: int, alive: list[int]) -> int:
+        """Resuming from a checkpoint: forget evaluations after ``last_eval_id`` and
+        optimizers from ``next_opt_id`` on (a later, killed session made them), and reopen
+        the optimizers that go on.  Returns how many evaluations were dropped."""
+        with self._transaction():
+            n = self.db.execute("DELETE FROM evaluations WHERE eval_id > ?", (last_eval_id,)).rowcount
+            self.db.execute("DELETE FROM optimizers WHERE opt_id >= ?", (next_opt_id,))
+            self.db.executemany(
+                "UPDATE optimizers SET t_end=NULL, end_kind=NULL, end_reason=NULL, exitcode=NULL WHERE opt_id=?",
+                [(i,) for i in alive],
+            )
+        return n
+
     def set_meta(self, **items: Any) -> None:
         with self._transaction():
             self.db.executemany(

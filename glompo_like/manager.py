@@ -30,11 +30,31 @@ from ._policy import next_check_in, remaining_evals
 from .auto import TaskProfile, choose_backends, probe_task
 from .backends.child import kill_group
 from .backends.level1 import Child
-from .config import ManagerConfig, build_config
-from .errors import ConfigError, EvaluationError, GlompoError, OptimizerCrashed
+from .checkpoint import CheckpointingControl, read_checkpoint, write_checkpoint
+from .config import ManagerConfig, build_config, pickle_task
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    ConfigTypeError,
+    EvaluationError,
+    GlompoError,
+    OptimizerCrashed,
+)
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
+from .interventions import Interventions
 from .log import LOG_NAME, EvaluationLog
-from .messages import Ack, Converged, Crashed, EvalStarted, Evaluated, Inject, StateReply, Stopped
+from .messages import (
+    Ack,
+    Converged,
+    Crashed,
+    EvalStarted,
+    Evaluated,
+    Inject,
+    RequestState,
+    Resume,
+    StateReply,
+    Stopped,
+)
 from .result import Result
 from .runner import RunnerSpec
 from .snapshot import OptimizerRecord, RunCounters, RunView
@@ -112,6 +132,10 @@ class GloMPOManager:
         generation, so the budget is overshot by at most one generation per optimizer.
         ``0`` makes every optimizer report each generation and wait for the manager's
         decision (hunt, stop) before evaluating the next.
+    checkpoint_control:
+        When to write checkpoints (a :class:`~glompo_like.checkpoint.CheckpointingControl`);
+        resume with :meth:`load_checkpoint`.  A ``CHKPT`` file in ``working_dir`` or
+        :meth:`checkpoint` writes one at once; Ctrl-C writes one when this is set.
     clock:
         The time source (seconds, monotonic) for policies; tests inject a fake one.
     """
@@ -139,7 +163,9 @@ class GloMPOManager:
         shutdown_grace: float = 2.0,
         overwrite: bool = False,
         report_interval: float = 0.005,
+        checkpoint_control: CheckpointingControl | None = None,
         clock: Callable[[], float] = time.monotonic,
+        _resume: dict[str, Any] | None = None,
     ) -> None:
         self.config: ManagerConfig = build_config(
             task=task,
@@ -161,6 +187,7 @@ class GloMPOManager:
             blas_threads=blas_threads,
             shutdown_grace=shutdown_grace,
             overwrite=overwrite,
+            resuming=_resume is not None,
         )
         self._clock = clock
         ss = np.random.SeedSequence(seed)
@@ -176,6 +203,7 @@ class GloMPOManager:
         ):
             raise ConfigError(f"report_interval must be a number of seconds >= 0, got {report_interval!r}")
         self.report_interval = float(report_interval)
+        self.checkpoint_control = _check_checkpoint_control(checkpoint_control, self.config)
         # a seeded single-optimizer run is exactly reproducible: strict lock-step
         self._lockstep = self.config.max_jobs == 1 and seed is not None
         self._supervisor: Supervisor | None = None
@@ -184,12 +212,27 @@ class GloMPOManager:
         self._end_cond: str | None = None
         self.result: Result | None = None
         self._started = False
+        self._running = False
+        self._resumed_from: dict[str, Any] | None = None
         self._broken = False
         self._pending_acks: list[Child] = []
         self._starved: dict[int, Child] = {}
         #: one OptimizerCrashed per optimizer that crashed (remote exception as __cause__)
         self.crashes: list[OptimizerCrashed] = []
         self._barren_crashes = 0
+        #: paths of the checkpoints this manager wrote, oldest first
+        self.checkpoints: list[Path] = []
+        self._entries: dict[int, tuple[Any, Any]] = {}  # opt_id -> (entry, level 2 backend)
+        self._states: dict[int, StateReply] = {}
+        self._collecting: set[int] = set()
+        self._checkpoint_request = threading.Event()
+        self._resume_queue: list[dict[str, Any]] = []
+        self._interventions: Interventions | None = None
+        ctl = self.checkpoint_control
+        self._next_chk_evals = ctl.every_evaluations if ctl and ctl.every_evaluations else None
+        self._next_chk_time: float | None = None
+        if _resume is not None:
+            self._restore(_resume)
         self.backend_choice: dict[str, Any] | None = None
         self._l1 = self.config.backend
         self._l2: dict[int, Any] = {}
@@ -224,6 +267,7 @@ class GloMPOManager:
         if self._started:
             raise GlompoError("start_manager() can be called once per manager; create a new one")
         self._started = True
+        self._running = True
         cfg = self.config
         t0 = self._clock()
         self.view._t0 = t0
@@ -233,9 +277,21 @@ class GloMPOManager:
                 for name in (LOG_NAME, LOG_NAME + "-wal", LOG_NAME + "-shm", "summary.yml"):
                     (cfg.working_dir / name).unlink(missing_ok=True)
             self._log = EvaluationLog(cfg.working_dir / LOG_NAME, cfg.bounds.dim)
+            if self._resumed_from is not None:
+                dropped = self._log.rollback(
+                    self.counters.f_evals, self._next_opt_id, [r.opt_id for r in self.records.values() if r.alive]
+                )
+                if dropped:
+                    log.info("resuming: rolled back %d evaluation(s) logged after the checkpoint", dropped)
+            self._interventions = Interventions(cfg.working_dir)
+        ctl = self.checkpoint_control
+        if ctl is not None and ctl.every_seconds:
+            self._next_chk_time = time.monotonic() + ctl.every_seconds
         self._l1 = cfg.backend
         self._l2 = {id(e): e.backend for e in cfg.opt_selector.entries}
-        if cfg.needs_probe:
+        if cfg.needs_probe and self.backend_choice is not None:  # resumed: keep the choice
+            self._apply_backend_choice(self.backend_choice)
+        elif cfg.needs_probe:
             self._resolve_auto()
         self._preload()
         self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method)
@@ -244,6 +300,8 @@ class GloMPOManager:
         interrupted: BaseException | None = None
         try:
             self._loop()
+            if self.checkpoint_control is not None and self.checkpoint_control.at_end:
+                self._take_checkpoint("the run ended", ending=True)
         except (KeyboardInterrupt, _Terminate) as e:
             interrupted = e
             self._end_cond = "interrupted (KeyboardInterrupt)" if isinstance(e, KeyboardInterrupt) else "terminated (SIGTERM)"
@@ -254,6 +312,12 @@ class GloMPOManager:
         finally:
             try:
                 with _signals_deferred():
+                    if interrupted is not None and self.checkpoint_control is not None and not self._broken:
+                        try:
+                            self._take_checkpoint(self._end_cond or "interrupted", timeout=cfg.shutdown_grace + 10,
+                                                  ending=True)
+                        except Exception:
+                            log.exception("could not write a checkpoint while stopping")
                     reaped = self._supervisor.shutdown(
                         self._end_cond or "manager stopped", cfg.shutdown_grace, self._on_message, self._on_end
                     )
@@ -266,6 +330,8 @@ class GloMPOManager:
                 if self._log is not None:
                     self._log.close()
                     self._log = None
+                self._supervisor.close()
+                self._running = False
                 restore()
         log.info("finished: %s", self._end_cond)
         if isinstance(interrupted, _Terminate):
@@ -294,6 +360,8 @@ class GloMPOManager:
             self._send_acks()
             sup.poll(self._wake_after(), self._on_message, self._on_end)
             self._enforce_deadlines()
+            if self._steer():
+                return
             if cfg.killing_conditions is not False and self.counters.f_evals >= self._next_hunt:
                 self._next_hunt = self.counters.f_evals + cfg.hunt_frequency
                 self._hunt()
@@ -311,6 +379,165 @@ class GloMPOManager:
         ):
             multiprocessing.get_context("forkserver").set_forkserver_preload(sorted(set(modules)))
 
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> Path | None:
+        """Write a checkpoint.  While the run is going (call it from another thread) this
+        asks the manager to write one at its next turn and returns ``None``; the path then
+        appears in :attr:`checkpoints`.  Otherwise it writes one at once and returns it."""
+        if self.checkpoint_control is None:
+            raise GlompoError("checkpoint() needs checkpoint_control=CheckpointingControl(...)")
+        if self._running:
+            self._checkpoint_request.set()
+            self._supervisor.wakeup()
+            return None
+        return self._write(self._checkpoint_data({}))
+
+    def _take_checkpoint(self, why: str, timeout: float | None = None, ending: bool = False) -> Path | None:
+        """``ending``: the run stops after this checkpoint, so the paused optimizers are
+        not resumed (the log then ends exactly where the checkpoint does)."""
+        t0 = time.perf_counter()
+        states = self._collect_states(timeout)
+        try:
+            path = self._write(self._checkpoint_data(states))
+        finally:
+            for opt_id in states if not ending else ():  # let the paused optimizers go on
+                child = self._supervisor.children.get(opt_id)
+                if child is not None:
+                    child.send(Resume())
+        log.info("checkpoint (%s) written in %.1f ms: %s", why, 1e3 * (time.perf_counter() - t0), path)
+        return path
+
+    def _write(self, data: dict[str, Any]) -> Path:
+        ctl = self.checkpoint_control
+        directory = ctl.directory or (self.config.working_dir / "checkpoints")
+        path = write_checkpoint(directory, data, ctl.keep_last)
+        self.checkpoints = [p for p in self.checkpoints if p.exists()] + [path]
+        return path
+
+    def _collect_states(self, timeout: float | None) -> dict[int, StateReply]:
+        """Ask every running optimizer for its state at its next clean point (it pauses
+        there), keep handling reports meanwhile, and return the states once all are in.
+        The counters then match the log exactly: nothing is evaluated while paused."""
+        sup = self._supervisor
+        self._states = {}
+        self._collecting = {i for i in sup.children if self.records[i].alive and i not in sup.stopping}
+        for opt_id in self._collecting:
+            sup.children[opt_id].send(RequestState())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._collecting:
+            # Runners answer at their next clean point: between tell and ask, or while
+            # waiting for credit.  No acknowledgements go out meanwhile: what is pending is
+            # sent after the checkpoint (not at all if the run is ending), so nobody
+            # evaluates past this point because of it.
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise CheckpointError(f"optimizers {sorted(self._collecting)} did not report their state in time")
+            sup.poll(left, self._on_message, self._on_end)
+            self._enforce_deadlines()
+        return dict(self._states)
+
+    def _checkpoint_data(self, states: dict[int, StateReply]) -> dict[str, Any]:
+        """The explicit state record of the run (see checkpoint.py for the file format)."""
+        cfg = self.config
+        task_bytes = cfg.task_bytes
+        if task_bytes is None:
+            try:
+                task_bytes = pickle_task(cfg.task)
+            except GlompoError:
+                task_bytes = None  # load_checkpoint(..., task=...) must supply it
+        optimizers = []
+        for opt_id, reply in sorted(states.items()):
+            if reply.state is None:  # not checkpointable: a resumed run starts another one
+                continue
+            entry, l2 = self._entries[opt_id]
+            optimizers.append({
+                "opt_id": opt_id, "cls": entry.cls, "kwargs": dict(entry.kwargs), "workers": entry.workers,
+                "backend": l2, "generation": reply.generation, "state": reply.state,
+            })
+        return {
+            "format": "glompo_like-checkpoint",
+            "library_version": _version(),
+            "created": time.time(),
+            "config": {
+                "bounds": cfg.bounds.as_pairs(), "backend": cfg.backend, "max_jobs": cfg.max_jobs,
+                "hunt_frequency": cfg.hunt_frequency, "share_best_solutions": cfg.share_best_solutions,
+                "working_dir": None if cfg.working_dir is None else str(cfg.working_dir), "seed": cfg.seed,
+                "start_method": cfg.start_method, "task_timeout": cfg.task_timeout, "on_error": cfg.on_error,
+                "penalty": cfg.penalty, "blas_threads": cfg.blas_threads, "shutdown_grace": cfg.shutdown_grace,
+                "report_interval": self.report_interval, "checkpoint_control": self.checkpoint_control,
+            },
+            "policies": {
+                "opt_selector": cfg.opt_selector, "convergence_checker": cfg.convergence_checker,
+                "killing_conditions": cfg.killing_conditions, "x0_generator": cfg.x0_generator,
+            },
+            "task": task_bytes,
+            "manager": {
+                "entropy": self.entropy, "policy_rng": self._policy_rng.bit_generator.state,
+                "counters": self.counters, "records": self.records, "next_opt_id": self._next_opt_id,
+                "next_hunt": self._next_hunt, "t_used": self.view.t_total if self._running else
+                self.counters.t_used_before, "backend_choice": self.backend_choice,
+            },
+            "optimizers": optimizers,
+        }
+
+    #: what load_checkpoint lets a resumed run change
+    RESUME_OVERRIDES = frozenset({
+        "convergence_checker", "killing_conditions", "max_jobs", "backend", "working_dir", "hunt_frequency",
+        "x0_generator", "opt_selector", "checkpoint_control", "task_timeout", "shutdown_grace",
+        "report_interval", "share_best_solutions", "start_method", "blas_threads", "on_error", "penalty",
+    })
+
+    @classmethod
+    def load_checkpoint(cls, path: str | Path, task: Callable | None = None, **overrides: Any) -> GloMPOManager:
+        """A manager that continues the run saved in ``path`` (a checkpoint file, or a
+        directory: its newest checkpoint) when :meth:`start_manager` is called.
+
+        ``task`` must be given when the checkpoint could not store it (it was not
+        picklable).  ``overrides`` replace settings, e.g. a larger budget
+        (``convergence_checker=MaxFuncCalls(50_000)``), ``max_jobs``, ``backend``, hunters
+        or ``working_dir`` (see :attr:`RESUME_OVERRIDES`).  The evaluation log of the
+        working directory is continued; rows written after the checkpoint (by a run that
+        was killed later) are rolled back.
+
+        .. warning:: Loading unpickles the file: only load checkpoints you trust.
+        """
+        data = read_checkpoint(path)
+        unknown = set(overrides) - cls.RESUME_OVERRIDES
+        if unknown:
+            raise ConfigError(f"load_checkpoint cannot override {sorted(unknown)}; it can override "
+                              f"{sorted(cls.RESUME_OVERRIDES)}")
+        if task is None:
+            if data["task"] is None:
+                raise CheckpointError("this checkpoint does not hold the task (it could not be pickled); "
+                                      "pass it again: load_checkpoint(path, task=...)")
+            task = pickle.loads(data["task"])
+        conf, pol = data["config"], data["policies"]
+        kwargs: dict[str, Any] = {k: v for k, v in conf.items() if k not in ("bounds",)}
+        kwargs.update(pol)
+        kwargs.update(overrides)
+        return cls(task, conf["bounds"], _resume=data, **kwargs)
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        m = data["manager"]
+        self.entropy = m["entropy"]
+        self._policy_rng.bit_generator.state = m["policy_rng"]
+        self.counters = m["counters"]
+        self.counters.t_used_before = m["t_used"]
+        self.records = m["records"]
+        self.view = RunView(self.counters, self.records, self._clock(), self._clock, self.config.bounds)
+        self._next_opt_id = m["next_opt_id"]
+        self._next_hunt = m["next_hunt"]
+        self.backend_choice = m["backend_choice"]
+        self._resume_queue = list(data["optimizers"])
+        saved = {o["opt_id"] for o in self._resume_queue}
+        for rec in self.records.values():  # alive then, but without a state to go on from
+            if rec.alive and rec.opt_id not in saved:
+                self._mark_end(rec, "stopped", "not resumed: the checkpoint holds no state for it "
+                               "(it was stopping, or its optimizer is not checkpointable)")
+        self._resumed_from = data
+        if self._next_chk_evals is not None:
+            self._next_chk_evals = self.counters.f_evals + self.checkpoint_control.every_evaluations
+
     # ------------------------------------------------------------------ backend="auto"
     def _resolve_auto(self) -> None:
         cfg = self.config
@@ -324,8 +551,6 @@ class GloMPOManager:
             picklable=cfg.task_bytes is not None,
             killable=cfg.task_timeout is not None,
         )
-        self._l1 = l1
-        self._l2 = {id(e): b for e, b in zip(entries, l2, strict=True)}
         self.backend_choice = {
             "level1": l1,
             "level2": [b if isinstance(b, str) else type(b).__name__ for b in l2],
@@ -334,7 +559,16 @@ class GloMPOManager:
             "concurrency_ratio": profile.concurrency_ratio,
             "probe_evals": len(profile.probes),
         }
+        self._apply_backend_choice(self.backend_choice)
         log.info("backend='auto' chose Level 1 %r, Level 2 %s: %s", l1, self.backend_choice["level2"], reason)
+
+    def _apply_backend_choice(self, choice: dict[str, Any]) -> None:
+        entries = self.config.opt_selector.entries
+        if self.config.backend == "auto":
+            self._l1 = choice["level1"]
+        for e, b in zip(entries, choice["level2"], strict=False):
+            if e.backend == "auto":
+                self._l2[id(e)] = b
 
     def _record_probe(self, profile: TaskProfile) -> None:
         """The probe's evaluations are real: log and count them as optimizer 0."""
@@ -353,13 +587,52 @@ class GloMPOManager:
             self._log.end_optimizer(0, time.time(), len(rec.fx), rec.best_fx, "stopped", rec.end_reason or "", None)
 
     def _wake_after(self) -> float | None:
-        """Seconds until something time-based is due: a checker, or a task_timeout."""
-        t = next_check_in(self.config.convergence_checker, self.view)
-        deadlines = [c.deadline for c in self._supervisor.children.values() if getattr(c, "deadline", None)]
-        if deadlines:
-            left = max(0.0, min(deadlines) - time.monotonic())
-            t = left if t is None else min(t, left)
-        return t
+        """Seconds until something time-based is due: a checker, a task_timeout, a timed
+        checkpoint, or a look for intervention files."""
+        times = [next_check_in(self.config.convergence_checker, self.view)]
+        now = time.monotonic()
+        times += [max(0.0, c.deadline - now) for c in self._supervisor.children.values()
+                  if getattr(c, "deadline", None)]
+        if self._next_chk_time is not None:
+            times.append(max(0.0, self._next_chk_time - now))
+        if self._interventions is not None:
+            times.append(self._interventions.seconds_to_next_look())
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
+
+    def _steer(self) -> bool:
+        """Intervention files and checkpoint triggers; returns True to end the run."""
+        req = self._interventions.look() if self._interventions is not None else None
+        if req:
+            for opt_id in req.stop_optimizers:
+                rec = self.records.get(opt_id)
+                if rec is not None and rec.alive:
+                    reason = f"STOP_{opt_id} file"
+                    self._mark_end(rec, "stopped", reason)
+                    self._supervisor.stop(opt_id, reason)
+            if req.checkpoint and self.checkpoint_control is None:
+                log.warning("CHKPT file ignored: this run has no checkpoint_control")
+        if self.checkpoint_control is not None and (
+            (req and req.checkpoint) or self._checkpoint_request.is_set() or self._checkpoint_due()
+        ):
+            self._checkpoint_request.clear()
+            self._take_checkpoint("requested")
+        if req and req.stop_run:
+            self._end_cond = "STOP file in the working directory"
+            return True
+        return False
+
+    def _checkpoint_due(self) -> bool:
+        ctl = self.checkpoint_control
+        due = False
+        if self._next_chk_evals is not None and self.counters.f_evals >= self._next_chk_evals:
+            while self._next_chk_evals <= self.counters.f_evals:
+                self._next_chk_evals += ctl.every_evaluations
+            due = True
+        if self._next_chk_time is not None and time.monotonic() >= self._next_chk_time:
+            self._next_chk_time = time.monotonic() + ctl.every_seconds
+            due = True
+        return due
 
     def _enforce_deadlines(self) -> None:
         """task_timeout for optimizers that evaluate in their own process: a process whose
@@ -388,6 +661,10 @@ class GloMPOManager:
     def _fill_slots(self) -> None:
         cfg, sup = self.config, self._supervisor
         assert sup is not None
+        while self._resume_queue and cfg.max_jobs - sup.used_slots >= self._resume_queue[0]["workers"]:
+            self._restart(self._resume_queue.pop(0))
+        if self._resume_queue:
+            return
         while True:
             if cfg.convergence_checker(self.view):
                 return
@@ -401,9 +678,31 @@ class GloMPOManager:
             self._start_optimizer(entry, x0)
 
     def _start_optimizer(self, entry: Any, x0: np.ndarray) -> None:
-        cfg = self.config
         opt_id = self._next_opt_id
         self._next_opt_id += 1
+        l2 = self._l2.get(id(entry), entry.backend)
+        desc = _describe_entry(entry, l2)
+        self.records[opt_id] = OptimizerRecord(
+            opt_id=opt_id, opt_type=entry.cls.__name__, description=desc, slots=entry.workers,
+            t_start=self._clock(), x0=x0, dim=self.config.bounds.dim,
+        )
+        self.counters.opts_started += 1
+        self._launch(opt_id, entry, l2, x0)
+        log.info("started optimizer %d: %s", opt_id, desc)
+
+    def _restart(self, saved: dict[str, Any]) -> None:
+        """Start an optimizer of a resumed run again, from its checkpointed state."""
+        from .selectors import as_entry
+
+        entry = as_entry((saved["cls"], {**saved["kwargs"], "workers": saved["workers"]}), "checkpointed optimizer")
+        rec = self.records[saved["opt_id"]]
+        rec.granted_until = saved["generation"] + 1
+        self._launch(saved["opt_id"], entry, saved["backend"], rec.x0, saved["state"], saved["generation"])
+        log.info("resumed optimizer %d from its checkpointed state", saved["opt_id"])
+
+    def _launch(self, opt_id: int, entry: Any, l2: Any, x0: np.ndarray,
+                state: dict[str, Any] | None = None, first_generation: int = 0) -> None:
+        cfg = self.config
         seed = np.random.SeedSequence(self.entropy, spawn_key=(1, opt_id))
         spec = RunnerSpec(
             opt_id=opt_id,
@@ -413,7 +712,7 @@ class GloMPOManager:
             x0=x0,
             seed=seed,
             task_bytes=cfg.task_bytes,
-            l2_backend=self._l2[id(entry)],
+            l2_backend=l2,
             l2_workers=entry.workers,
             start_method=cfg.start_method,
             task_timeout=cfg.task_timeout,
@@ -422,18 +721,14 @@ class GloMPOManager:
             penalty=cfg.penalty,
             lockstep=self._lockstep,
             report_interval=0.0 if self._lockstep else self.report_interval,
+            state=state,
+            first_generation=first_generation,
         )
-        desc = _describe_entry(entry, self._l2[id(entry)])
-        now = self._clock()
-        self.records[opt_id] = OptimizerRecord(
-            opt_id=opt_id, opt_type=entry.cls.__name__, description=desc, slots=entry.workers,
-            t_start=now, x0=x0, dim=cfg.bounds.dim,
-        )
-        self.counters.opts_started += 1
+        self._entries[opt_id] = (entry, l2)
         self._supervisor.start(spec, entry.workers)
-        if self._log is not None:
-            self._log.start_optimizer(opt_id, entry.cls.__name__, desc, entry.workers, x0, time.time())
-        log.info("started optimizer %d: %s", opt_id, desc)
+        if self._log is not None and state is None:
+            rec = self.records[opt_id]
+            self._log.start_optimizer(opt_id, rec.opt_type, rec.description, entry.workers, x0, time.time())
 
     # ------------------------------------------------------------------ messages
     def _on_message(self, child: Child, msg: Any) -> None:
@@ -466,7 +761,8 @@ class GloMPOManager:
         elif isinstance(msg, Crashed):
             self._on_crashed(rec, msg)
         elif isinstance(msg, StateReply):
-            pass  # checkpoints (see the checkpoint module) consume these
+            self._states[msg.opt_id] = msg
+            self._collecting.discard(msg.opt_id)
 
     def _on_evaluated(self, child: Child | None, rec: OptimizerRecord, msg: Evaluated) -> None:
         b = msg.batch
@@ -582,6 +878,7 @@ class GloMPOManager:
             self._fatal = fatal
 
     def _on_end(self, child: Child) -> None:
+        self._collecting.discard(child.opt_id)
         rec = self.records[child.opt_id]
         code = getattr(child, "exitcode_final", None)
         if rec.alive:  # died without saying why
@@ -692,6 +989,32 @@ class GloMPOManager:
     def __repr__(self) -> str:
         c = self.config
         return f"GloMPOManager(task={getattr(c.task, '__qualname__', c.task)!r}, dim={c.bounds.dim}, backend={c.backend!r}, max_jobs={c.max_jobs})"
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _check_checkpoint_control(ctl: Any, cfg: ManagerConfig) -> CheckpointingControl | None:
+    if ctl is None:
+        return None
+    if not isinstance(ctl, CheckpointingControl):
+        raise ConfigTypeError(
+            f"checkpoint_control must be a CheckpointingControl(...) or None, got {type(ctl).__name__}"
+        )
+    if ctl.directory is None and cfg.working_dir is None:
+        raise ConfigError("checkpoint_control needs a directory: set working_dir, or "
+                          "CheckpointingControl(directory=...)")
+    try:
+        pickle.dumps((cfg.opt_selector, cfg.convergence_checker, cfg.killing_conditions, cfg.x0_generator))
+    except Exception as e:
+        raise ConfigError(
+            f"checkpoint_control: the run's policies cannot be saved ({type(e).__name__}: {e}); define "
+            "custom optimizers and policies at module level and avoid user-owned executors"
+        ) from e
+    return ctl
 
 
 def _describe_entry(entry: Any, l2_backend: Any) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "Stop",
     "Inject",
     "RequestState",
+    "Resume",
     "FINAL_MESSAGES",
 ]
 
@@ -110,5 +111,10 @@ class Inject:
 
 @dataclass(frozen=True)
 class RequestState:
-    pass
+    """Send your state at your next clean point (between tell and ask), then pause."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Go on after a pause for a checkpoint."""
 

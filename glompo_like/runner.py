@@ -19,10 +19,12 @@ Fast optimizers on cheap tasks thus wake the manager a few hundred times a secon
 than once per generation (each wake-up costs both processes cache and CPU time), while
 slow generations are reported one by one as they finish.
 
-``lockstep=True`` waits for the acknowledgement before even *asking* for the next
-generation and reports every generation: the manager has then seen everything the
-optimizer did, which makes seeded single-optimizer runs exactly reproducible and lets a
-checkpoint capture the optimizer between two generations.
+A runner waits for credit *before* it asks for the next generation, so every wait is at a
+clean point (no ask outstanding): a checkpoint can take the optimizer's state there.
+
+``lockstep=True`` reports every generation, and the manager then grants exactly one
+generation at a time: the manager has seen everything the optimizer did before it goes on,
+which makes seeded single-optimizer runs exactly reproducible.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from .messages import (
     Evaluated,
     Inject,
     RequestState,
+    Resume,
     StateReply,
     Stop,
     Stopped,
@@ -88,6 +91,7 @@ class RunnerSpec:
     penalty: float | None = None
     lockstep: bool = False
     report_interval: float = 0.005
+    first_generation: int = 0  # a restored optimizer goes on counting from here
     max_failed_generations: int = 3
     state: dict[str, Any] | None = None
 
@@ -123,8 +127,9 @@ class Runner:
         self.log = logging.getLogger(f"glompo_like.optimizers.{spec.opt_id}")
         self.stop_reason: str | None = None
         self.state_requested = False
-        self.generation = 0  # generations evaluated and told
-        self.until = 1  # the last generation the manager allows us to start
+        self.paused = False
+        self.generation = spec.first_generation  # generations evaluated and told
+        self.until = spec.first_generation + 1  # the last generation we may start
         self.opt: Any = None
         self._pending: list[EvalBatch] = []
         self._pending_gens = 0
@@ -145,6 +150,8 @@ class Runner:
             self.opt.inject(msg.x, msg.fx)
         elif isinstance(msg, RequestState):
             self.state_requested = True
+        elif isinstance(msg, Resume):
+            self.paused = False
 
     def _drain(self) -> None:
         try:
@@ -164,14 +171,32 @@ class Runner:
             raise _StopRun from None
 
     def _await_credit(self, generation: int) -> None:
-        """Block until generation number ``generation`` may start (or we are told to stop)."""
+        """Block until generation number ``generation`` may start (or we are told to stop).
+        Called between tell and ask, so a state request can be answered while waiting."""
         if generation > self.until and self._pending:
             self._report()  # the manager must see our results before it grants more
         while generation > self.until and self.stop_reason is None:
-            try:
-                self._handle(self.conn.recv())
-            except (EOFError, OSError):
-                raise _StopRun from None
+            if self.state_requested:
+                self._send_state_and_pause()
+                continue
+            self._recv()
+
+    def _recv(self) -> None:
+        try:
+            self._handle(self.conn.recv())
+        except (EOFError, OSError):
+            raise _StopRun from None
+
+    def _send_state_and_pause(self) -> None:
+        """Checkpoint: everything evaluated goes out first, then the state (so the state
+        matches what the manager has logged); then wait until the manager says go on."""
+        self.state_requested = False
+        self._report()
+        state = self.opt.get_state() if getattr(self.opt, "checkpointable", True) else None
+        self._send(StateReply(self.spec.opt_id, self.generation, state))
+        self.paused = True
+        while self.paused and self.stop_reason is None:
+            self._recv()
 
     def _announce(self, x: np.ndarray) -> None:
         self._report()  # what ran before must not die with this process
@@ -226,6 +251,8 @@ class Runner:
         s, opt = self.spec, self.opt
         while True:
             self._drain()
+            if self.state_requested and self.stop_reason is None:
+                self._send_state_and_pause()  # between tell and ask: a clean point
             if self.stop_reason is not None:
                 return Stopped(s.opt_id, self.stop_reason)
             reasons = opt.stop()
@@ -234,14 +261,12 @@ class Runner:
                     return Stopped(s.opt_id, f"all_failed: every evaluation failed (it stopped: {reasons})")
                 return Converged(s.opt_id, dict(reasons))
             nxt = self.generation + 1
-            if s.lockstep:
-                self._await_credit(nxt)
-                if self.stop_reason is not None:
-                    return Stopped(s.opt_id, self.stop_reason)
-            xs = opt.ask()
+            # Wait for credit before asking: every wait is then at a clean point (no ask
+            # outstanding), where a checkpoint can take the optimizer's state as it is.
             self._await_credit(nxt)
             if self.stop_reason is not None:
                 return Stopped(s.opt_id, self.stop_reason)
+            xs = opt.ask()
             outcomes = pool.evaluate(xs, self._should_abort)
             if any(o is None for o in outcomes):  # stopped mid-generation: report what ran
                 done = [i for i, o in enumerate(outcomes) if o is not None]
@@ -259,14 +284,10 @@ class Runner:
             self._pending_gens += 1
             if (
                 s.lockstep
-                or self.state_requested
                 or self.generation >= self.until
                 or time.monotonic() - self._last_report >= s.report_interval
             ):
                 self._report()
-            if self.state_requested:
-                self.state_requested = False
-                self._send(StateReply(s.opt_id, self.generation, opt.get_state()))
             n_ok = sum(o.status is EvalStatus.OK for o in rows_o)
             self._n_ok += n_ok
             if not n_ok:

@@ -11,6 +11,7 @@ message and every ended child to the manager's callbacks; the supervisor makes n
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import selectors
 import time
@@ -90,6 +91,13 @@ class Supervisor:
     def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
         raise NotImplementedError
 
+    def wakeup(self) -> None:
+        """Make a ``poll`` blocked in another thread return (thread-safe)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
+
 
 class ProcessSupervisor(Supervisor):
     def __init__(self, backend: str, start_method: str | None) -> None:
@@ -97,6 +105,16 @@ class ProcessSupervisor(Supervisor):
         self.daemon = backend == "processes"
         self.context = multiprocessing.get_context(start_method)
         self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+
+    def wakeup(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except (BlockingIOError, OSError):  # already woken / closed
+            pass
 
     def _start(self, spec: RunnerSpec) -> Child:
         child = ProcessChild(spec, self.context, daemon=self.daemon)
@@ -114,11 +132,16 @@ class ProcessSupervisor(Supervisor):
         child.conn.close()
 
     def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
-        if not self.children:
-            return
         exited: list[ProcessChild] = []
         for key, _ in self._selector.select(timeout):
             child = key.data
+            if child is None:  # wakeup()
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
             if key.fileobj is child.conn:
                 self._read(child, on_message)
             elif child not in exited:  # the sentinel: the process has exited
@@ -148,6 +171,11 @@ class ProcessSupervisor(Supervisor):
 
     def close(self) -> None:
         self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class ThreadSupervisor(Supervisor):
@@ -163,9 +191,10 @@ class ThreadSupervisor(Supervisor):
     def _start(self, spec: RunnerSpec) -> Child:
         return ThreadChild(spec, self.task, self.events)
 
+    def wakeup(self) -> None:
+        self.events.put((0, None))  # opt_id 0 is never a runner: ignored by _deliver
+
     def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
-        if not self.children:
-            return
         block = self.HEARTBEAT if timeout is None else min(timeout, self.HEARTBEAT)
         try:
             item = self.events.get(timeout=block)

@@ -85,9 +85,18 @@ class _Stuck(BaseOptimizer):
         pass
 
 
+class _HunterFirst(CycleSelector):
+    """Starts CMA-ES, and the stalled optimizer only once CMA-ES has results (a hunter)."""
+
+    def _choose(self, run, free_slots, rng):
+        if run.opts_started == 0:
+            return self.entries[0]
+        return self.entries[1] if run.f_evals > 0 else None
+
+
 def test_hunting_kills_a_stalled_optimizer_deterministically():
     # optimizer 1 (CMA-ES) improves; optimizer 2 is stuck and must be hunted by 1
-    selector = CycleSelector([(CMAOptimizer, {"popsize": 6}), _Stuck], max_spawns=2)
+    selector = _HunterFirst([(CMAOptimizer, {"popsize": 6}), _Stuck], max_spawns=2)
     m = GloMPOManager(
         task=sphere,
         bounds=SPHERE_BOUNDS,
