@@ -3,6 +3,8 @@
 Commands::
 
     glompo-like demo      a small managed run on a built-in test function, with a result table
+    glompo-like report    plots (PNG) of a run from its evaluation log (needs matplotlib)
+    glompo-like export    a run's evaluation log as CSV files (or HDF5)
 
 Each command is a function ``_cmd_<name>(args) -> int``; :func:`main` parses the arguments
 and returns the exit code.
@@ -98,6 +100,47 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the evaluation log and summary are written "
                            "(default: a new temporary directory)")
     demo.set_defaults(handler=_cmd_demo)
+
+    report = commands.add_parser(
+        "report",
+        help="draw plots of a run (PNG files) from its evaluation log",
+        description=(
+            "Draw three plots from the evaluation log of a run and save them as PNG files: "
+            "each optimizer's best value against the number of evaluations (with kills, "
+            "convergences and crashes marked), the best value of the whole run against "
+            "evaluations and against time, and a timeline of when each optimizer ran. "
+            "The log is only read, so this works while the run is going and after it was "
+            "killed.  Needs matplotlib: pip install 'glompo_like[plots]'."
+        ),
+    )
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="the run's working directory (where evaluations.sqlite is)")
+    report.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="where to save the PNG files (default: RUN_DIR)")
+    report.set_defaults(handler=_cmd_report)
+
+    export = commands.add_parser(
+        "export",
+        help="write a run's evaluation log as CSV files (or HDF5) for other tools",
+        description=(
+            "Copy the two tables of a run's evaluation log into files that spreadsheets, "
+            "pandas, R and other tools read directly: evaluations.csv (one row per "
+            "evaluation: its optimizer, point x_0 ..., value fx, status, timing) and "
+            "optimizers.csv (one row per optimizer: type, settings, start, end, how and "
+            "why it ended).  With --hdf5, both tables go into evaluations.h5 (needs h5py: "
+            "pip install 'glompo_like[hdf5]').  Without --csv or --hdf5, CSV is written.  "
+            "The log is only read, so this works while the run is going."
+        ),
+    )
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="the run's working directory (where evaluations.sqlite is)")
+    export.add_argument("--csv", action="store_true",
+                        help="write evaluations.csv and optimizers.csv (the default)")
+    export.add_argument("--hdf5", action="store_true",
+                        help="write evaluations.h5 with both tables (needs h5py)")
+    export.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="where to write the files (default: RUN_DIR)")
+    export.set_defaults(handler=_cmd_export)
     return parser
 
 
@@ -162,6 +205,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("  evaluations.sqlite  every evaluation; read it with "
           f"glompo_like.read_log({str(working_dir)!r})")
     print("  summary.yml         settings, counters and result of the run")
+    return 0
+
+
+# --------------------------------------------------------------------------- report, export
+def _error(text: Any) -> int:
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+    return 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from .report import make_report
+
+        files = make_report(args.run_dir, args.out)
+    except (ImportError, FileNotFoundError) as e:
+        return _error(e)
+    print(f"{PROG} report: {len(files)} plots of {args.run_dir}")
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_log
+
+    csv = args.csv or not args.hdf5
+    try:
+        files = export_log(args.run_dir, csv=csv, hdf5=args.hdf5, out_dir=args.out)
+    except (ImportError, FileNotFoundError) as e:
+        return _error(e)
+    print(f"{PROG} export: the evaluation log of {args.run_dir}")
+    for f in files:
+        print(f"  {f}")
     return 0
 
 

@@ -1,0 +1,305 @@
+"""Plots of a run, drawn from its evaluation log (needs matplotlib: the ``plots`` extra).
+
+::
+
+    from glompo_like.report import make_report
+
+    make_report("run1")            # three PNG files in run1/
+    make_report("run1", "figs")    # ... in figs/
+
+or, from the shell, ``glompo-like report run1 [--out DIR]``.  The files:
+
+``best_per_optimizer.png``
+    Each optimizer's best value so far against the run's evaluation number (one line per
+    optimizer), with how it ended marked at its last evaluation: killed (x), converged (o),
+    crashed (triangle).
+``best_overall.png``
+    The best value of the whole run so far, against evaluations (left) and against wall
+    time since the run started (right).
+``optimizer_timeline.png``
+    When each optimizer ran: one bar per optimizer from its start to its end, coloured by
+    how it ended.  An optimizer with no recorded end (still running, or the run was
+    killed) extends to the last evaluation in the log.
+
+The log is only read (one consistent snapshot), so a report can be made while a run is
+going, and from the log of a run that was killed.  Figures are drawn on
+:class:`matplotlib.figure.Figure` objects with the Agg canvas: pyplot is not used and no
+global matplotlib state (backend, rcParams, open figures) is changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .export import open_log_readonly, read_columns
+
+__all__ = ["make_report", "REPORT_NAMES"]
+
+#: the files written by :func:`make_report`
+REPORT_NAMES = ("best_per_optimizer.png", "best_overall.png", "optimizer_timeline.png")
+
+_END_MARKERS = {"killed": ("x", "killed"), "converged": ("o", "converged"), "crashed": ("^", "crashed")}
+_END_COLOURS = {
+    "converged": "tab:green",
+    "killed": "tab:red",
+    "crashed": "tab:purple",
+    "stopped": "tab:blue",
+    "failed": "tab:brown",
+    None: "tab:gray",  # no end recorded: running, or the run was killed
+}
+_DPI = 100
+
+
+def _import_matplotlib() -> tuple[Any, Any]:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(
+            "the run report needs matplotlib, which is not installed: "
+            "pip install 'glompo_like[plots]'"
+        ) from e
+    return Figure, FigureCanvasAgg
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class _Trace:
+    opt_id: int
+    label: str
+    eval_ids: np.ndarray  # the run's evaluation numbers of this optimizer's evaluations
+    best: np.ndarray  # its best value so far after each (NaN before its first success)
+    end_kind: str | None
+
+
+@dataclass
+class _RunData:
+    evals: dict[str, np.ndarray]
+    opts: dict[str, np.ndarray]
+    fx_ok: np.ndarray  # fx of successful evaluations, NaN for the others
+    t0: float  # wall clock of the run's start (seconds since the epoch)
+    t_last: float  # wall clock of the last evaluation's end
+
+    @property
+    def n(self) -> int:
+        return len(self.fx_ok)
+
+
+def _load(run_dir: str | os.PathLike) -> _RunData:
+    with open_log_readonly(run_dir) as db:
+        evals = read_columns(db, "evaluations", ("eval_id", "opt_id", "fx", "status", "t_start", "duration"))
+        opts = read_columns(db, "optimizers", ("opt_id", "type", "t_start", "t_end", "n_evals", "best_fx", "end_kind"))
+    ok = np.array([s == "ok" for s in evals["status"]], dtype=bool)
+    fx_ok = np.where(ok, evals["fx"], np.nan)
+    fx_ok[~np.isfinite(fx_ok)] = np.nan
+    starts = np.concatenate([evals["t_start"], opts["t_start"]])
+    starts = starts[np.isfinite(starts)]
+    ends = evals["t_start"] + np.nan_to_num(evals["duration"], nan=0.0)
+    ends = np.concatenate([ends, opts["t_end"]])
+    ends = ends[np.isfinite(ends)]
+    t0 = float(starts.min()) if len(starts) else 0.0
+    t_last = float(ends.max()) if len(ends) else t0
+    return _RunData(evals, opts, fx_ok, t0, max(t_last, t0))
+
+
+def _best_so_far(fx: np.ndarray) -> np.ndarray:
+    """Running minimum ignoring NaN (NaN until the first finite value)."""
+    if not len(fx):
+        return fx.copy()
+    best = np.minimum.accumulate(np.where(np.isnan(fx), np.inf, fx))
+    return np.where(np.isinf(best), np.nan, best)
+
+
+def _traces(d: _RunData) -> list[_Trace]:
+    opt_ids = d.evals["opt_id"]
+    eval_ids = d.evals["eval_id"]
+    kinds = {int(i): k for i, k in zip(d.opts["opt_id"], d.opts["end_kind"], strict=True)}
+    types = {int(i): t for i, t in zip(d.opts["opt_id"], d.opts["type"], strict=True)}
+    order = np.argsort(opt_ids, kind="stable")
+    ids_sorted = opt_ids[order]
+    uniq, first = np.unique(ids_sorted, return_index=True)
+    out = []
+    for k, oid in enumerate(uniq):
+        idx = order[first[k]: first[k + 1] if k + 1 < len(first) else len(order)]
+        i = int(oid)
+        label = f"{i} {types.get(i) or ''}".rstrip()
+        out.append(_Trace(i, label, eval_ids[idx], _best_so_far(d.fx_ok[idx]), kinds.get(i)))
+    return out
+
+
+def _positive(*arrays: np.ndarray) -> bool:
+    """Whether there is at least one finite value and every finite value is > 0 (then a
+    log scale shows the approach to the minimum best)."""
+    vals = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.array([])
+    return bool(len(vals)) and bool(np.all(vals > 0))
+
+
+def _no_data(ax: Any, text: str = "no successful evaluation in the log yet") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+# --------------------------------------------------------------------------- figures
+def _new_figure(Figure: Any, Canvas: Any, size: tuple[float, float]) -> Any:
+    fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
+    Canvas(fig)  # attach the Agg canvas explicitly (non-interactive, nothing global)
+    return fig
+
+
+def _plot_per_optimizer(fig: Any, d: _RunData) -> None:
+    ax = fig.subplots()
+    traces = _traces(d)
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(traces) <= 10 else "tab20"]
+    drawn = False
+    marked: set[str] = set()
+    for n, t in enumerate(traces):
+        good = np.isfinite(t.best)
+        if not good.any():
+            continue
+        colour = cmap(n % cmap.N)
+        ax.plot(t.eval_ids[good], t.best[good], drawstyle="steps-post", color=colour, lw=1.2,
+                label=t.label if len(traces) <= 12 else None)
+        drawn = True
+        marker = _END_MARKERS.get(t.end_kind or "")
+        if marker is not None:
+            sym, what = marker
+            ax.plot([t.eval_ids[-1]], [t.best[good][-1]], linestyle="none", marker=sym,
+                    markersize=8, markeredgewidth=1.8, color=colour,
+                    markerfacecolor="none" if sym != "x" else colour)
+            marked.add(t.end_kind or "")
+    if not drawn:
+        _no_data(ax)
+    elif _positive(*(t.best for t in traces)):
+        ax.set_yscale("log")
+    ax.set_xlabel("evaluation number (whole run)")
+    ax.set_ylabel("best value so far")
+    ax.set_title("Best value of each optimizer")
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    for kind in ("killed", "converged", "crashed"):
+        if kind in marked:
+            sym, what = _END_MARKERS[kind]
+            handles.append(Line2D([], [], linestyle="none", marker=sym, color="0.2",
+                                  markerfacecolor="none" if sym != "x" else "0.2", markersize=8))
+            labels.append(what)
+    if handles:
+        ax.legend(handles, labels, fontsize="small", loc="upper right",
+                  title="optimizer" if len(traces) <= 12 else None, ncols=2 if len(handles) > 8 else 1)
+
+
+def _plot_overall(fig: Any, d: _RunData) -> None:
+    ax_n, ax_t = fig.subplots(1, 2, sharey=True)
+    best_n = _best_so_far(d.fx_ok)
+    t_done = d.evals["t_start"] + np.nan_to_num(d.evals["duration"], nan=0.0) - d.t0
+    order = np.argsort(t_done, kind="stable")
+    best_t = _best_so_far(d.fx_ok[order])
+    ok_n, ok_t = np.isfinite(best_n), np.isfinite(best_t) & np.isfinite(t_done[order])
+    if ok_n.any():
+        ax_n.plot(d.evals["eval_id"][ok_n], best_n[ok_n], drawstyle="steps-post", color="tab:blue")
+        ax_t.plot(t_done[order][ok_t], best_t[ok_t], drawstyle="steps-post", color="tab:blue")
+        final = best_n[ok_n][-1]
+        ax_n.set_title(f"Best value of the run: {final:.6g}")
+        if _positive(best_n):
+            ax_n.set_yscale("log")
+    else:
+        _no_data(ax_n)
+        _no_data(ax_t)
+        ax_n.set_title("Best value of the run")
+    ax_t.set_title("... against wall time")
+    ax_n.set_xlabel("evaluations")
+    ax_t.set_xlabel("seconds since the run started")
+    ax_n.set_ylabel("best value so far")
+    for ax in (ax_n, ax_t):
+        ax.grid(True, alpha=0.3)
+
+
+def _plot_timeline(fig: Any, d: _RunData) -> None:
+    ax = fig.subplots()
+    o = d.opts
+    n = len(o["opt_id"])
+    if n == 0:
+        _no_data(ax, "no optimizer in the log yet")
+    starts = o["t_start"] - d.t0
+    ends = np.where(np.isfinite(o["t_end"]), o["t_end"], d.t_last) - d.t0
+    starts = np.where(np.isfinite(starts), starts, 0.0)
+    ends = np.maximum(ends, starts)
+    y = np.arange(n)
+    kinds = list(o["end_kind"])
+    colours = [_END_COLOURS.get(k, "tab:olive") for k in kinds]
+    open_end = ~np.isfinite(o["t_end"])
+    if n:
+        ax.barh(y, ends - starts, left=starts, color=colours, height=0.7)
+        if open_end.any():  # no recorded end: hatch them
+            ax.barh(y[open_end], (ends - starts)[open_end], left=starts[open_end], height=0.7,
+                    color="none", edgecolor="0.3", hatch="//", linewidth=0)
+        ax.set_yticks(y, [str(int(i)) for i in o["opt_id"]], fontsize="small" if n <= 40 else "xx-small")
+        ax.invert_yaxis()
+        from matplotlib.patches import Patch
+
+        seen = [k for k in ("converged", "killed", "crashed", "stopped", "failed") if k in kinds]
+        handles = [Patch(color=_END_COLOURS[k], label=k) for k in seen]
+        handles += [Patch(facecolor=_END_COLOURS.get(k, "tab:olive"), label=str(k))
+                    for k in sorted({k for k in kinds if k is not None and k not in _END_COLOURS})]
+        if open_end.any():
+            handles.append(Patch(facecolor=_END_COLOURS[None], edgecolor="0.3", hatch="//",
+                                 label="no end recorded (running, or the run was killed)"))
+        ax.legend(handles=handles, fontsize="small", loc="best")
+    ax.set_xlabel("seconds since the run started")
+    ax.set_ylabel("optimizer")
+    ax.set_title("Optimizer lifetimes")
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def make_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Draw the plots of a run from its evaluation log and save them as PNG files.
+
+    Parameters
+    ----------
+    run_dir
+        The run's working directory (or its ``evaluations.sqlite`` file).  The log is only
+        read; the run may still be going or may have been killed.
+    out_dir
+        Where to write the PNG files (created if needed; default: the run directory).
+
+    Returns
+    -------
+    list of Path
+        ``best_per_optimizer.png``, ``best_overall.png`` and ``optimizer_timeline.png``
+        in ``out_dir`` (see the module documentation for what each shows).
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed (``pip install 'glompo_like[plots]'``).
+    FileNotFoundError
+        there is no evaluation log at ``run_dir``.
+    """
+    Figure, Canvas = _import_matplotlib()
+    where = Path(run_dir)
+    data = _load(where)
+    out = Path(out_dir) if out_dir is not None else (where if where.is_dir() else where.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    n_opts = len(data.opts["opt_id"])
+    plots = (
+        (REPORT_NAMES[0], _plot_per_optimizer, (9.0, 5.5)),
+        (REPORT_NAMES[1], _plot_overall, (11.0, 4.5)),
+        (REPORT_NAMES[2], _plot_timeline, (9.0, max(3.0, min(0.25 * n_opts + 1.5, 20.0)))),
+    )
+    written = []
+    for name, draw, size in plots:
+        fig = _new_figure(Figure, Canvas, size)
+        draw(fig, data)
+        path = out / name
+        tmp = path.with_name(path.stem + ".tmp.png")
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+        written.append(path)
+    return written
