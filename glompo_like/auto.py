@@ -74,26 +74,23 @@ def probe_task(
     def evaluate(x: np.ndarray) -> Outcome:
         return evaluate_one(task, x, "probe")
 
-    # serial: two evaluations, more for cheap tasks until the timing means something
-    n, t_serial = 0, 0.0
-    while n < 2 or (t_serial < min_probe_time and n < max_serial):
-        x = point()
-        t0 = time.perf_counter()
-        probes.append((x, evaluate(x)))
-        t_serial += time.perf_counter() - t0
-        n += 1
-    t1 = t_serial / n
-
-    # concurrent: the same number of evaluations, in pairs on two threads
+    # Serial pairs and concurrent pairs (two threads) alternate, so a change in the
+    # machine's load during the probe affects both measurements alike.  At least two
+    # rounds; more for cheap tasks until the timing means something.
+    rounds, t_serial, t_conc = 0, 0.0, 0.0
     with ThreadPoolExecutor(2, thread_name_prefix="glompo-probe") as ex:
-        t_conc = 0.0
-        for _ in range(max(1, n // 2)):
+        while rounds < 2 or (t_serial < min_probe_time and 2 * rounds < max_serial):
             xs = [point(), point()]
             t0 = time.perf_counter()
-            outs = list(ex.map(evaluate, xs))
+            probes.extend((x, evaluate(x)) for x in xs)
+            t_serial += time.perf_counter() - t0
+            xs = [point(), point()]
+            t0 = time.perf_counter()
+            probes.extend(zip(xs, ex.map(evaluate, xs), strict=True))
             t_conc += time.perf_counter() - t0
-            probes.extend(zip(xs, outs, strict=True))
-    ratio = t_conc / (2 * max(1, n // 2) * t1) if t1 > 0 else 1.0
+            rounds += 1
+    t1 = t_serial / (2 * rounds)
+    ratio = t_conc / t_serial if t_serial > 0 else 1.0
     return TaskProfile(t_eval=t1, concurrency_ratio=ratio, probes=probes)
 
 

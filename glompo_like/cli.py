@@ -141,6 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where to write the files (default: RUN_DIR)")
     export.set_defaults(handler=_cmd_export)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue a run from a checkpoint",
+        description="Continue a run from a checkpoint file (or a directory: its newest "
+        "checkpoint), optionally with a larger budget.  Only load checkpoints you trust: "
+        "loading one runs pickle-level code.",
+    )
+    resume.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+                        help="a checkpoint file, or a directory holding checkpoints")
+    resume.add_argument("--task", metavar="MODULE:FUNCTION", default=None,
+                        help="the objective, if the checkpoint could not store it "
+                        "(e.g. mypackage.sim:energy)")
+    resume.add_argument("--evals", type=_positive_int, default=None, metavar="N",
+                        help="new total evaluation budget (default: the run's own checkers)")
+    resume.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
+                        help="slots for the resumed run (default: as before)")
+    resume.set_defaults(handler=_cmd_resume)
     return parser
 
 
@@ -183,6 +201,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         convergence_checker=MaxFuncCalls(args.evals) | TargetCost(test.fmin, atol=1e-8),
         working_dir=working_dir,
         seed=args.seed,
+        status="auto",
+        status_interval=1.0,
     )
     print(
         f"{PROG} demo: minimising {test.name} in {args.dim} dimensions "
@@ -205,6 +225,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("  evaluations.sqlite  every evaluation; read it with "
           f"glompo_like.read_log({str(working_dir)!r})")
     print("  summary.yml         settings, counters and result of the run")
+    return 0
+
+
+# --------------------------------------------------------------------------- resume
+def _load_task(spec: str) -> Any:
+    import importlib
+
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"--task must look like MODULE:FUNCTION, got {spec!r}")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from . import GloMPOManager
+    from .checkers import MaxFuncCalls
+
+    overrides: dict[str, Any] = {}
+    if args.evals is not None:
+        overrides["convergence_checker"] = MaxFuncCalls(args.evals)
+    if args.max_jobs is not None:
+        overrides["max_jobs"] = args.max_jobs
+    try:
+        task = _load_task(args.task) if args.task else None
+    except (ValueError, ImportError, AttributeError) as e:
+        return _error(f"cannot load --task: {e}")
+    manager = GloMPOManager.load_checkpoint(args.checkpoint, task=task, **overrides)
+    print(f"{PROG} resume: continuing from {manager.counters.f_evals} evaluations", flush=True)
+    t0 = time.perf_counter()
+    with manager:
+        result = manager.start_manager()
+    print()
+    print(_result_table(result, time.perf_counter() - t0))
     return 0
 
 

@@ -58,6 +58,7 @@ from .messages import (
 from .result import Result
 from .runner import RunnerSpec
 from .snapshot import OptimizerRecord, RunCounters, RunView
+from .status import make_status
 from .summary import write_summary
 from .supervision import Supervisor, make_supervisor
 
@@ -136,6 +137,13 @@ class GloMPOManager:
         When to write checkpoints (a :class:`~glompo_like.checkpoint.CheckpointingControl`);
         resume with :meth:`load_checkpoint`.  A ``CHKPT`` file in ``working_dir`` or
         :meth:`checkpoint` writes one at once; Ctrl-C writes one when this is set.
+    status:
+        Live status while the run goes: ``"auto"`` (a live table in a terminal when
+        ``rich`` is installed, otherwise a line on the ``glompo_like.status`` logger),
+        ``"rich"``, ``"log"``, a reporter object (see :mod:`glompo_like.status`), or
+        ``None`` for none.
+    status_interval:
+        Seconds between status updates.
     clock:
         The time source (seconds, monotonic) for policies; tests inject a fake one.
     """
@@ -164,6 +172,8 @@ class GloMPOManager:
         overwrite: bool = False,
         report_interval: float = 0.005,
         checkpoint_control: CheckpointingControl | None = None,
+        status: Any = "auto",
+        status_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         _resume: dict[str, Any] | None = None,
     ) -> None:
@@ -204,6 +214,13 @@ class GloMPOManager:
             raise ConfigError(f"report_interval must be a number of seconds >= 0, got {report_interval!r}")
         self.report_interval = float(report_interval)
         self.checkpoint_control = _check_checkpoint_control(checkpoint_control, self.config)
+        if isinstance(status_interval, bool) or not isinstance(status_interval, (int, float)) or not (
+            0 <= status_interval < math.inf
+        ):
+            raise ConfigError(f"status_interval must be a number of seconds >= 0, got {status_interval!r}")
+        self.status_interval = float(status_interval)
+        self._status = make_status(status)
+        self._next_status: float | None = None
         # a seeded single-optimizer run is exactly reproducible: strict lock-step
         self._lockstep = self.config.max_jobs == 1 and seed is not None
         self._supervisor: Supervisor | None = None
@@ -287,6 +304,8 @@ class GloMPOManager:
         ctl = self.checkpoint_control
         if ctl is not None and ctl.every_seconds:
             self._next_chk_time = time.monotonic() + ctl.every_seconds
+        if self._status is not None:
+            self._next_status = time.monotonic() + self.status_interval
         self._l1 = cfg.backend
         self._l2 = {id(e): e.backend for e in cfg.opt_selector.entries}
         if cfg.needs_probe and self.backend_choice is not None:  # resumed: keep the choice
@@ -324,6 +343,7 @@ class GloMPOManager:
                     if reaped:
                         log.warning("had to force %d leftover process(es) to end: %s", len(reaped), reaped)
                     self.result = self._make_result(self._clock() - t0)
+                    self._report_status(final=True)
                     if cfg.working_dir is not None:
                         write_summary(cfg.working_dir / "summary.yml", self._summary())
             finally:
@@ -362,6 +382,7 @@ class GloMPOManager:
             self._enforce_deadlines()
             if self._steer():
                 return
+            self._report_status()
             if cfg.killing_conditions is not False and self.counters.f_evals >= self._next_hunt:
                 self._next_hunt = self.counters.f_evals + cfg.hunt_frequency
                 self._hunt()
@@ -485,6 +506,7 @@ class GloMPOManager:
         "convergence_checker", "killing_conditions", "max_jobs", "backend", "working_dir", "hunt_frequency",
         "x0_generator", "opt_selector", "checkpoint_control", "task_timeout", "shutdown_grace",
         "report_interval", "share_best_solutions", "start_method", "blas_threads", "on_error", "penalty",
+        "status", "status_interval",
     })
 
     @classmethod
@@ -597,6 +619,8 @@ class GloMPOManager:
             times.append(max(0.0, self._next_chk_time - now))
         if self._interventions is not None:
             times.append(self._interventions.seconds_to_next_look())
+        if self._next_status is not None:
+            times.append(max(0.0, self._next_status - now))
         known = [t for t in times if t is not None]
         return min(known) if known else None
 
@@ -621,6 +645,21 @@ class GloMPOManager:
             self._end_cond = "STOP file in the working directory"
             return True
         return False
+
+    def _report_status(self, final: bool = False) -> None:
+        """Live status; a failing reporter is switched off, never allowed to end the run."""
+        if self._status is None:
+            return
+        try:
+            if final:
+                self._status.close(self.view)
+            elif time.monotonic() >= self._next_status:
+                self._status.update(self.view)
+                self._next_status = time.monotonic() + self.status_interval
+        except Exception:
+            log.exception("the status reporter failed; status is off for the rest of the run")
+            self._status = None
+            self._next_status = None
 
     def _checkpoint_due(self) -> bool:
         ctl = self.checkpoint_control

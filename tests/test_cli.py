@@ -46,3 +46,33 @@ def test_help_lists_the_commands():
     assert proc.returncode == 0, proc.stderr
     assert "demo" in proc.stdout
     assert "usage: glompo-like" in proc.stdout
+
+
+@pytest.mark.timeout(60)
+def test_resume_command_continues_a_checkpointed_run(tmp_path, capsys):
+    from glompo_like import CheckpointingControl, GloMPOManager, read_log
+    from glompo_like.checkers import MaxFuncCalls
+    from glompo_like.functions import sphere
+
+    GloMPOManager(task=sphere, bounds=[(-5, 5)] * 3, backend="threads", max_jobs=1, seed=1,
+                  convergence_checker=MaxFuncCalls(200), working_dir=tmp_path,
+                  checkpoint_control=CheckpointingControl()).start_manager()
+    code = main(["resume", str(tmp_path / "checkpoints"), "--evals", "500"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "continuing from 203 evaluations" in out  # 29 generations of 7 (CMA-ES in 3-D)
+    assert 500 <= len(read_log(tmp_path)) < 520
+
+
+@pytest.mark.timeout(60)
+def test_resume_command_rejects_a_bad_task_spec(tmp_path, capsys):
+    from glompo_like import CheckpointingControl, GloMPOManager
+    from glompo_like.checkers import MaxFuncCalls
+    from glompo_like.functions import sphere
+
+    GloMPOManager(task=sphere, bounds=[(-5, 5)] * 2, backend="threads", max_jobs=1, seed=1,
+                  convergence_checker=MaxFuncCalls(50), working_dir=tmp_path,
+                  checkpoint_control=CheckpointingControl()).start_manager()
+    assert main(["resume", str(tmp_path / "checkpoints"), "--task", "no_colon"]) == 1
+    assert "MODULE:FUNCTION" in capsys.readouterr().err
+    assert main(["resume", str(tmp_path / "nowhere")]) == 1

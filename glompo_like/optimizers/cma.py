@@ -120,9 +120,9 @@ class CMAOptimizer(BaseOptimizer):
         return np.asarray(self.es.ask(), dtype=float)
 
     def _tell(self, xs: np.ndarray, fs: np.ndarray) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.es.tell(list(xs), fs.tolist())
+        # No warnings.catch_warnings() here: it swaps process-wide state, which is not
+        # thread-safe with runner threads, and it costs time on every generation.
+        self.es.tell(list(xs), fs.tolist())
 
     def _stop(self) -> dict[str, Any]:
         if self.es.countiter == 0:
