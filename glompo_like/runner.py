@@ -248,6 +248,8 @@ class Runner:
             self.conn.close()
 
     def _loop(self, pool: Pool) -> Any:
+        if getattr(self.opt, "async_eval", False):
+            return self._async_loop(pool)
         s, opt = self.spec, self.opt
         while True:
             self._drain()
@@ -299,6 +301,88 @@ class Runner:
                     )
             else:
                 self._failed_gens = 0
+
+    def _async_loop(self, pool: Pool) -> Any:
+        """Asynchronous evaluation: a candidate goes to a worker as soon as one is free and
+        each value is told as it arrives.  ``generation_size`` told values count as one
+        generation for credits and reports; a checkpoint waits until nothing is in flight."""
+        s, opt = self.spec, self.opt
+        gen_size = max(1, int(getattr(opt, "generation_size", 1)))
+        workers = max(1, int(getattr(pool, "workers", 1)))
+        in_flight: dict[int, tuple[Any, np.ndarray, int]] = {}  # key -> (token, x, attempts)
+        rows_x: list[np.ndarray] = []
+        rows_o: list[Outcome] = []
+        told, ok_in_gen, next_key = 0, 0, 0
+        reasons: dict[str, Any] = {}
+        while True:
+            self._drain()
+            if self.stop_reason is not None:
+                break
+            if self.state_requested and not in_flight:
+                self._send_state_and_pause()
+                continue
+            reasons = reasons or opt.stop()
+            if reasons and not in_flight:
+                break
+            while (not reasons and not self.state_requested and len(in_flight) < workers
+                   and self.generation + 1 <= self.until):
+                item = opt.ask_one()
+                if item is None:
+                    break
+                pool.submit(next_key, item[1])
+                in_flight[next_key] = (item[0], item[1], 0)
+                next_key += 1
+            if not in_flight:
+                if self.generation + 1 > self.until:
+                    self._await_credit(self.generation + 1)  # nothing out: a clean point
+                    continue
+                raise RuntimeError(f"{type(opt).__name__}.ask_one() proposed nothing with nothing in flight")
+            for key, outcome in pool.collect(timeout=0.05):  # the timeout keeps Stop responsive
+                token, x, attempts = in_flight.pop(key)
+                rows_x.append(x)
+                rows_o.append(outcome)
+                if outcome.status is EvalStatus.OK:
+                    fx = outcome.fx
+                    self._worst = max(self._worst, fx)
+                    ok_in_gen += 1
+                    self._n_ok += 1
+                elif s.on_error == "raise":
+                    cause = pickle.loads(outcome.exc_pickle) if outcome.exc_pickle else None
+                    raise EvaluationError(f"evaluation failed ({outcome.status.value}): {outcome.error}") from cause
+                elif s.on_error == "resample" and attempts == 0:
+                    pool.submit(key, x)
+                    in_flight[key] = (token, x, 1)
+                    continue
+                else:
+                    fx = self._penalty()
+                opt.tell_one(token, x, fx)
+                told += 1
+                if told % gen_size == 0:  # one generation's worth of values
+                    self.generation += 1
+                    self._pending.append(EvalBatch.from_outcomes(np.asarray(rows_x), rows_o))
+                    self._pending_gens += 1
+                    rows_x, rows_o = [], []
+                    self._failed_gens = 0 if ok_in_gen else self._failed_gens + 1
+                    ok_in_gen = 0
+                    if self._failed_gens >= s.max_failed_generations:
+                        self.stop_reason = (f"all_failed: every evaluation of the last "
+                                            f"{self._failed_gens} generations failed")
+                    if (s.lockstep or self.generation >= self.until
+                            or time.monotonic() - self._last_report >= s.report_interval):
+                        self._report()
+        for key in pool.cancel_pending():  # not started: nothing was spent on them
+            in_flight.pop(key, None)
+        for key, outcome in pool.collect(timeout=0):  # finished meanwhile: keep them
+            if key in in_flight:
+                rows_x.append(in_flight.pop(key)[1])
+                rows_o.append(outcome)
+        if rows_o:  # a partial generation: its evaluations are logged, no generation counted
+            self._pending.append(EvalBatch.from_outcomes(np.asarray(rows_x), rows_o))
+        if self.stop_reason is not None:
+            return Stopped(s.opt_id, self.stop_reason)
+        if self.generation and not self._n_ok:
+            return Stopped(s.opt_id, f"all_failed: every evaluation failed (it stopped: {reasons})")
+        return Converged(s.opt_id, dict(reasons))
 
     def _resolve_failures(
         self, pool: Pool, xs: np.ndarray, outcomes: list[Outcome]

@@ -38,11 +38,15 @@ import numpy as np
 
 from ..backends.child import add_cleanup, become_child, kill_group, remove_cleanup
 from ..backends.terminate import terminate_process
+from ..errors import WorkerTerminated
 from .core import EvalStatus, Outcome, evaluate_one
 
 __all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name"]
 
 AbortCheck = Callable[[], bool]
+_READY = "__ready__"
+#: a worker that dies this many times in a row before it is ready ends the pool
+MAX_FAILED_STARTS = 3
 BLAS_ENV_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -94,6 +98,26 @@ class SerialPool(Pool):
     def __init__(self, task: Callable, label: str) -> None:
         self.task = task
         self.label = label
+        self._queued: deque[tuple[Any, np.ndarray]] = deque()
+
+    # streaming (async mode) with one worker: evaluate when collected
+    def submit(self, key: Any, x: np.ndarray) -> None:
+        self._queued.append((key, x))
+
+    def collect(self, timeout: float | None = None) -> list[tuple[Any, Outcome]]:
+        if not self._queued:
+            return []
+        key, x = self._queued.popleft()
+        return [(key, evaluate_one(self.task, x, self.label))]
+
+    def cancel_pending(self) -> list[Any]:
+        keys = [k for k, _ in self._queued]
+        self._queued.clear()
+        return keys
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queued)
 
     def evaluate(self, xs, should_abort=None):
         out: list[Outcome | None] = [None] * len(xs)
@@ -132,7 +156,33 @@ class AnnouncingPool(SerialPool):
         return out
 
 
-class ThreadPool(Pool):
+class _FuturesStreaming:
+    """submit/collect on top of ``concurrent.futures`` (for ThreadPool and ExecutorPool)."""
+
+    def _submit_future(self, x: np.ndarray) -> Future:
+        raise NotImplementedError
+
+    def submit(self, key: Any, x: np.ndarray) -> None:
+        fut = self._submit_future(x)
+        self._futures[fut] = key
+
+    def collect(self, timeout: float | None = None) -> list[tuple[Any, Outcome]]:
+        if not self._futures:
+            return []
+        done, _ = wait_futures(list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED")
+        return [(self._futures.pop(f), f.result()) for f in done]
+
+    def cancel_pending(self) -> list[Any]:
+        keys = [k for f, k in list(self._futures.items()) if f.cancel()]
+        self._futures = {f: k for f, k in self._futures.items() if not f.cancelled()}
+        return keys
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+
+class ThreadPool(_FuturesStreaming, Pool):
     kind = "threads"
 
     def __init__(self, task: Callable, workers: int, label: str) -> None:
@@ -140,6 +190,10 @@ class ThreadPool(Pool):
         self.workers = workers
         self.label = label
         self._ex = ThreadPoolExecutor(workers, thread_name_prefix=f"glompo-{label}")
+        self._futures: dict[Future, Any] = {}
+
+    def _submit_future(self, x: np.ndarray) -> Future:
+        return self._ex.submit(evaluate_one, self.task, x, self.label)
 
     def evaluate(self, xs, should_abort=None):
         futs = [self._ex.submit(evaluate_one, self.task, x, self.label) for x in xs]
@@ -149,7 +203,7 @@ class ThreadPool(Pool):
         self._ex.shutdown(wait=True, cancel_futures=True)
 
 
-class ExecutorPool(Pool):
+class ExecutorPool(_FuturesStreaming, Pool):
     """Evaluations through a user's ``concurrent.futures.Executor``, which stays open."""
 
     kind = "executor"
@@ -159,6 +213,10 @@ class ExecutorPool(Pool):
         self.executor = executor
         self.workers = int(getattr(executor, "_max_workers", 1) or 1)
         self.label = label
+        self._futures: dict[Future, Any] = {}
+
+    def _submit_future(self, x: np.ndarray) -> Future:
+        return self.executor.submit(evaluate_one, self.task, x, self.label)
 
     def evaluate(self, xs, should_abort=None):
         futs = [self.executor.submit(evaluate_one, self.task, x, self.label) for x in xs]
@@ -190,6 +248,7 @@ def _worker_main(conn, task_bytes: bytes, label: str, blas_threads: int | None) 
     if blas_threads is not None:
         _limit_threads(blas_threads)
     task = pickle.loads(task_bytes)
+    conn.send((_READY, None))  # startup time never counts against an evaluation's deadline
     while True:
         try:
             msg = conn.recv()
@@ -262,6 +321,12 @@ class ProcessPool(Pool):
         self.replaced = 0
         self._n_started = 0
         self._pool: list[_Worker] = [self._spawn() for _ in range(workers)]
+        self._idle: deque[_Worker] = deque()
+        self._busy: dict[Any, _Worker] = {}  # conn or sentinel -> worker (starting or evaluating)
+        self._todo: deque[tuple[Any, np.ndarray]] = deque()
+        self._failed_starts = 0
+        for w in self._pool:
+            self._starting(w)
         add_cleanup(self._kill_all)
 
     def _spawn(self) -> _Worker:
@@ -281,53 +346,36 @@ class ProcessPool(Pool):
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._pool]
 
-    def evaluate(self, xs, should_abort=None):
-        n = len(xs)
-        out: list[Outcome | None] = [None] * n
-        todo = deque(range(n))
-        idle = deque(self._pool)
-        busy: dict[Any, _Worker] = {}  # conn or sentinel -> worker
-        aborted = False
+    # ------------------------------------------------------------------ streaming core
+    def submit(self, key: Any, x: np.ndarray) -> None:
+        """Queue one evaluation; it starts as soon as a worker is free."""
+        self._todo.append((key, x))
+        self._dispatch()
 
-        def dispatch() -> None:
-            while todo and idle and not aborted:
-                w = idle.popleft()
-                i = todo.popleft()
-                w.job = i
-                w.t_wall, w.t0 = time.time(), time.monotonic()
-                w.deadline = w.t0 + self.timeout if self.timeout else math.inf
-                try:
-                    w.conn.send((i, xs[i]))
-                except (BrokenPipeError, OSError):
-                    pass  # its sentinel will report the death
-                busy[w.conn] = w
-                busy[w.process.sentinel] = w
+    def cancel_pending(self) -> list[Any]:
+        """Forget evaluations that have not started; returns their keys."""
+        keys = [k for k, _ in self._todo]
+        self._todo.clear()
+        return keys
 
-        def retire(w: _Worker, status: EvalStatus, message: str, killed: bool) -> None:
-            """The worker is gone (or must go): record its evaluation, start a new one."""
-            busy.pop(w.conn, None)
-            busy.pop(w.process.sentinel, None)
-            if killed:
-                kill_group(w.process.pid)
-            w.process.join(5)
-            if w.job is not None:
-                if not message:
-                    message = (f"worker process {w.process.pid} died during the evaluation "
-                               f"({signal_name(w.process.exitcode)})")
-                out[w.job] = Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)
-            w.conn.close()
-            self._pool.remove(w)
-            self.replaced += 1
-            nw = self._spawn()
-            self._pool.append(nw)
-            idle.append(nw)
+    @property
+    def in_flight(self) -> int:
+        running = {id(w): w for w in self._busy.values() if w.job is not None}
+        return len(self._todo) + len(running)
 
-        dispatch()
-        while busy:
-            deadline = min(w.deadline for w in busy.values())
-            wait_for = None if deadline == math.inf else max(0.0, deadline - time.monotonic())
-            for obj in connection.wait(list(busy), timeout=wait_for):
-                w = busy.get(obj)
+    def collect(self, timeout: float | None = None) -> list[tuple[Any, Outcome]]:
+        """Wait until at least one evaluation is done (or ``timeout``); return the done
+        ones as ``(key, outcome)`` pairs.  Crashes and timeouts are outcomes too."""
+        done: list[tuple[Any, Outcome]] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done and self._busy:
+            first_due = min(w.deadline for w in self._busy.values())
+            wait_for = None if first_due == math.inf else max(0.0, first_due - time.monotonic())
+            if deadline is not None:
+                left = max(0.0, deadline - time.monotonic())
+                wait_for = left if wait_for is None else min(wait_for, left)
+            for obj in connection.wait(list(self._busy), timeout=wait_for):
+                w = self._busy.get(obj)
                 if w is None:  # already handled through its other wait object
                     continue
                 result = None
@@ -337,24 +385,90 @@ class ProcessPool(Pool):
                 except (EOFError, OSError):
                     result = None
                 if result is not None:
-                    i, outcome = result
-                    out[i] = outcome
+                    key, outcome = result
+                    if key == _READY:
+                        self._failed_starts = 0
+                    else:
+                        done.append((key, outcome))
                     w.job = None
                 if result is None or obj is w.process.sentinel:  # end of file or exited: dead
-                    retire(w, EvalStatus.CRASHED, "", killed=False)
+                    self._retire(w, EvalStatus.CRASHED, "", killed=False, done=done)
                 else:
-                    busy.pop(w.conn, None)
-                    busy.pop(w.process.sentinel, None)
-                    idle.append(w)
+                    self._free(w)
             now = time.monotonic()
-            for w in {id(w): w for w in busy.values()}.values():
+            for w in {id(w): w for w in self._busy.values()}.values():
                 if w.deadline <= now:
                     msg = (f"evaluation exceeded task_timeout={self.timeout:g} s; worker "
                            f"{w.process.pid} and its process group killed")
-                    retire(w, EvalStatus.TIMED_OUT, msg, killed=True)
-            if not aborted and should_abort is not None and todo and should_abort():
-                aborted = True
-            dispatch()
+                    self._retire(w, EvalStatus.TIMED_OUT, msg, killed=True, done=done)
+            self._dispatch()
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        return done
+
+    def _dispatch(self) -> None:
+        while self._todo and self._idle:
+            w = self._idle.popleft()
+            key, x = self._todo.popleft()
+            w.job = key
+            w.t_wall, w.t0 = time.time(), time.monotonic()
+            w.deadline = w.t0 + self.timeout if self.timeout else math.inf
+            try:
+                w.conn.send((key, x))
+            except (BrokenPipeError, OSError):
+                pass  # its sentinel will report the death
+            self._busy[w.conn] = w
+            self._busy[w.process.sentinel] = w
+
+    def _starting(self, w: _Worker) -> None:
+        w.job, w.deadline = None, math.inf
+        self._busy[w.conn] = w
+        self._busy[w.process.sentinel] = w
+
+    def _free(self, w: _Worker) -> None:
+        self._busy.pop(w.conn, None)
+        self._busy.pop(w.process.sentinel, None)
+        self._idle.append(w)
+
+    def _retire(self, w: _Worker, status: EvalStatus, message: str, killed: bool,
+                done: list[tuple[Any, Outcome]]) -> None:
+        """The worker is gone (or must go): record its evaluation, start a new one."""
+        self._busy.pop(w.conn, None)
+        self._busy.pop(w.process.sentinel, None)
+        if killed:
+            kill_group(w.process.pid)
+        w.process.join(5)
+        if w.job is None and not killed:  # died before it was ready (or between evaluations)
+            self._failed_starts += 1
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                raise WorkerTerminated(
+                    f"{self.label}: {self._failed_starts} worker processes in a row died before "
+                    f"they could evaluate anything (last: {signal_name(w.process.exitcode)}); "
+                    "the task cannot be loaded in a worker process",
+                    exitcode=w.process.exitcode,
+                )
+        if w.job is not None:
+            if not message:
+                message = (f"worker process {w.process.pid} died during the evaluation "
+                           f"({signal_name(w.process.exitcode)})")
+            done.append((w.job, Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)))
+        w.conn.close()
+        self._pool.remove(w)
+        self.replaced += 1
+        nw = self._spawn()
+        self._pool.append(nw)
+        self._starting(nw)
+
+    def evaluate(self, xs, should_abort=None):
+        out: list[Outcome | None] = [None] * len(xs)
+        for i, x in enumerate(xs):
+            self._todo.append((i, x))
+        self._dispatch()
+        while any(o is None for o in out) and (self._busy or self._todo):
+            for i, outcome in self.collect():
+                out[i] = outcome
+            if self._todo and should_abort is not None and should_abort():
+                self.cancel_pending()
         return out
 
     def _kill_all(self) -> None:

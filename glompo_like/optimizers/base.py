@@ -58,6 +58,11 @@ class BaseOptimizer(ABC):
     checkpointable: ClassVar[bool] = True
     #: Whether ask() ignores the seed (the conformance check then skips seed tests).
     deterministic: ClassVar[bool] = False
+    #: Whether the optimizer has a steady-state mode (``ask_one``/``tell_one``) that the
+    #: runner uses when the optimizer was created with ``async_eval=True``.
+    supports_async: ClassVar[bool] = False
+    #: Set by optimizers that support it; the runner then evaluates asynchronously.
+    async_eval: bool = False
 
     def __init__(self, bounds: Any, x0: Any = None, seed: Any = None) -> None:
         self.bounds: Bounds = as_bounds(bounds)
@@ -95,6 +100,23 @@ class BaseOptimizer(ABC):
                 self._best_x = xs[i].copy()
         self.n_told += len(fs)
         self._tell(xs, fs)
+
+    def ask_one(self) -> tuple[Any, np.ndarray] | None:
+        """Asynchronous mode: one candidate as ``(token, x)``, or ``None`` when the
+        optimizer needs results before it can propose more."""
+        item = self._ask_one()
+        if item is not None:
+            self.n_asked += 1
+        return item
+
+    def tell_one(self, token: Any, x: np.ndarray, fx: float) -> None:
+        """Asynchronous mode: the value of a candidate from :meth:`ask_one`, in any order."""
+        x = np.asarray(x, dtype=float)
+        fx = float(fx)
+        if fx < self._best_fx:
+            self._best_fx, self._best_x = fx, x.copy()
+        self.n_told += 1
+        self._tell_one(token, x, fx)
 
     def stop(self) -> dict[str, Any]:
         """Return ``{}`` while the optimizer wants to go on, else its reasons to stop."""
@@ -153,6 +175,12 @@ class BaseOptimizer(ABC):
 
     def _stop(self) -> dict[str, Any]:
         return {}
+
+    def _ask_one(self) -> tuple[Any, np.ndarray] | None:
+        raise NotImplementedError(f"{type(self).__name__} has no asynchronous mode (supports_async is False)")
+
+    def _tell_one(self, token: Any, x: np.ndarray, fx: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no asynchronous mode (supports_async is False)")
 
     def _inject(self, x: np.ndarray, fx: float) -> None:
         return None

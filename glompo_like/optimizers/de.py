@@ -81,7 +81,13 @@ class DEOptimizer(BaseOptimizer):
     tol, atol:
         Stop (reason ``"tol"``) when the standard deviation of the population's values is at
         most ``atol + tol * |mean|``.  Defaults ``1e-8`` and ``1e-12``.
+    async_eval:
+        Steady-state DE: each trial is built from the population as it is when a worker
+        becomes free, and replaces its target as soon as its value arrives, so slow
+        evaluations never leave workers idle.  With dithering, ``F`` is drawn per trial.
     """
+
+    supports_async = True
 
     def __init__(
         self,
@@ -97,6 +103,7 @@ class DEOptimizer(BaseOptimizer):
         init_radius: float | None = None,
         tol: float = 1e-8,
         atol: float = 1e-12,
+        async_eval: bool = False,
     ) -> None:
         super().__init__(bounds, x0, seed)
         self.check_options(
@@ -108,6 +115,7 @@ class DEOptimizer(BaseOptimizer):
             init_radius=init_radius,
             tol=tol,
             atol=atol,
+            async_eval=async_eval,
         )
         self.strategy = strategy
         self.popsize = default_popsize(self.bounds.dim) if popsize is None else int(popsize)
@@ -124,6 +132,15 @@ class DEOptimizer(BaseOptimizer):
         self.generation = 0
         self.pop: np.ndarray | None = None  # (popsize, dim), after the first tell
         self.pop_f: np.ndarray | None = None
+        self.async_eval = bool(async_eval)
+        # steady-state bookkeeping (async_eval)
+        self._init: np.ndarray | None = None  # the initial population, being evaluated
+        self._init_f: np.ndarray | None = None
+        self._init_asked = 0
+        self._init_told = 0
+        self._pending: set[int] = set()  # targets whose trial is being evaluated
+        self._cursor = 0
+        self._told = 0
 
     @classmethod
     def check_options(
@@ -136,8 +153,11 @@ class DEOptimizer(BaseOptimizer):
         init_radius: Any = None,
         tol: Any = 1e-8,
         atol: Any = 1e-12,
+        async_eval: Any = False,
     ) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting and how to fix it."""
+        if not isinstance(async_eval, bool):
+            raise ConfigError(f"DEOptimizer: async_eval must be True or False, got {async_eval!r}")
         if strategy not in STRATEGIES:
             raise ConfigError(f"DEOptimizer: strategy must be one of {STRATEGIES}, got {strategy!r}")
         if popsize is not None and (
@@ -221,18 +241,67 @@ class DEOptimizer(BaseOptimizer):
         best = self.pop[int(np.argmin(self.pop_f))]
         trials = np.empty_like(self.pop)
         for i in range(n):
-            others = self.rng.choice(n - 1, 3, replace=False)
-            r1, r2, r3 = others + (others >= i)  # skip the target itself
-            if self.strategy == "rand1bin":
-                mutant = self.pop[r1] + f * (self.pop[r2] - self.pop[r3])
-            elif self.strategy == "best1bin":
-                mutant = best + f * (self.pop[r1] - self.pop[r2])
-            else:  # currenttobest1bin
-                mutant = self.pop[i] + f * (best - self.pop[i]) + f * (self.pop[r1] - self.pop[r2])
-            cross = self.rng.random(dim) < self.recombination
-            cross[self.rng.integers(dim)] = True  # at least one coordinate from the mutant
-            trials[i] = np.where(cross, mutant, self.pop[i])
+            trials[i] = self._trial(i, f, best)
         return self._into_box(trials)
+
+    def _trial(self, i: int, f: float, best: np.ndarray) -> np.ndarray:
+        """The (unbounded) trial vector for target ``i``."""
+        assert self.pop is not None
+        n, dim = self.pop.shape
+        others = self.rng.choice(n - 1, 3, replace=False)
+        r1, r2, r3 = others + (others >= i)  # skip the target itself
+        if self.strategy == "rand1bin":
+            mutant = self.pop[r1] + f * (self.pop[r2] - self.pop[r3])
+        elif self.strategy == "best1bin":
+            mutant = best + f * (self.pop[r1] - self.pop[r2])
+        else:  # currenttobest1bin
+            mutant = self.pop[i] + f * (best - self.pop[i]) + f * (self.pop[r1] - self.pop[r2])
+        cross = self.rng.random(dim) < self.recombination
+        cross[self.rng.integers(dim)] = True  # at least one coordinate from the mutant
+        return np.where(cross, mutant, self.pop[i])
+
+    # ------------------------------------------------------------------ steady state
+    def _ask_one(self) -> tuple[Any, np.ndarray] | None:
+        if self.pop is None:  # the initial population goes out member by member
+            if self._init is None:
+                self._init = self._initial_population()
+                self._init_f = np.full(self.popsize, np.inf)
+            if self._init_asked == self.popsize:
+                return None  # wait for the initial values
+            i = self._init_asked
+            self._init_asked += 1
+            return ("init", i), self._init[i].copy()
+        for k in range(self.popsize):
+            i = (self._cursor + k) % self.popsize
+            if i not in self._pending:
+                break
+        else:
+            return None  # every target has a trial out
+        self._cursor = i + 1
+        self._pending.add(i)
+        f = self.mutation
+        if isinstance(f, tuple):
+            f = float(self.rng.uniform(f[0], f[1]))
+        best = self.pop[int(np.argmin(self.pop_f))]
+        return i, self._into_box(self._trial(i, f, best)[None, :])[0]
+
+    def _tell_one(self, token: Any, x: np.ndarray, fx: float) -> None:
+        if isinstance(token, tuple):  # an initial member
+            assert self._init is not None and self._init_f is not None
+            self._init_f[token[1]] = fx
+            self._init_told += 1
+            if self._init_told == self.popsize:
+                self.pop, self.pop_f = self._init, self._init_f
+                self._init = self._init_f = None
+        else:
+            assert self.pop is not None and self.pop_f is not None
+            self._pending.discard(token)
+            if fx <= self.pop_f[token]:
+                self.pop[token] = x
+                self.pop_f[token] = fx
+        self._told += 1
+        if self._told % self.popsize == 0:
+            self.generation += 1
 
     def _into_box(self, x: np.ndarray) -> np.ndarray:
         lo, hi = self.bounds.lower, self.bounds.upper
@@ -263,21 +332,36 @@ class DEOptimizer(BaseOptimizer):
             self.pop_f[worst] = fx
 
     def _get_state(self) -> dict[str, Any]:
+        def copy(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a.copy()
+
         return {
             "generation": self.generation,
-            "pop": None if self.pop is None else self.pop.copy(),
-            "pop_f": None if self.pop_f is None else self.pop_f.copy(),
+            "pop": copy(self.pop),
+            "pop_f": copy(self.pop_f),
+            "steady": {
+                "init": copy(self._init), "init_f": copy(self._init_f), "init_asked": self._init_asked,
+                "init_told": self._init_told, "pending": sorted(self._pending), "cursor": self._cursor,
+                "told": self._told,
+            },
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.generation = state["generation"]
         self.pop = None if state["pop"] is None else state["pop"].copy()
         self.pop_f = None if state["pop_f"] is None else state["pop_f"].copy()
+        st = state.get("steady")
+        if st is not None:
+            self._init = None if st["init"] is None else st["init"].copy()
+            self._init_f = None if st["init_f"] is None else st["init_f"].copy()
+            self._init_asked, self._init_told = st["init_asked"], st["init_told"]
+            self._pending, self._cursor, self._told = set(st["pending"]), st["cursor"], st["told"]
 
     def __repr__(self) -> str:
         return (
             f"DEOptimizer(strategy={self.strategy!r}, popsize={self.popsize}, "
             f"mutation={self.mutation!r}, recombination={self.recombination:g}, "
             f"bounds_handling={self.bounds_handling!r}, init_radius={self.init_radius!r}, "
-            f"tol={self.tol:g}, atol={self.atol:g})"
+            f"tol={self.tol:g}, atol={self.atol:g}"
+            + (", async_eval=True)" if self.async_eval else ")")
         )

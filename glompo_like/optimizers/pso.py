@@ -58,7 +58,13 @@ class PSOOptimizer(BaseOptimizer):
     patience:
         Stop (reason ``"patience"``) after this many iterations without a strict improvement
         of the global best.  Default ``100``.
+    async_eval:
+        Asynchronous swarm: each particle moves (with the global best as it is then) as
+        soon as its last position has been evaluated, so slow evaluations never leave
+        workers idle.
     """
+
+    supports_async = True
 
     def __init__(
         self,
@@ -74,6 +80,7 @@ class PSOOptimizer(BaseOptimizer):
         bounds_handling: str = "reflect",
         xtol: float = 1e-10,
         patience: int = 100,
+        async_eval: bool = False,
     ) -> None:
         super().__init__(bounds, x0, seed)
         self.check_options(
@@ -85,6 +92,7 @@ class PSOOptimizer(BaseOptimizer):
             bounds_handling=bounds_handling,
             xtol=xtol,
             patience=patience,
+            async_eval=async_eval,
         )
         dim = self.bounds.dim
         self.swarm_size = default_swarm_size(dim) if swarm_size is None else int(swarm_size)
@@ -101,6 +109,11 @@ class PSOOptimizer(BaseOptimizer):
         self.gbest_f = float("inf")
         self.iteration = 0
         self.stall = 0
+        self.async_eval = bool(async_eval)
+        self._pending: set[int] = set()  # particles whose position is being evaluated
+        self._cursor = 0
+        self._told = 0
+        self._improved = False
 
     @classmethod
     def check_options(
@@ -113,8 +126,11 @@ class PSOOptimizer(BaseOptimizer):
         bounds_handling: Any = "reflect",
         xtol: Any = 1e-10,
         patience: Any = 100,
+        async_eval: Any = False,
     ) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting and how to fix it."""
+        if not isinstance(async_eval, bool):
+            raise ConfigError(f"PSOOptimizer: async_eval must be True or False, got {async_eval!r}")
         if swarm_size is not None and (
             isinstance(swarm_size, bool) or not isinstance(swarm_size, Integral) or swarm_size < 2
         ):
@@ -203,6 +219,57 @@ class PSOOptimizer(BaseOptimizer):
             self.stall += 1
         self.iteration += 1
 
+    # ------------------------------------------------------------------ asynchronous
+    def _ask_one(self) -> tuple[int, np.ndarray] | None:
+        if self.x is None:
+            self._initialise()
+            self.pbest_x = self.x.copy()
+            self.pbest_f = np.full(self.swarm_size, np.inf)
+        for k in range(self.swarm_size):
+            i = (self._cursor + k) % self.swarm_size
+            if i not in self._pending:
+                break
+        else:
+            return None  # every particle is being evaluated
+        self._cursor = i + 1
+        if np.isfinite(self.pbest_f[i]):  # evaluated before: move it
+            self._move_one(i)
+        self._pending.add(i)
+        return i, self.x[i].copy()
+
+    def _move_one(self, i: int) -> None:
+        assert self.x is not None and self.v is not None and self.pbest_x is not None
+        dim = self.bounds.dim
+        r1, r2 = self.rng.random(dim), self.rng.random(dim)
+        v = self.w * self.v[i] + self.c1 * r1 * (self.pbest_x[i] - self.x[i]) + self.c2 * r2 * (self.gbest_x - self.x[i])
+        vmax = self.vmax * self.bounds.width
+        v = np.clip(v, -vmax, vmax)
+        x = self.x[i] + v
+        lo, hi = self.bounds.lower, self.bounds.upper
+        below, above = x < lo, x > hi
+        out = below | above
+        if self.bounds_handling == "reflect":
+            x = np.clip(np.where(below, 2 * lo - x, np.where(above, 2 * hi - x, x)), lo, hi)
+            v = np.where(out, -v, v)
+        else:
+            x = np.clip(x, lo, hi)
+            v = np.where(out, 0.0, v)
+        self.x[i], self.v[i] = x, v
+
+    def _tell_one(self, token: int, x: np.ndarray, fx: float) -> None:
+        assert self.pbest_x is not None and self.pbest_f is not None
+        self._pending.discard(token)
+        if fx < self.pbest_f[token]:
+            self.pbest_x[token], self.pbest_f[token] = x, fx
+        if fx < self.gbest_f:
+            self.gbest_x, self.gbest_f = x.copy(), fx
+            self._improved = True
+        self._told += 1
+        if self._told % self.swarm_size == 0:  # a swarm's worth of results: one iteration
+            self.iteration += 1
+            self.stall = 0 if self._improved else self.stall + 1
+            self._improved = False
+
     # ------------------------------------------------------------------ the rest
     def _stop(self) -> dict[str, Any]:
         if self.pbest_x is None or self.x is None:
@@ -232,6 +299,8 @@ class PSOOptimizer(BaseOptimizer):
             "gbest_f": self.gbest_f,
             "iteration": self.iteration,
             "stall": self.stall,
+            "steady": {"pending": sorted(self._pending), "cursor": self._cursor, "told": self._told,
+                       "improved": self._improved},
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -241,10 +310,15 @@ class PSOOptimizer(BaseOptimizer):
         self.gbest_f = float(state["gbest_f"])
         self.iteration = int(state["iteration"])
         self.stall = int(state["stall"])
+        st = state.get("steady")
+        if st is not None:
+            self._pending, self._cursor = set(st["pending"]), st["cursor"]
+            self._told, self._improved = st["told"], st["improved"]
 
     def __repr__(self) -> str:
         return (
             f"PSOOptimizer(swarm_size={self.swarm_size}, w={self.w:g}, c1={self.c1:g}, "
             f"c2={self.c2:g}, vmax={self.vmax:g}, bounds_handling={self.bounds_handling!r}, "
-            f"xtol={self.xtol:g}, patience={self.patience})"
+            f"xtol={self.xtol:g}, patience={self.patience}"
+            + (", async_eval=True)" if self.async_eval else ")")
         )

@@ -16,7 +16,10 @@ class RandomOptimizer(BaseOptimizer):
     """Samples ``popsize`` points uniformly in the bounds per generation.
 
     Stops after ``max_evals`` evaluations when given (else runs until the manager stops it).
+    ``async_eval=True``: a new point goes to a worker as soon as one is free.
     """
+
+    supports_async = True
 
     def __init__(
         self,
@@ -26,6 +29,7 @@ class RandomOptimizer(BaseOptimizer):
         *,
         popsize: int = 10,
         max_evals: int | None = None,
+        async_eval: bool = False,
     ) -> None:
         super().__init__(bounds, x0, seed)
         if not isinstance(popsize, (int, np.integer)) or popsize < 1:
@@ -34,6 +38,9 @@ class RandomOptimizer(BaseOptimizer):
             raise ConfigError(f"RandomOptimizer: max_evals must be a positive integer, got {max_evals!r}")
         self.popsize = int(popsize)
         self.max_evals = max_evals
+        if not isinstance(async_eval, bool):
+            raise ConfigError(f"RandomOptimizer: async_eval must be True or False, got {async_eval!r}")
+        self.async_eval = async_eval
 
     @property
     def generation_size(self) -> int:
@@ -46,10 +53,18 @@ class RandomOptimizer(BaseOptimizer):
     def _tell(self, xs: np.ndarray, fs: np.ndarray) -> None:
         return None
 
+    def _ask_one(self) -> tuple[None, np.ndarray]:
+        lo, hi = self.bounds.lower, self.bounds.upper
+        return None, lo + (hi - lo) * self.rng.random(self.bounds.dim)
+
+    def _tell_one(self, token: Any, x: np.ndarray, fx: float) -> None:
+        return None
+
     def _stop(self) -> dict[str, Any]:
         if self.max_evals is not None and self.n_told >= self.max_evals:
             return {"max_evals": self.max_evals}
         return {}
 
     def __repr__(self) -> str:
-        return f"RandomOptimizer(popsize={self.popsize}, max_evals={self.max_evals})"
+        extra = ", async_eval=True" if self.async_eval else ""
+        return f"RandomOptimizer(popsize={self.popsize}, max_evals={self.max_evals}{extra})"
