@@ -292,3 +292,28 @@ def test_unpicklable_task_is_named():
         _manager(task=task, backend="processes")
     assert "backend='threads'" in str(info.value)
     _manager(task=task, backend="threads")  # fine in threads: nothing to pickle
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_share_best_solutions_injects_the_incumbent(share):
+    seen = []
+
+    class Spy(RandomOptimizer):
+        def _inject(self, x, fx):
+            seen.append((self.n_told, float(fx), np.array(x)))
+
+    sel = CycleSelector([(Spy, {"popsize": 5})])
+    m = GloMPOManager(task=sphere, bounds=SPHERE_BOUNDS, opt_selector=sel, backend="threads", max_jobs=2,
+                      convergence_checker=MaxFuncCalls(400), killing_conditions=False, seed=1,
+                      share_best_solutions=share, status=None)
+    r = m.start_manager()
+    if not share:
+        assert seen == []
+        return
+    assert seen, "running optimizers should have been sent the incumbent"
+    values = [fx for _, fx, _ in seen]
+    # sent whenever the run's best improves: a non-increasing sequence, never below the end
+    assert all(b <= a for a, b in zip(values, values[1:], strict=False))
+    assert min(values) >= r.fx
+    for _, fx, x in seen:
+        assert np.isclose(sphere(x), fx)  # the point and its value travel together
