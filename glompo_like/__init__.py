@@ -11,6 +11,8 @@ returns the best result with a crash-safe record of every evaluation::
                            convergence_checker=MaxFuncCalls(20_000)).start_manager()
 """
 
+import logging
+
 from .bounds import Bounds
 from .checkpoint import CheckpointingControl
 from .errors import (
@@ -28,6 +30,9 @@ from .manager import GloMPOManager
 from .result import Result
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where to: nothing is printed unless configured.
+logging.getLogger("glompo_like").addHandler(logging.NullHandler())
 
 __all__ = [
     "GloMPOManager",

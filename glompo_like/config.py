@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -15,12 +16,13 @@ from typing import Any
 
 from .bounds import Bounds, as_bounds
 from .errors import ConfigError, ConfigTypeError, TaskNotPicklableError
+from .evaluation.dask_cluster import distributed_available, validate_address
 from .runner import ON_ERROR_POLICIES
 
 __all__ = ["ManagerConfig", "default_max_jobs", "pickle_task"]
 
 LEVEL1 = ("threads", "processes", "processes_forced", "auto")
-LEVEL2 = ("serial", "threads", "processes", "auto")
+LEVEL2 = ("serial", "threads", "processes", "dask", "auto")
 
 
 def default_max_jobs() -> int:
@@ -67,6 +69,7 @@ class ManagerConfig:
     shutdown_grace: float
     overwrite: bool
     task_bytes: bytes | None
+    dask_address: str | None = None  # None: Dask entries use an embedded local cluster
 
     @property
     def needs_probe(self) -> bool:
@@ -112,6 +115,7 @@ def build_config(
     shutdown_grace: Any,
     overwrite: Any = False,
     resuming: bool = False,
+    dask_address: Any = None,
 ) -> ManagerConfig:
     from .checkers import BaseChecker, MaxFuncCalls
     from .generators import BaseGenerator, RandomGenerator
@@ -196,6 +200,7 @@ def build_config(
     if blas_threads is not None:
         blas_threads = _positive_int(blas_threads, "blas_threads", "Use None to leave BLAS threading alone.")
     shutdown_grace = _positive_number(shutdown_grace, "shutdown_grace")
+    dask_address = validate_address(dask_address)
 
     entries = opt_selector.entries
     needs_bytes = backend not in ("threads", "auto")
@@ -219,6 +224,11 @@ def build_config(
             raise ConfigError(f"{where}: Level 2 backend {l2!r} is not supported here; use one of {LEVEL2}")
         if l2 == "auto":
             may_need_bytes = True
+        if l2 == "dask":  # works with every Level 1 backend; task_timeout: killable helpers on the workers
+            needs_bytes = True
+            if not distributed_available():
+                raise ConfigError(f"{where}: Level 2 backend 'dask' needs the distributed package: "
+                                  "pip install 'glompo_like[dask]'")
         if l2 == "processes":
             needs_bytes = True
             if backend == "processes":
@@ -235,14 +245,14 @@ def build_config(
                     "use backend='processes_forced', 'threads' or 'auto'"
                 )
             continue
-        if backend == "threads" and task_timeout is not None and l2 != "processes":
+        if backend == "threads" and task_timeout is not None and l2 not in ("processes", "dask"):
             raise ConfigError(
                 f"task_timeout cannot be enforced for {where} with backend='threads' × Level 2 "
                 f"{l2!r}: a thread cannot be killed. Give the entry backend='processes' "
                 "(evaluations in killable worker processes) or use a process backend."
             )
         if backend in ("processes", "processes_forced") and task_timeout is not None and (
-            l2 not in ("processes", "serial")
+            l2 not in ("processes", "serial", "dask")
         ):
             raise ConfigError(
                 f"task_timeout cannot be enforced for {where} with Level 2 {l2!r}: a thread "
@@ -257,6 +267,9 @@ def build_config(
                     f"{where} cannot be sent to backend={backend!r}: {type(err).__name__}: {err}. "
                     "Define the optimizer class at module level and pass picklable kwargs, or use backend='threads'."
                 ) from err
+    if dask_address is not None and not any(e.backend == "dask" for e in entries):
+        warnings.warn(f"dask_address={dask_address!r} is set but no opt_selector entry uses "
+                      "backend='dask'; it is not used", UserWarning, stacklevel=3)
     task_bytes = None
     if needs_bytes:
         task_bytes = pickle_task(task)
@@ -287,4 +300,5 @@ def build_config(
         shutdown_grace=shutdown_grace,
         overwrite=bool(overwrite),
         task_bytes=task_bytes,
+        dask_address=dask_address,
     )

@@ -41,6 +41,7 @@ from .errors import (
     OptimizerCrashed,
 )
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
+from .evaluation.dask_cluster import dask_for_run
 from .interventions import Interventions
 from .log import LOG_NAME, EvaluationLog
 from .messages import (
@@ -59,6 +60,7 @@ from .result import Result
 from .runner import RunnerSpec
 from .snapshot import OptimizerRecord, RunCounters, RunView
 from .status import make_status
+from .streams import ThreadRoutedStreams
 from .summary import write_summary
 from .supervision import Supervisor, make_supervisor
 
@@ -144,8 +146,14 @@ class GloMPOManager:
         ``None`` for none.
     status_interval:
         Seconds between status updates.
+    capture_prints:
+        With a ``working_dir``, what each optimizer (and its task) prints goes to
+        ``<working_dir>/prints/opt_<id>.out`` and ``.err`` (see :mod:`glompo_like.streams`).
     clock:
         The time source (seconds, monotonic) for policies; tests inject a fake one.
+    dask_address:
+        Scheduler of an existing Dask cluster (``"tcp://host:8786"``) for entries with
+        ``backend="dask"``; ``None`` starts an embedded cluster on 127.0.0.1 for the run.
     """
 
     def __init__(
@@ -174,7 +182,9 @@ class GloMPOManager:
         checkpoint_control: CheckpointingControl | None = None,
         status: Any = "auto",
         status_interval: float = 10.0,
+        capture_prints: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        dask_address: str | None = None,
         _resume: dict[str, Any] | None = None,
     ) -> None:
         self.config: ManagerConfig = build_config(
@@ -198,6 +208,7 @@ class GloMPOManager:
             shutdown_grace=shutdown_grace,
             overwrite=overwrite,
             resuming=_resume is not None,
+            dask_address=dask_address,
         )
         self._clock = clock
         ss = np.random.SeedSequence(seed)
@@ -219,6 +230,10 @@ class GloMPOManager:
         ):
             raise ConfigError(f"status_interval must be a number of seconds >= 0, got {status_interval!r}")
         self.status_interval = float(status_interval)
+        if not isinstance(capture_prints, bool):
+            raise ConfigTypeError("capture_prints must be True or False")
+        wd = self.config.working_dir
+        self._print_dir = str(wd / "prints") if capture_prints and wd is not None else None
         self._status = make_status(status)
         self._next_status: float | None = None
         # a seeded single-optimizer run is exactly reproducible: strict lock-step
@@ -237,6 +252,7 @@ class GloMPOManager:
         #: one OptimizerCrashed per optimizer that crashed (remote exception as __cause__)
         self.crashes: list[OptimizerCrashed] = []
         self._barren_crashes = 0
+        self._cleanups: list[Callable[..., Any]] = []
         #: paths of the checkpoints this manager wrote, oldest first
         self.checkpoints: list[Path] = []
         self._entries: dict[int, tuple[Any, Any]] = {}  # opt_id -> (entry, level 2 backend)
@@ -313,7 +329,13 @@ class GloMPOManager:
         elif cfg.needs_probe:
             self._resolve_auto()
         self._preload()
-        self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method)
+        self._dask_address, close_dask = dask_for_run(cfg)  # the embedded cluster, if one is needed
+        streams = None
+        if self._print_dir is not None and self._l1 == "threads":
+            streams = ThreadRoutedStreams(self._print_dir)
+            streams.__enter__()
+            self._cleanups.append(streams.__exit__)
+        self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method, streams)
         log.info("starting: %s", self._describe())
         restore = _install_sigterm()
         interrupted: BaseException | None = None
@@ -351,6 +373,10 @@ class GloMPOManager:
                     self._log.close()
                     self._log = None
                 self._supervisor.close()
+                close_dask()
+                for undo in reversed(self._cleanups):
+                    undo()
+                self._cleanups.clear()
                 self._running = False
                 restore()
         log.info("finished: %s", self._end_cond)
@@ -506,7 +532,7 @@ class GloMPOManager:
         "convergence_checker", "killing_conditions", "max_jobs", "backend", "working_dir", "hunt_frequency",
         "x0_generator", "opt_selector", "checkpoint_control", "task_timeout", "shutdown_grace",
         "report_interval", "share_best_solutions", "start_method", "blas_threads", "on_error", "penalty",
-        "status", "status_interval",
+        "status", "status_interval", "dask_address",
     })
 
     @classmethod
@@ -762,6 +788,8 @@ class GloMPOManager:
             report_interval=0.0 if self._lockstep else self.report_interval,
             state=state,
             first_generation=first_generation,
+            print_dir=self._print_dir,
+            dask_address=self._dask_address,
         )
         self._entries[opt_id] = (entry, l2)
         self._supervisor.start(spec, entry.workers)
@@ -1012,6 +1040,7 @@ class GloMPOManager:
                 "origin": dict(r.origin),
             },
             "stats": dict(r.stats),
+            "resources": _resource_use(),
             "optimizers": [
                 {
                     "opt_id": rec.opt_id,
@@ -1028,6 +1057,28 @@ class GloMPOManager:
     def __repr__(self) -> str:
         c = self.config
         return f"GloMPOManager(task={getattr(c.task, '__qualname__', c.task)!r}, dim={c.bounds.dim}, backend={c.backend!r}, max_jobs={c.max_jobs})"
+
+
+def _resource_use() -> dict[str, Any]:
+    """CPU time and peak memory of the manager process and of its finished children."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out: dict[str, Any] = {
+        "manager_cpu_s": me.ru_utime + me.ru_stime,
+        "manager_max_rss_mb": me.ru_maxrss / 1024,
+        "children_cpu_s": kids.ru_utime + kids.ru_stime,
+        "children_max_rss_mb": kids.ru_maxrss / 1024,
+    }
+    try:
+        import psutil
+
+        out["manager_rss_mb_now"] = psutil.Process().memory_info().rss / 2**20
+        out["cpu_count"] = psutil.cpu_count()
+    except Exception:  # resource use is informative only
+        pass
+    return out
 
 
 def _version() -> str:

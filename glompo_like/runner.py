@@ -82,7 +82,7 @@ class RunnerSpec:
     x0: np.ndarray
     seed: Any
     task_bytes: bytes | None
-    l2_backend: Any = "serial"  # "serial" | "threads" | "processes" | Executor
+    l2_backend: Any = "serial"  # "serial" | "threads" | "processes" | "dask" | Executor
     l2_workers: int = 1
     start_method: str | None = None
     task_timeout: float | None = None
@@ -92,8 +92,10 @@ class RunnerSpec:
     lockstep: bool = False
     report_interval: float = 0.005
     first_generation: int = 0  # a restored optimizer goes on counting from here
+    print_dir: str | None = None  # where this optimizer's prints go (None: not captured)
     max_failed_generations: int = 3
     state: dict[str, Any] | None = None
+    dask_address: str | None = None  # the scheduler of Level 2 "dask"
 
 
 def make_pool(spec: RunnerSpec, task: Callable, announce: tuple[Callable, Callable] | None = None) -> Pool:
@@ -112,6 +114,10 @@ def make_pool(spec: RunnerSpec, task: Callable, announce: tuple[Callable, Callab
 
         ctx = multiprocessing.get_context(spec.start_method)
         return ProcessPool(spec.task_bytes, spec.l2_workers, ctx, label, spec.task_timeout, spec.blas_threads)
+    if b == "dask":
+        from .evaluation.dask_pool import DaskPool
+
+        return DaskPool(spec.task_bytes, spec.l2_workers, spec.dask_address, label, spec.task_timeout)
     raise ValueError(f"unknown Level 2 backend {b!r}")  # validated by the manager already
 
 
@@ -437,14 +443,23 @@ def _crash_message(opt_id: int, e: BaseException) -> Crashed:
     return Crashed(opt_id, f"{type(e).__name__}: {e}", text, exc_pickle)
 
 
-def run_in_thread(spec: RunnerSpec, conn: Any, task: Callable) -> None:
-    Runner(spec, conn, task).run()
+def run_in_thread(spec: RunnerSpec, conn: Any, task: Callable, streams: Any = None) -> None:
+    files = streams.attach(spec.opt_id) if streams is not None and spec.print_dir else None
+    try:
+        Runner(spec, conn, task).run()
+    finally:
+        if files is not None:
+            streams.detach(files)
 
 
 def run_in_process(spec: RunnerSpec, conn: Any) -> None:
     from .backends.child import become_child
 
     become_child()
+    if spec.print_dir:
+        from .streams import redirect_process
+
+        redirect_process(spec.print_dir, spec.opt_id)
     try:
         task = pickle.loads(spec.task_bytes)
     except BaseException as e:

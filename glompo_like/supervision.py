@@ -183,13 +183,14 @@ class ThreadSupervisor(Supervisor):
     #: closing its channel (the runner closes it in ``finally``).
     HEARTBEAT = 5.0
 
-    def __init__(self, task: Callable) -> None:
+    def __init__(self, task: Callable, streams: Any = None) -> None:
         super().__init__()
         self.task = task
+        self.streams = streams
         self.events: queue.SimpleQueue = queue.SimpleQueue()
 
     def _start(self, spec: RunnerSpec) -> Child:
-        return ThreadChild(spec, self.task, self.events)
+        return ThreadChild(spec, self.task, self.events, self.streams)
 
     def wakeup(self) -> None:
         self.events.put((0, None))  # opt_id 0 is never a runner: ignored by _deliver
@@ -226,7 +227,7 @@ class ThreadSupervisor(Supervisor):
                 self._end(child, on_end)
 
 
-def make_supervisor(backend: str, task: Callable, start_method: str | None) -> Supervisor:
+def make_supervisor(backend: str, task: Callable, start_method: str | None, streams: Any = None) -> Supervisor:
     if backend == "threads":
-        return ThreadSupervisor(task)
+        return ThreadSupervisor(task, streams)
     return ProcessSupervisor(backend, start_method)

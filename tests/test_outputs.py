@@ -24,7 +24,7 @@ from glompo_like.export import CSV_NAMES, HDF5_NAME, export_log
 from glompo_like.functions import rastrigin, sphere
 from glompo_like.hunters import MinFuncCalls
 from glompo_like.log import LOG_NAME, EvaluationLog
-from glompo_like.optimizers import CMAOptimizer
+from glompo_like.optimizers import CMAOptimizer, RandomOptimizer
 from glompo_like.report import REPORT_NAMES, make_report
 from glompo_like.selectors import CycleSelector
 from glompo_like.snapshot import OptimizerRecord, RunCounters, RunView
@@ -484,3 +484,49 @@ def test_cli_help_lists_report_and_export():
                               capture_output=True, text=True, timeout=50, check=False)
         assert proc.returncode == 0, proc.stderr
         assert "RUN_DIR" in proc.stdout and "--out" in proc.stdout
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_prints_of_each_optimizer_go_to_its_own_files(backend, tmp_path, capsys):
+    import sys as _sys
+
+    from glompo_like import GloMPOManager
+    from glompo_like.checkers import MaxFuncCalls
+    from glompo_like.selectors import CycleSelector
+
+    original = (_sys.stdout, _sys.stderr)
+    m = GloMPOManager(task=_chatty, bounds=[(-1, 1)] * 2, backend=backend, max_jobs=2, seed=1,
+                      opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 4})]),
+                      convergence_checker=MaxFuncCalls(40), working_dir=tmp_path, status=None)
+    m.start_manager()
+    assert (_sys.stdout, _sys.stderr) == original  # restored after the run
+    assert "evaluating" not in capsys.readouterr().out  # nothing leaked to the terminal
+    outs = sorted((tmp_path / "prints").glob("opt_*.out"))
+    assert len(outs) >= 2
+    for out in outs:
+        text = out.read_text()
+        assert text.count("evaluating") >= 4
+    assert "warning from the task" in (tmp_path / "prints" / "opt_1.err").read_text()
+
+
+def test_summary_has_resource_use(tmp_path):
+    import yaml
+
+    from glompo_like import GloMPOManager
+    from glompo_like.checkers import MaxFuncCalls
+
+    GloMPOManager(task=_chatty, bounds=[(-1, 1)] * 2, backend="threads", max_jobs=1, seed=1,
+                  convergence_checker=MaxFuncCalls(20), working_dir=tmp_path, status=None,
+                  capture_prints=False).start_manager()
+    summary = yaml.safe_load((tmp_path / "summary.yml").read_text())
+    assert summary["resources"]["manager_cpu_s"] > 0
+    assert not (tmp_path / "prints").exists()
+
+
+def _chatty(x):
+    import sys as _sys
+
+    print("evaluating", list(x))
+    print("warning from the task", file=_sys.stderr)
+    return float(sum(v * v for v in x))
