@@ -190,15 +190,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .checkers import MaxFuncCalls, TargetCost
 
     test = FUNCTIONS[args.function]
+    bounds = test.bounds(args.dim)
+    try:  # some functions take only some dimensions (Lennard-Jones: 3 per atom)
+        test.f(np.array([(lo + hi) / 2 for lo, hi in bounds]))
+    except Exception as e:
+        return _error(f"{test.name} cannot be evaluated in {args.dim} dimensions: {e}")
+    try:
+        fmin: float | None = test.fmin_at(args.dim)
+    except KeyError:
+        fmin = None  # no known minimum in this dimension: the budget alone ends the run
+    checker = MaxFuncCalls(args.evals)
+    if fmin is not None:
+        checker = checker | TargetCost(fmin, atol=1e-8)
     working_dir = args.working_dir
     if working_dir is None:
         working_dir = Path(tempfile.mkdtemp(prefix="glompo-like-demo-"))
     manager = GloMPOManager(
         task=test.f,
-        bounds=test.bounds(args.dim),
+        bounds=bounds,
         backend=args.backend,
         max_jobs=args.max_jobs,
-        convergence_checker=MaxFuncCalls(args.evals) | TargetCost(test.fmin, atol=1e-8),
+        convergence_checker=checker,
         working_dir=working_dir,
         seed=args.seed,
         status="auto",
@@ -206,7 +218,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     print(
         f"{PROG} demo: minimising {test.name} in {args.dim} dimensions "
-        f"(known minimum {test.fmin:g}), budget {args.evals} evaluations, "
+        f"(known minimum {'unknown' if fmin is None else format(fmin, 'g')}), budget {args.evals} evaluations, "
         f"backend={args.backend}, max_jobs={args.max_jobs}, seed={args.seed}"
     )
     print("running ...", flush=True)

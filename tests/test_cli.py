@@ -76,3 +76,14 @@ def test_resume_command_rejects_a_bad_task_spec(tmp_path, capsys):
     assert main(["resume", str(tmp_path / "checkpoints"), "--task", "no_colon"]) == 1
     assert "MODULE:FUNCTION" in capsys.readouterr().err
     assert main(["resume", str(tmp_path / "nowhere")]) == 1
+
+
+@pytest.mark.timeout(60)
+def test_demo_handles_dimension_dependent_functions(tmp_path, capsys):
+    # Lennard-Jones minima are known for 2 to 20 atoms: with 25 the budget alone ends the run
+    assert main(["demo", "--function", "lennard_jones", "--dim", "75", "--evals", "300", "--backend", "threads",
+                 "--working-dir", str(tmp_path / "m")]) == 0
+    assert "known minimum unknown" in capsys.readouterr().out
+    # Lennard-Jones needs 3 coordinates per atom: a clear error, nothing run
+    assert main(["demo", "--function", "lennard_jones", "--dim", "4", "--working-dir", str(tmp_path / "lj")]) == 1
+    assert "cannot be evaluated in 4 dimensions" in capsys.readouterr().err
