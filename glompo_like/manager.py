@@ -178,7 +178,7 @@ class GloMPOManager:
         blas_threads: int | None = 1,
         shutdown_grace: float = 2.0,
         overwrite: bool = False,
-        report_interval: float = 0.005,
+        report_interval: float = 0.02,
         checkpoint_control: CheckpointingControl | None = None,
         status: Any = "auto",
         status_interval: float = 10.0,

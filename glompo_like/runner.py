@@ -90,7 +90,7 @@ class RunnerSpec:
     on_error: str = "penalty"
     penalty: float | None = None
     lockstep: bool = False
-    report_interval: float = 0.005
+    report_interval: float = 0.02
     first_generation: int = 0  # a restored optimizer goes on counting from here
     print_dir: str | None = None  # where this optimizer's prints go (None: not captured)
     max_failed_generations: int = 3
