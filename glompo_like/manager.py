@@ -255,6 +255,8 @@ class GloMPOManager:
         self._cleanups: list[Callable[..., Any]] = []
         #: paths of the checkpoints this manager wrote, oldest first
         self.checkpoints: list[Path] = []
+        #: seconds each checkpoint paused the run (collecting states, writing, resuming)
+        self.checkpoint_pauses: list[float] = []
         self._entries: dict[int, tuple[Any, Any]] = {}  # opt_id -> (entry, level 2 backend)
         self._states: dict[int, StateReply] = {}
         self._collecting: set[int] = set()
@@ -451,7 +453,9 @@ class GloMPOManager:
                 child = self._supervisor.children.get(opt_id)
                 if child is not None:
                     child.send(Resume())
-        log.info("checkpoint (%s) written in %.1f ms: %s", why, 1e3 * (time.perf_counter() - t0), path)
+        pause = time.perf_counter() - t0
+        self.checkpoint_pauses.append(pause)
+        log.info("checkpoint (%s) written in %.1f ms: %s", why, 1e3 * pause, path)
         return path
 
     def _write(self, data: dict[str, Any]) -> Path:
