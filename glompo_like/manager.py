@@ -908,7 +908,11 @@ class GloMPOManager:
             if r.alive and r.opt_id:  # credit others (and rec) may be using unseen
                 size = len(r.fx) // r.generations if r.generations else per_gen
                 left -= max(0, r.granted_until - r.generations) * size
-        extra = left // per_gen // 2 if left >= 2 * per_gen else (1 if left >= per_gen else 0)
+        # a fair share of what nobody has been promised (half of it, split between the
+        # optimizers running), so none is left waiting while another finishes a large grant
+        running = max(1, len(self._supervisor.children) - len(self._supervisor.stopping))
+        share = left // (2 * running)
+        extra = share // per_gen if share >= per_gen else (1 if left >= per_gen else 0)
         ahead = max(rec.granted_until, rec.generations)
         return int(min(ahead + extra, max(rec.granted_until, rec.generations + self.MAX_GRANT)))
 

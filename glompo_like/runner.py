@@ -403,6 +403,8 @@ class Runner:
         if ok.all():
             return xs, outcomes, fs
         if s.on_error == "raise":
+            # what this generation evaluated is logged before the run ends
+            self._pending.append(EvalBatch.from_outcomes(xs, outcomes))
             bad = outcomes[int(np.flatnonzero(~ok)[0])]
             cause = pickle.loads(bad.exc_pickle) if bad.exc_pickle else None
             raise EvaluationError(f"evaluation failed ({bad.status.value}): {bad.error}") from cause

@@ -81,8 +81,8 @@ def test_failure_traceback_is_recorded(tmp_path):
 
 
 @pytest.mark.parametrize("l1, l2, method", PAIRS, ids=PAIR_IDS)
-def test_on_error_raise_ends_the_run_with_the_original_exception(l1, l2, method):
-    m = _manager(_faulty.raises_in_region, l1, l2, method, on_error="raise")
+def test_on_error_raise_ends_the_run_with_the_original_exception(l1, l2, method, tmp_path):
+    m = _manager(_faulty.raises_in_region, l1, l2, method, on_error="raise", working_dir=tmp_path)
     with pytest.raises(EvaluationError) as info:
         m.start_manager()
     cause = info.value.__cause__
@@ -90,6 +90,9 @@ def test_on_error_raise_ends_the_run_with_the_original_exception(l1, l2, method)
     frames = "".join(traceback.format_tb(cause.__traceback__))
     assert "raises_in_region" in frames  # the remote traceback travelled with it
     assert m.result is not None and m.result.stats["end_cond"].startswith("fatal error")
+    log = read_log(tmp_path)  # the generation that raised is logged too, failure included
+    assert "failed" in set(np.asarray(log["status"]))
+    assert len(log) == m.result.stats["f_evals"]
 
 
 def test_on_error_resample_retries_the_point(tmp_path):
