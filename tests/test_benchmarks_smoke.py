@@ -52,3 +52,74 @@ def test_overhead_quick(overhead, tmp_path, capsys):
     table = capsys.readouterr().out
     for name in overhead.CONFIGS:
         assert name in table
+
+
+def _import_benchmark(name):
+    added = str(ROOT) not in sys.path
+    if added:
+        sys.path.insert(0, str(ROOT))
+    try:
+        yield importlib.import_module(f"benchmarks.{name}")
+    finally:
+        if added:
+            sys.path.remove(str(ROOT))
+
+
+@pytest.fixture
+def backends():
+    yield from _import_benchmark("backends")
+
+
+@pytest.fixture
+def faults():
+    yield from _import_benchmark("faults")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_backends_quick(backends, tmp_path, capsys):
+    """benchmarks/backends.py --quick: every combination measured (or refused by design)."""
+    out = tmp_path / "b.json"
+    # --run-timeout 0: leave pytest's own faulthandler/timeout watchdog in charge.
+    assert backends.main(["--quick", "--run-timeout", "0", "--out", str(out)]) == 0
+
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["settings"]["budgets"] == backends.QUICK_BUDGETS
+    assert doc["settings"]["repeats"] == 1
+    assert doc["calibration"]["cpu_n_iter"] > 0
+    assert set(doc["objectives"]) == set(backends.OBJECTIVES)
+    for objective, res in doc["objectives"].items():
+        combos = res["combinations"]
+        assert set(combos) == set(backends.COMBO_NAMES), objective
+        for name, c in combos.items():
+            if c["refused"]:
+                # the one combination that is refused by design
+                assert name == "processes x processes(2)", (objective, name)
+                assert "daemonic" in c["message"]
+                continue
+            assert c["median_evals_per_s"] > 0, (objective, name)
+            assert math.isfinite(c["ratio_to_serial"]), (objective, name)
+            assert all(r["evals_per_s"] > 0 for r in c["repeats"]), (objective, name)
+        assert combos["serial"]["ratio_to_serial"] == pytest.approx(1.0)
+        choice = combos["auto"]["backend_choice"]
+        assert choice["level1"] in ("threads", "processes", "processes_forced"), choice
+
+    table = capsys.readouterr().out
+    assert "processes x processes(2)" in table and "refused" in table
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_faults_quick(faults, tmp_path):
+    """benchmarks/faults.py --quick: the faults are survived, nothing is lost or left behind."""
+    out = tmp_path / "f.json"
+    faults.main(["--quick", "--case-timeout", "0", "--out", str(out)])
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    cases = {c["id"]: c for c in doc["cases"]}
+    assert set(cases) == set(faults.QUICK_CASES)
+    for cid, c in cases.items():
+        assert c["as_expected"], (cid, c["outcome"])
+        assert c["processes_left"] == 0, (cid, c["processes_left_detail"])
+        if c["told_minus_logged"] is not None:
+            assert c["told_minus_logged"] == 0, cid
+    assert cases["hang-processes-serial"]["status_counts"].get("timed_out", 0) >= 1
