@@ -8,6 +8,7 @@ The autouse fixture in conftest.py checks that no process started by a test surv
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -110,6 +111,43 @@ def test_embedded_cluster_solves_a_sphere(tmp_path):
     assert len(workers) == 2 and all(w.startswith("127.0.0.1:") for w in workers)
 
 
+@pytest.mark.parametrize("l1", ["processes", "processes_forced"])
+def test_embedded_cluster_with_process_level1_backends(l1, tmp_path):
+    """Optimizer processes connect to the (embedded) scheduler by address: nothing is pickled."""
+    r = _manager(sphere, l1, budget=240, working_dir=tmp_path).start_manager()
+    assert r.fx < 1e-2 and "MaxFuncCalls" in r.stats["end_cond"]
+    log = read_log(tmp_path)
+    assert len(log) == r.stats["f_evals"] and set(log["status"]) == {"ok"}
+    assert all("@127.0.0.1:" in w for w in log["worker"])
+
+
+def slow_sphere(x):
+    time.sleep(0.02)
+    return float(np.sum(np.square(x)))
+
+
+def test_losing_the_scheduler_mid_run_ends_the_run_cleanly(tmp_path):
+    from glompo_like import GlompoError
+
+    with _external(tmp_path) as (address, procs):
+        m = _manager(slow_sphere, "threads", budget=100_000, working_dir=tmp_path / "run", dask_address=address)
+
+        def lose_the_scheduler():
+            _wait_for(lambda: m.counters.f_evals >= 20, "the first evaluations")
+            procs[0].kill()  # the scheduler, SIGKILL
+
+        t = threading.Thread(target=lose_the_scheduler)
+        t.start()
+        t0 = time.monotonic()
+        with pytest.raises(GlompoError):  # optimizers cannot reach a scheduler any more
+            m.start_manager()
+        t.join()
+        assert time.monotonic() - t0 < 90
+    assert m.result is not None and m.result.stats["f_evals"] < 100_000
+    assert (tmp_path / "run" / "summary.yml").exists()
+    assert len(read_log(tmp_path / "run")) == m.result.stats["f_evals"]  # nothing told was lost
+
+
 # ----------------------------------------------------------------------------- external cluster
 def _free_port() -> int:
     with socket.socket() as s:
@@ -146,6 +184,13 @@ def _wait_for(cond, what: str, timeout: float = 30.0, procs=()) -> None:
 @pytest.fixture
 def external_cluster(tmp_path):
     """``dask scheduler`` and ``dask worker --nworkers 2`` as separate processes on 127.0.0.1."""
+    with _external(tmp_path) as (address, _procs):
+        yield address
+
+
+@contextlib.contextmanager
+def _external(tmp_path):
+    """The external cluster; yields its address and [scheduler, workers] processes."""
     dask_cli = shutil.which("dask", path=os.path.dirname(sys.executable)) or "dask"
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -166,9 +211,11 @@ def external_cluster(tmp_path):
         w_log = _Drain(work.stderr, r"Registered to:")
         drains.append(w_log)
         _wait_for(lambda: w_log.hits >= 2, "two workers", procs=procs)
-        yield address
+        yield address, procs
     finally:
         for p in reversed(procs):  # workers first, then the scheduler
+            if p.poll() is not None:
+                continue
             p.send_signal(signal.SIGTERM)
             try:
                 p.wait(10)
