@@ -65,9 +65,6 @@ import functools
 import gc
 import json
 import math
-import multiprocessing
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -80,11 +77,15 @@ from typing import Any
 
 import numpy as np
 
-import glompo_like
 from glompo_like import ConfigError, GloMPOManager
 from glompo_like.checkers import MaxFuncCalls
 from glompo_like.optimizers.cma import CMAOptimizer
 from glompo_like.selectors import CycleSelector
+
+try:  # imported as benchmarks.<name>, or run as a script from its folder
+    from ._common import json_default, loadavg, machine_info
+except ImportError:
+    from _common import json_default, loadavg, machine_info  # type: ignore[no-redef]
 
 __all__ = [
     "main",
@@ -324,42 +325,6 @@ def measure(combo: Combo, task: Callable, budget: int, seed: int) -> dict[str, A
 
 
 # --------------------------------------------------------------------------- reporting
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:
-        available = None
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_available": available,
-        "cpu_model": cpu_model or platform.processor() or None,
-        "loadavg_at_start": _loadavg(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "numpy": np.__version__,
-        "glompo_like": glompo_like.__version__,
-        "platform": platform.platform(),
-        "mp_start_method": multiprocessing.get_start_method(allow_none=True)
-        or multiprocessing.get_all_start_methods()[0],
-    }
-
-
 def summarise(objective: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for combo in COMBOS:
@@ -539,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for combo in COMBOS:
                 if runs[combo.name] and runs[combo.name][0].get("refused"):
                     continue  # refused at construction: no need to ask again
-                load = _loadavg()
+                load = loadavg()
                 r = _measure(combo, task, budget, seed, args.run_timeout)
                 r["repeat"], r["seed"] = rep, seed
                 r["loadavg_1min_before"] = None if load is None else load[0]
@@ -569,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 name: {**summary[name], "repeats": runs[name]} for name in COMBO_NAMES
             },
         }
-    machine["loadavg_at_end"] = _loadavg()
+    machine["loadavg_at_end"] = loadavg()
     if len(tables) > 1:  # all the tables together, after the progress lines
         print("\n\n".join(tables))
     print(
@@ -618,19 +583,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(doc, indent=2, default=json_default) + "\n", encoding="utf-8")
     print(f"\nwrote {out}")
     if args.strict and missed:
         return 1
     return 0
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 if __name__ == "__main__":

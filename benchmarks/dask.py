@@ -59,6 +59,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(_HERE).parent))  # run from anywhere in the checkout
 
 import glompo_like  # noqa: E402
+from benchmarks._common import cpu_model  # noqa: E402
 from glompo_like.config import pickle_task  # noqa: E402
 from glompo_like.evaluation.dask_cluster import start_local_cluster  # noqa: E402
 from glompo_like.evaluation.dask_pool import DaskPool  # noqa: E402
@@ -131,21 +132,12 @@ def _one(name: str, objective: str, generations: int, address: str, rng: np.rand
 
 
 def _machine() -> dict[str, Any]:
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     import distributed
 
     return {
         "cpu_count": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model or platform.processor() or None,
+        "cpu_model": cpu_model(),
         "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -77,6 +77,11 @@ from glompo_like.checkers import MaxFuncCalls
 from glompo_like.optimizers.cma import CMAOptimizer
 from glompo_like.selectors import CycleSelector
 
+try:  # imported as benchmarks.<name>, or run as a script from its folder
+    from ._common import json_default
+except ImportError:
+    from _common import json_default  # type: ignore[no-redef]
+
 __all__ = ["main", "FaultyTask", "CASES", "QUICK_CASES"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -741,17 +746,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(doc, indent=2, default=json_default) + "\n", encoding="utf-8")
     print(f"\nwrote {out}")
     return 0 if not (bad or lost or left or extra) else 1
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,6 @@ import faulthandler
 import gc
 import json
 import math
-import multiprocessing
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -54,7 +51,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import cma
 
-import glompo_like
 from glompo_like import GloMPOManager
 from glompo_like.checkers import MaxFuncCalls
 from glompo_like.functions import rastrigin
@@ -62,6 +58,13 @@ from glompo_like.hunters import BestUnmoving, MinFuncCalls
 from glompo_like.log import LOG_NAME
 from glompo_like.optimizers.cma import CMAOptimizer
 from glompo_like.selectors import CycleSelector
+
+try:  # imported as benchmarks.<name>, or run as a script from its folder
+    from ._common import json_default, loadavg
+    from ._common import machine_info as shared_machine_info
+except ImportError:
+    from _common import json_default, loadavg  # type: ignore[no-redef]
+    from _common import machine_info as shared_machine_info
 
 __all__ = ["main", "pycma_run", "CONFIGS", "TARGETS"]
 
@@ -219,42 +222,8 @@ MEASURES: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
 
 
 # --------------------------------------------------------------------------- reporting
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):  # not available on this platform
-        return None
-
-
 def machine_info() -> dict[str, Any]:
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = None
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_available": available,
-        "cpu_model": cpu_model or platform.processor() or None,
-        "loadavg_at_start": _loadavg(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "numpy": np.__version__,
-        "cma": cma.__version__,
-        "glompo_like": glompo_like.__version__,
-        "platform": platform.platform(),
-        # without fixing the start method (that would stop anyone else from setting it)
-        "mp_start_method": multiprocessing.get_start_method(allow_none=True)
-        or multiprocessing.get_all_start_methods()[0],
-    }
+    return shared_machine_info(cma=cma.__version__)
 
 
 def summarise(repeats: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -426,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({r['f_evals']} evaluations in {r['wall_s']:.3f} s)",
                 flush=True,
             )
-    machine["loadavg_at_end"] = _loadavg()
+    machine["loadavg_at_end"] = loadavg()
     summary = summarise(repeats)
     print()
     print(format_table(summary, machine, settings), flush=True)
@@ -449,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(doc, indent=2, default=json_default) + "\n", encoding="utf-8")
     print(f"\nwrote {out}")
     if args.strict and any(summary[n]["pass"] is False for n in CONFIGS):
         return 1
@@ -465,14 +434,6 @@ def _measure(name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
         return MEASURES[name](args.dim, args.evals, seed)
     finally:
         faulthandler.cancel_dump_traceback_later()
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 if __name__ == "__main__":

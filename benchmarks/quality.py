@@ -73,6 +73,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # imported as benchmarks.<name>, or run as a script from its folder
+    from ._common import cpu_model, json_default
+except ImportError:
+    from _common import cpu_model, json_default  # type: ignore[no-redef]
+
 __all__ = [
     "TARGET_PRECISIONS",
     "FINAL_PRECISION",
@@ -625,15 +630,7 @@ def plot_ecdf(runs: Sequence[dict[str, Any]], configs: Sequence[str], functions:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()  # falls back to platform.processor()
     versions: dict[str, str | None] = {}
     for mod in ("numpy", "scipy", "cma", "cocoex", "nevergrad", "pygmo", "glompo_like"):
         try:
@@ -648,7 +645,7 @@ def machine_info() -> dict[str, Any]:
         load = None
     return {
         "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model or platform.processor() or None,
+        "cpu_model": cpu,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
@@ -836,9 +833,9 @@ def write_json(path: Path, doc: dict[str, Any], key: str = "runs") -> None:
     for r in doc.get(key, []):
         r["trace"] = [[n, b, None if t is None else round(t, 4)] for n, b, t in r["trace"]]
     head = {k: v for k, v in doc.items() if k != key}
-    text = json.dumps(head, indent=1, default=_json_default)
+    text = json.dumps(head, indent=1, default=json_default)
     if key in doc:
-        rows = ",\n  ".join(json.dumps(r, separators=(",", ":"), default=_json_default) for r in doc[key])
+        rows = ",\n  ".join(json.dumps(r, separators=(",", ":"), default=json_default) for r in doc[key])
         text = text[:-2] + f',\n "{key}": [\n  ' + rows + "\n ]\n}"
     path.write_text(text + "\n", encoding="utf-8")
 
@@ -853,14 +850,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     return obj
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 if __name__ == "__main__":
