@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -61,6 +62,35 @@ def test_budget_overshoot_is_at_most_one_generation_per_optimizer(backend):
     result = m.start_manager()
     assert budget <= result.stats["f_evals"] <= budget + jobs * popsize
     assert "MaxFuncCalls" in result.stats["end_cond"]
+
+
+def _sleepy_sphere(x):
+    time.sleep(0.002)
+    return float(np.dot(x, x))
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_optimizers_share_the_end_of_the_budget(backend, tmp_path):
+    """Credit covers only the next report's round trip, so near the end of the budget
+    neither optimizer idles while the other works off a large grant: both run at the same
+    speed here, so they end within a few generations of each other, and together."""
+    budget, popsize = 480, 8
+    m = _manager(
+        backend=backend,
+        task=_sleepy_sphere,
+        opt_selector=CycleSelector([(RandomOptimizer, {"popsize": popsize})]),
+        convergence_checker=MaxFuncCalls(budget),
+        killing_conditions=False,
+        working_dir=tmp_path,
+    )
+    result = m.start_manager()
+    assert result.stats["opts_started"] == 2
+    log = read_log(tmp_path)
+    opt_ids = np.asarray(log["opt_id"])
+    counts = [int(np.sum(opt_ids == i)) for i in (1, 2)]
+    assert abs(counts[0] - counts[1]) <= 3 * popsize, counts
+    ends = [float(np.max(np.asarray(log["t_start"])[opt_ids == i])) for i in (1, 2)]
+    assert abs(ends[0] - ends[1]) < 0.5 * budget * 0.002 / 2, ends  # within half of one's run
 
 
 def test_result_and_stats_fields():
