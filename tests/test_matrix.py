@@ -135,6 +135,49 @@ def test_process_pool_survives_a_dying_worker():
         pool.close()
 
 
+def _slow_crash_on_negative(x):
+    if x[0] < 0:
+        time.sleep(0.3)  # long enough for the next evaluation to be queued behind it
+        os._exit(3)
+    return float(x[0])
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_process_pool_reruns_evaluations_queued_behind_a_dying_one(timeout):
+    """Workers are sent the next evaluation before they finish the current one; if the
+    current one kills the worker, the queued ones run on the replacement, exactly once."""
+    pool = ProcessPool(_pickled(_slow_crash_on_negative), 2, _mp(), "t", timeout=timeout)
+    try:
+        assert pool.PREFETCH >= 2
+        xs = np.array([[-1.0], [1.0], [2.0], [3.0], [4.0], [5.0]])
+        out = pool.evaluate(xs)
+        assert out[0].status is EvalStatus.CRASHED
+        assert [o.status for o in out[1:]] == [EvalStatus.OK] * 5
+        assert [o.fx for o in out[1:]] == [1.0, 2.0, 3.0, 4.0, 5.0]
+        assert pool.replaced == 1
+        assert pool.in_flight == 0
+    finally:
+        pool.close()
+
+
+def test_process_pool_queues_at_most_prefetch_per_worker():
+    pool = ProcessPool(_pickled(_hang_on_negative), 2, _mp(), "t", timeout=0.5)
+    try:
+        pool.evaluate(np.array([[1.0], [2.0]]))  # both workers ready
+        for i in range(7):
+            pool.submit(i, np.array([-1.0 if i < 2 else float(i)]))
+        assert max(len(w.jobs) for w in pool._pool) <= pool.PREFETCH
+        assert pool.in_flight == 7
+        got = {}
+        t0 = time.monotonic()
+        while len(got) < 7 and time.monotonic() - t0 < 20:
+            got.update(pool.collect(timeout=1.0))
+        assert [got[i].status for i in range(2)] == [EvalStatus.TIMED_OUT] * 2
+        assert [got[i].fx for i in range(2, 7)] == [2.0, 3.0, 4.0, 5.0, 6.0]
+    finally:
+        pool.close()
+
+
 def _hang_on_negative(x):
     if x[0] < 0:
         time.sleep(60)

@@ -272,16 +272,25 @@ def _limit_threads(n: int) -> None:
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "job", "deadline", "label", "t_wall", "t0")
+    """One worker process and the evaluations sent to it, in the order it runs them (the
+    first is running, the others wait in its pipe)."""
+
+    __slots__ = ("process", "conn", "jobs", "ready", "deadline", "label", "t_wall", "t0")
 
     def __init__(self, process, conn, label: str) -> None:
         self.process = process
         self.conn = conn
         self.label = label
-        self.job: int | None = None
-        self.deadline = math.inf
-        self.t_wall = 0.0
+        self.jobs: deque[tuple[Any, np.ndarray]] = deque()
+        self.ready = False  # it has loaded the task
+        self.deadline = math.inf  # of the running evaluation
+        self.t_wall = 0.0  # when the running evaluation started (as far as we know)
         self.t0 = 0.0
+
+    def started_next(self, timeout: float | None) -> None:
+        """The first job in ``jobs`` starts now."""
+        self.t_wall, self.t0 = time.time(), time.monotonic()
+        self.deadline = self.t0 + timeout if timeout else math.inf
 
 
 class ProcessPool(Pool):
@@ -299,9 +308,17 @@ class ProcessPool(Pool):
         Seconds one evaluation may take before its worker is killed (``None``: no limit).
     blas_threads:
         BLAS/OpenMP threads per worker (``None``: leave the environment alone).
+
+    Each worker holds up to :attr:`PREFETCH` evaluations: the next one waits in its pipe
+    while the current one runs, so a worker never idles while its result travels back and
+    the runner (often a third party on a busy core) gets round to sending more.  If a
+    worker dies, only its running evaluation is lost; the ones waiting behind it go to its
+    replacement.
     """
 
     kind = "processes"
+    #: evaluations sent to one worker at a time (the running one plus those queued)
+    PREFETCH = 2
 
     def __init__(
         self,
@@ -360,8 +377,7 @@ class ProcessPool(Pool):
 
     @property
     def in_flight(self) -> int:
-        running = {id(w): w for w in self._busy.values() if w.job is not None}
-        return len(self._todo) + len(running)
+        return len(self._todo) + sum(len(w.jobs) for w in self._pool)
 
     def collect(self, timeout: float | None = None) -> list[tuple[Any, Outcome]]:
         """Wait until at least one evaluation is done (or ``timeout``); return the done
@@ -378,26 +394,29 @@ class ProcessPool(Pool):
                 w = self._busy.get(obj)
                 if w is None:  # already handled through its other wait object
                     continue
-                result = None
+                alive = True
                 try:
-                    if w.conn.poll():
-                        result = w.conn.recv()
+                    while w.conn.poll():  # every result it has sent
+                        key, outcome = w.conn.recv()
+                        if key == _READY:
+                            self._failed_starts = 0
+                            w.ready = True
+                            if w.jobs:
+                                w.started_next(self.timeout)
+                        else:
+                            w.jobs.popleft()
+                            done.append((key, outcome))
+                            if w.jobs:
+                                w.started_next(self.timeout)
                 except (EOFError, OSError):
-                    result = None
-                if result is not None:
-                    key, outcome = result
-                    if key == _READY:
-                        self._failed_starts = 0
-                    else:
-                        done.append((key, outcome))
-                    w.job = None
-                if result is None or obj is w.process.sentinel:  # end of file or exited: dead
+                    alive = False
+                if not alive or obj is w.process.sentinel:  # end of file or exited: dead
                     self._retire(w, EvalStatus.CRASHED, "", killed=False, done=done)
-                else:
+                elif w.ready and not w.jobs:
                     self._free(w)
             now = time.monotonic()
             for w in {id(w): w for w in self._busy.values()}.values():
-                if w.deadline <= now:
+                if w.jobs and w.deadline <= now:
                     msg = (f"evaluation exceeded task_timeout={self.timeout:g} s; worker "
                            f"{w.process.pid} and its process group killed")
                     self._retire(w, EvalStatus.TIMED_OUT, msg, killed=True, done=done)
@@ -407,21 +426,35 @@ class ProcessPool(Pool):
         return done
 
     def _dispatch(self) -> None:
+        """Hand out waiting evaluations: idle workers first, then a second one to each busy
+        worker (up to :attr:`PREFETCH`), so load stays balanced."""
         while self._todo and self._idle:
-            w = self._idle.popleft()
-            key, x = self._todo.popleft()
-            w.job = key
-            w.t_wall, w.t0 = time.time(), time.monotonic()
-            w.deadline = w.t0 + self.timeout if self.timeout else math.inf
-            try:
-                w.conn.send((key, x))
-            except (BrokenPipeError, OSError):
-                pass  # its sentinel will report the death
-            self._busy[w.conn] = w
-            self._busy[w.process.sentinel] = w
+            self._send(self._idle.popleft())
+        depth = 1
+        while self._todo and depth < self.PREFETCH:
+            depth += 1
+            for w in list(self._pool):
+                if not self._todo:
+                    return
+                if w.ready and 0 < len(w.jobs) < depth:
+                    self._send(w)
+
+    def _send(self, w: _Worker) -> None:
+        key, x = self._todo.popleft()
+        if not w.jobs:
+            w.jobs.append((key, x))
+            w.started_next(self.timeout)
+        else:
+            w.jobs.append((key, x))
+        try:
+            w.conn.send((key, x))
+        except (BrokenPipeError, OSError):
+            pass  # its sentinel will report the death
+        self._busy[w.conn] = w
+        self._busy[w.process.sentinel] = w
 
     def _starting(self, w: _Worker) -> None:
-        w.job, w.deadline = None, math.inf
+        w.ready, w.deadline = False, math.inf
         self._busy[w.conn] = w
         self._busy[w.process.sentinel] = w
 
@@ -432,14 +465,16 @@ class ProcessPool(Pool):
 
     def _retire(self, w: _Worker, status: EvalStatus, message: str, killed: bool,
                 done: list[tuple[Any, Outcome]]) -> None:
-        """The worker is gone (or must go): record its evaluation, start a new one."""
+        """The worker is gone (or must go): record its running evaluation, give the ones
+        queued behind it back to the pool and start a replacement."""
         self._busy.pop(w.conn, None)
         self._busy.pop(w.process.sentinel, None)
         if killed:
             kill_group(w.process.pid)
         w.process.join(5)
-        if w.job is None and not killed:  # died before it was ready (or between evaluations)
-            self._failed_starts += 1
+        if not w.jobs and not killed:  # died before it was ready (or between evaluations)
+            if not w.ready:
+                self._failed_starts += 1
             if self._failed_starts >= MAX_FAILED_STARTS:
                 raise WorkerTerminated(
                     f"{self.label}: {self._failed_starts} worker processes in a row died before "
@@ -447,12 +482,17 @@ class ProcessPool(Pool):
                     "the task cannot be loaded in a worker process",
                     exitcode=w.process.exitcode,
                 )
-        if w.job is not None:
+        if w.jobs:
+            key, _ = w.jobs.popleft()
             if not message:
                 message = (f"worker process {w.process.pid} died during the evaluation "
                            f"({signal_name(w.process.exitcode)})")
-            done.append((w.job, Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)))
+            done.append((key, Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)))
+            self._todo.extendleft(reversed(w.jobs))  # never started: they go first
+            w.jobs.clear()
         w.conn.close()
+        if w in self._idle:
+            self._idle.remove(w)
         self._pool.remove(w)
         self.replaced += 1
         nw = self._spawn()
