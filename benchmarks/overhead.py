@@ -12,6 +12,12 @@ median is reported):
 ``pycma_2proc``
     Two such loops in two processes, half the budget each; the wall time includes starting
     and joining the processes.  The ceiling for two cores.
+``pycma_2threads``
+    Two such loops in two threads of this process, half the budget each: what the GIL
+    leaves of one core when two threads run CMA-ES.
+``manager_threads_sliced``
+    ``manager_threads`` with ``thread_slice=0.01``: runner threads take turns of 10 ms
+    instead of contending for the GIL (for tasks that hold it, like this one).
 ``manager_threads`` / ``manager_processes`` / ``manager_processes_forced``
     ``GloMPOManager`` with two CMA-ES optimizers (``max_jobs=2``), hunting on, the
     evaluation log on (``working_dir`` in a temporary directory), on each Level 1 backend.
@@ -37,6 +43,7 @@ import math
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -89,13 +96,17 @@ CEILING = "pycma_2proc"
 CONFIGS = (
     "pycma_loop",
     "pycma_2proc",
+    "pycma_2threads",
     "manager_threads",
+    "manager_threads_sliced",
     "manager_processes",
     "manager_processes_forced",
 )
+THREAD_SLICE = 0.01  # manager_threads_sliced: GloMPOManager(thread_slice=...)
 # Minimum evals/s ratio to pycma_loop.
 TARGETS: dict[str, float] = {
     "manager_threads": 0.8,
+    "manager_threads_sliced": 0.8,
     "manager_processes": 1.6,
     "manager_processes_forced": 1.6,
 }
@@ -170,8 +181,34 @@ def measure_pycma_2proc(dim: int, evals: int, seed: int) -> dict[str, Any]:
     }
 
 
+def measure_pycma_2threads(dim: int, evals: int, seed: int) -> dict[str, Any]:
+    """Two plain loops in two threads of this process: what the GIL leaves of one core."""
+    budgets = [evals // N_JOBS + (1 if i < evals % N_JOBS else 0) for i in range(N_JOBS)]
+    results: list[dict[str, Any]] = [{}] * N_JOBS
+
+    def run(i: int) -> None:
+        results[i] = pycma_run(dim, budgets[i], [seed, i])
+
+    gc.collect()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(N_JOBS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    n = sum(r["f_evals"] for r in results)
+    return {
+        "wall_s": wall,
+        "f_evals": n,
+        "evals_per_s": n / wall,
+        "restarts": sum(r["restarts"] for r in results),
+        "best_fx": min(r["best_fx"] for r in results),
+    }
+
+
 # --------------------------------------------------------------------------- manager
-def measure_manager(backend: str, dim: int, evals: int, seed: int) -> dict[str, Any]:
+def measure_manager(backend: str, dim: int, evals: int, seed: int, **extra: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="glompo_overhead_") as tmp:
         gc.collect()
         t0 = time.perf_counter()
@@ -186,6 +223,7 @@ def measure_manager(backend: str, dim: int, evals: int, seed: int) -> dict[str, 
             & BestUnmoving(UNMOVING_CALLS, UNMOVING_TOL),
             working_dir=tmp,
             seed=seed,
+            **extra,
         )
         t1 = time.perf_counter()
         result = manager.start_manager()
@@ -215,7 +253,9 @@ def measure_manager(backend: str, dim: int, evals: int, seed: int) -> dict[str, 
 MEASURES: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
     "pycma_loop": measure_pycma_loop,
     "pycma_2proc": measure_pycma_2proc,
+    "pycma_2threads": measure_pycma_2threads,
     "manager_threads": lambda d, e, s: measure_manager("threads", d, e, s),
+    "manager_threads_sliced": lambda d, e, s: measure_manager("threads", d, e, s, thread_slice=THREAD_SLICE),
     "manager_processes": lambda d, e, s: measure_manager("processes", d, e, s),
     "manager_processes_forced": lambda d, e, s: measure_manager("processes_forced", d, e, s),
 }
@@ -376,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "killing_conditions": f"MinFuncCalls({MIN_EVALS_BEFORE_KILL}) & "
         f"BestUnmoving({UNMOVING_CALLS}, {UNMOVING_TOL})",
         "evaluation_log": True,
+        "thread_slice_s": THREAD_SLICE,
         "order": "interleaved",
         "timer": "time.perf_counter",
         "run_timeout_s": args.run_timeout,

@@ -126,8 +126,9 @@ class _StopRun(Exception):
 
 
 class Runner:
-    def __init__(self, spec: RunnerSpec, conn: Any, task: Callable) -> None:
+    def __init__(self, spec: RunnerSpec, conn: Any, task: Callable, turnstile: Any = None) -> None:
         self.spec = spec
+        self.turnstile = turnstile  # threads backend with thread_slice: take turns
         self.conn = conn
         self.task = task
         self.log = logging.getLogger(f"glompo_like.optimizers.{spec.opt_id}")
@@ -188,6 +189,8 @@ class Runner:
             self._recv()
 
     def _recv(self) -> None:
+        if self.turnstile is not None:
+            self.turnstile.release()  # never hold the turn while blocked
         try:
             self._handle(self.conn.recv())
         except (EOFError, OSError):
@@ -240,6 +243,8 @@ class Runner:
                 pass
             final = _crash_message(self.spec.opt_id, e)
         finally:
+            if self.turnstile is not None:
+                self.turnstile.release()
             for closer in (pool, self.opt):
                 if closer is not None:
                     try:
@@ -255,9 +260,12 @@ class Runner:
 
     def _loop(self, pool: Pool) -> Any:
         if getattr(self.opt, "async_eval", False):
+            self.turnstile = None  # asynchronous optimizers do not take turns
             return self._async_loop(pool)
-        s, opt = self.spec, self.opt
+        s, opt, ts = self.spec, self.opt, self.turnstile
         while True:
+            if ts is not None:
+                ts.turn()
             self._drain()
             if self.state_requested and self.stop_reason is None:
                 self._send_state_and_pause()  # between tell and ask: a clean point
@@ -274,6 +282,8 @@ class Runner:
             self._await_credit(nxt)
             if self.stop_reason is not None:
                 return Stopped(s.opt_id, self.stop_reason)
+            if ts is not None:
+                ts.take()
             xs = opt.ask()
             outcomes = pool.evaluate(xs, self._should_abort)
             if any(o is None for o in outcomes):  # stopped mid-generation: report what ran
@@ -445,10 +455,10 @@ def _crash_message(opt_id: int, e: BaseException) -> Crashed:
     return Crashed(opt_id, f"{type(e).__name__}: {e}", text, exc_pickle)
 
 
-def run_in_thread(spec: RunnerSpec, conn: Any, task: Callable, streams: Any = None) -> None:
+def run_in_thread(spec: RunnerSpec, conn: Any, task: Callable, streams: Any = None, turnstile: Any = None) -> None:
     files = streams.attach(spec.opt_id) if streams is not None and spec.print_dir else None
     try:
-        Runner(spec, conn, task).run()
+        Runner(spec, conn, task, turnstile).run()
     finally:
         if files is not None:
             streams.detach(files)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .backends.level1 import CLOSED, Child, ProcessChild, ThreadChild
 from .backends.terminate import reap, snapshot_tree
+from .backends.turnstile import Turnstile
 from .messages import FINAL_MESSAGES, Stop
 from .runner import RunnerSpec
 
@@ -183,14 +184,15 @@ class ThreadSupervisor(Supervisor):
     #: closing its channel (the runner closes it in ``finally``).
     HEARTBEAT = 5.0
 
-    def __init__(self, task: Callable, streams: Any = None) -> None:
+    def __init__(self, task: Callable, streams: Any = None, thread_slice: float | None = None) -> None:
         super().__init__()
         self.task = task
         self.streams = streams
         self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.turnstile = None if thread_slice is None else Turnstile(thread_slice)
 
     def _start(self, spec: RunnerSpec) -> Child:
-        return ThreadChild(spec, self.task, self.events, self.streams)
+        return ThreadChild(spec, self.task, self.events, self.streams, self.turnstile)
 
     def wakeup(self) -> None:
         self.events.put((0, None))  # opt_id 0 is never a runner: ignored by _deliver
@@ -227,7 +229,8 @@ class ThreadSupervisor(Supervisor):
                 self._end(child, on_end)
 
 
-def make_supervisor(backend: str, task: Callable, start_method: str | None, streams: Any = None) -> Supervisor:
+def make_supervisor(backend: str, task: Callable, start_method: str | None, streams: Any = None,
+                    thread_slice: float | None = None) -> Supervisor:
     if backend == "threads":
-        return ThreadSupervisor(task, streams)
+        return ThreadSupervisor(task, streams, thread_slice)
     return ProcessSupervisor(backend, start_method)

@@ -91,12 +91,14 @@ class Child:
 class ThreadChild(Child):
     kind = "threads"
 
-    def __init__(self, spec: RunnerSpec, task: Callable, events: queue.SimpleQueue, streams: Any = None) -> None:
+    def __init__(self, spec: RunnerSpec, task: Callable, events: queue.SimpleQueue, streams: Any = None,
+                 turnstile: Any = None) -> None:
         super().__init__(spec.opt_id)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         channel = ThreadChannel(spec.opt_id, self.inbox, events)
         self.thread = threading.Thread(
-            target=run_in_thread, args=(spec, channel, task, streams), name=f"glompo-opt{spec.opt_id}", daemon=True
+            target=run_in_thread, args=(spec, channel, task, streams, turnstile), name=f"glompo-opt{spec.opt_id}",
+            daemon=True,
         )
         self.thread.start()
 
