@@ -18,6 +18,10 @@ median is reported):
 ``manager_threads_sliced``
     ``manager_threads`` with ``thread_slice=0.01``: runner threads take turns of 10 ms
     instead of contending for the GIL (for tasks that hold it, like this one).
+``manager_processes_no_log`` / ``manager_processes_no_hunt``
+    Where the ``processes`` overhead goes: the same without the evaluation log
+    (``working_dir=None``), and without hunting (optimizers restart only when they
+    converge, as in the plain loop).  No target.
 ``manager_threads`` / ``manager_processes`` / ``manager_processes_forced``
     ``GloMPOManager`` with two CMA-ES optimizers (``max_jobs=2``), hunting on, the
     evaluation log on (``working_dir`` in a temporary directory), on each Level 1 backend.
@@ -101,6 +105,8 @@ CONFIGS = (
     "manager_threads_sliced",
     "manager_processes",
     "manager_processes_forced",
+    "manager_processes_no_log",
+    "manager_processes_no_hunt",
 )
 THREAD_SLICE = 0.01  # manager_threads_sliced: GloMPOManager(thread_slice=...)
 # Minimum evals/s ratio to pycma_loop.
@@ -208,7 +214,8 @@ def measure_pycma_2threads(dim: int, evals: int, seed: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- manager
-def measure_manager(backend: str, dim: int, evals: int, seed: int, **extra: Any) -> dict[str, Any]:
+def measure_manager(backend: str, dim: int, evals: int, seed: int, log: bool = True, hunt: bool = True,
+                    **extra: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="glompo_overhead_") as tmp:
         gc.collect()
         t0 = time.perf_counter()
@@ -219,9 +226,9 @@ def measure_manager(backend: str, dim: int, evals: int, seed: int, **extra: Any)
             backend=backend,
             max_jobs=N_JOBS,
             convergence_checker=MaxFuncCalls(evals),
-            killing_conditions=MinFuncCalls(MIN_EVALS_BEFORE_KILL)
-            & BestUnmoving(UNMOVING_CALLS, UNMOVING_TOL),
-            working_dir=tmp,
+            killing_conditions=(MinFuncCalls(MIN_EVALS_BEFORE_KILL) & BestUnmoving(UNMOVING_CALLS, UNMOVING_TOL))
+            if hunt else False,
+            working_dir=tmp if log else None,
             seed=seed,
             **extra,
         )
@@ -258,6 +265,8 @@ MEASURES: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
     "manager_threads_sliced": lambda d, e, s: measure_manager("threads", d, e, s, thread_slice=THREAD_SLICE),
     "manager_processes": lambda d, e, s: measure_manager("processes", d, e, s),
     "manager_processes_forced": lambda d, e, s: measure_manager("processes_forced", d, e, s),
+    "manager_processes_no_log": lambda d, e, s: measure_manager("processes", d, e, s, log=False),
+    "manager_processes_no_hunt": lambda d, e, s: measure_manager("processes", d, e, s, hunt=False),
 }
 
 
