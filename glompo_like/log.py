@@ -32,7 +32,7 @@ import numpy as np
 
 from .evaluation.core import EvalBatch
 
-__all__ = ["EvaluationLog", "read_log", "LOG_NAME"]
+__all__ = ["EvaluationLog", "read_log", "read_points", "LOG_NAME"]
 
 LOG_NAME = "evaluations.sqlite"
 SCHEMA_VERSION = 1
@@ -174,6 +174,26 @@ def read_log(where: str | os.PathLike, optimizers: bool = False) -> Any:
     except ImportError:
         return _structured(names, rows)
     return pd.DataFrame.from_records(rows, columns=names)
+
+
+def read_points(where: str | os.PathLike, dim: int, last_eval_id: int) -> dict[int, np.ndarray]:
+    """The evaluated points of each optimizer, ``{opt_id: (n, dim) array}`` in evaluation
+    order, from evaluations ``1 .. last_eval_id`` of the log (used to rebuild optimizers'
+    histories when a run resumes from a checkpoint, which does not carry them)."""
+    path = _log_path(where)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = [r[1] for r in db.execute("PRAGMA table_info(evaluations)")]
+        cols = ", ".join(f"x_{i}" for i in range(dim)) if "x_0" in names or dim == 0 else "x"
+        rows = db.execute(
+            f"SELECT opt_id, {cols} FROM evaluations WHERE eval_id <= ? ORDER BY eval_id", (last_eval_id,)
+        ).fetchall()
+    finally:
+        db.close()
+    grouped: dict[int, list[Any]] = {}
+    for r in rows:
+        grouped.setdefault(r[0], []).append(np.frombuffer(r[1]) if cols == "x" else r[1:])
+    return {k: np.array(v, dtype=float).reshape(-1, dim) for k, v in grouped.items()}
 
 
 def _structured(names: list[str], rows: list[tuple]) -> np.ndarray:

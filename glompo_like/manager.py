@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import pickle
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +44,7 @@ from .errors import (
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
 from .evaluation.dask_cluster import dask_for_run
 from .interventions import Interventions
-from .log import LOG_NAME, EvaluationLog
+from .log import LOG_NAME, EvaluationLog, read_points
 from .messages import (
     Ack,
     Converged,
@@ -547,7 +548,8 @@ class GloMPOManager:
             "task": task_bytes,
             "manager": {
                 "entropy": self.entropy, "policy_rng": self._policy_rng.bit_generator.state,
-                "counters": self.counters, "records": self.records, "next_opt_id": self._next_opt_id,
+                "counters": self.counters, "next_opt_id": self._next_opt_id,
+                "records": {k: r.for_checkpoint() for k, r in self.records.items()},
                 "next_hunt": self._next_hunt, "t_used": self.view.t_total if self._running else
                 self.counters.t_used_before, "backend_choice": self.backend_choice,
             },
@@ -599,6 +601,7 @@ class GloMPOManager:
         self.counters = m["counters"]
         self.counters.t_used_before = m["t_used"]
         self.records = m["records"]
+        self._restore_points()
         self.view = RunView(self.counters, self.records, self._clock(), self._clock, self.config.bounds)
         self._next_opt_id = m["next_opt_id"]
         self._next_hunt = m["next_hunt"]
@@ -612,6 +615,23 @@ class GloMPOManager:
         self._resumed_from = data
         if self._next_chk_evals is not None:
             self._next_chk_evals = self.counters.f_evals + self.checkpoint_control.every_evaluations
+
+    def _restore_points(self) -> None:
+        """Checkpoints do not carry each optimizer's evaluated points (they are in the
+        log, and would make every checkpoint grow with the run): read them back."""
+        points: dict[int, np.ndarray] = {}
+        wd = self.config.working_dir
+        if wd is not None and (wd / LOG_NAME).exists():
+            try:
+                points = read_points(wd, self.config.bounds.dim, self.counters.f_evals)
+            except sqlite3.Error as e:
+                log.warning("resuming: could not read evaluated points from the log (%s)", e)
+        missing = [r.opt_id for r in self.records.values() if not r.restore_points(points.get(r.opt_id))]
+        if missing:
+            log.warning(
+                "resuming: the evaluated points of optimizer(s) %s are not in %s; their point "
+                "histories (x_history) are NaN before the checkpoint", missing, wd
+            )
 
     # ------------------------------------------------------------------ backend="auto"
     def _resolve_auto(self) -> None:

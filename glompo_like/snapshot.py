@@ -7,6 +7,7 @@ manager's own buffers: cheap to hand out, impossible to modify by accident.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,26 @@ class OptimizerRecord:
 
     def __post_init__(self) -> None:
         self.xs = GrowingArray(width=self.dim)
+
+    def for_checkpoint(self) -> OptimizerRecord:
+        """A shallow copy without :attr:`xs`, the point of every evaluation: by far the
+        largest part of a record, and in the evaluation log anyway (see
+        :meth:`restore_points`)."""
+        c = copy.copy(self)
+        c.xs = None  # type: ignore[assignment]
+        return c
+
+    def restore_points(self, points: np.ndarray | None) -> bool:
+        """After a checkpoint: put back the evaluated points (read from the log).  When they
+        are not available (another ``working_dir``, no log) the history is filled with NaN
+        rows, so it stays aligned with :attr:`fx`; returns whether the points were found."""
+        if self.xs is not None:
+            return True
+        self.xs = GrowingArray(width=self.dim)
+        n = len(self.fx)
+        found = points is not None and points.shape == (n, self.dim)
+        self.xs.extend(points if found else np.full((n, self.dim), np.nan))
+        return found
 
     def add_batch(self, x: np.ndarray, fx: np.ndarray, ok: np.ndarray, generations: int = 1) -> None:
         fx_ok = np.where(ok, fx, np.nan)

@@ -85,6 +85,34 @@ def test_checkpoint_holds_an_explicit_versioned_record(tmp_path):
     assert data["config"]["bounds"] == [(-5.12, 5.12)] * 4
 
 
+def test_checkpoints_leave_the_points_to_the_log_and_resume_rebuilds_them(tmp_path):
+    m = _mk(GENERATIONAL[0], 1200, tmp_path, checkpoint_control=CheckpointingControl(keep_last=None))
+    m.start_manager()
+    data = read_checkpoint(m.checkpoints[-1])
+    assert all(r.xs is None for r in data["manager"]["records"].values())  # not pickled
+    before = {k: r.xs.view().copy() for k, r in m.records.items()}
+    resumed = GloMPOManager.load_checkpoint(m.checkpoints[-1], convergence_checker=MaxFuncCalls(1500))
+    log = read_log(tmp_path)
+    for k, r in resumed.records.items():
+        assert len(r.xs) == len(r.fx)
+        np.testing.assert_array_equal(r.xs.view(), before[k])
+        mine = np.asarray(log["opt_id"]) == k
+        np.testing.assert_array_equal(r.xs.view(), np.column_stack([np.asarray(log[f"x_{i}"])[mine] for i in range(4)]))
+    assert resumed.start_manager().stats["f_evals"] >= 1500
+
+
+def test_resuming_elsewhere_keeps_histories_aligned(tmp_path, caplog):
+    m = _mk(GENERATIONAL[0], 600, tmp_path / "a", checkpoint_control=CheckpointingControl())
+    m.start_manager()
+    with caplog.at_level("WARNING", logger="glompo_like"):
+        resumed = GloMPOManager.load_checkpoint(m.checkpoints[-1], working_dir=tmp_path / "b",
+                                                convergence_checker=MaxFuncCalls(900))
+    assert "x_history" in caplog.text
+    for r in resumed.records.values():
+        assert len(r.xs) == len(r.fx) and np.isnan(r.xs.view()).all()
+    assert resumed.start_manager().stats["f_evals"] >= 900
+
+
 def _start_killable(tmp_path, every):
     pidfile = tmp_path / "pids"
     proc = subprocess.Popen(

@@ -296,6 +296,12 @@ class _Worker:
 class ProcessPool(Pool):
     """Persistent worker processes with crash detection and per-evaluation timeouts.
 
+    Each worker holds up to :attr:`PREFETCH` evaluations: the next one waits in its pipe
+    while the current one runs, so a worker never idles while its result travels back and
+    the runner (often a third party on a busy core) gets round to sending more.  If a
+    worker dies, only its running evaluation is lost; the ones waiting behind it go to its
+    replacement.
+
     Parameters
     ----------
     task_bytes:
@@ -308,12 +314,6 @@ class ProcessPool(Pool):
         Seconds one evaluation may take before its worker is killed (``None``: no limit).
     blas_threads:
         BLAS/OpenMP threads per worker (``None``: leave the environment alone).
-
-    Each worker holds up to :attr:`PREFETCH` evaluations: the next one waits in its pipe
-    while the current one runs, so a worker never idles while its result travels back and
-    the runner (often a third party on a busy core) gets round to sending more.  If a
-    worker dies, only its running evaluation is lost; the ones waiting behind it go to its
-    replacement.
     """
 
     kind = "processes"
