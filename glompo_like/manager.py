@@ -43,6 +43,7 @@ from .errors import (
 )
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
 from .evaluation.dask_cluster import dask_for_run
+from .flow import Credit
 from .interventions import Interventions
 from .log import LOG_NAME, EvaluationLog, read_points
 from .messages import (
@@ -261,6 +262,7 @@ class GloMPOManager:
         self._next_status: float | None = None
         # a seeded single-optimizer run is exactly reproducible: strict lock-step
         self._lockstep = self.config.max_jobs == 1 and seed is not None
+        self._credit = Credit(0.0 if self._lockstep else self.report_interval, self._lockstep)
         self._supervisor: Supervisor | None = None
         self._log: EvaluationLog | None = None
         self._fatal: BaseException | None = None
@@ -927,57 +929,11 @@ class GloMPOManager:
             rec.granted_until = rec.generations + 1
             child.send(Ack(until=rec.granted_until))
 
-    #: most generations an optimizer may run ahead of the manager's acknowledgement
-    MAX_GRANT = 64
-    #: seconds an acknowledgement may take to arrive, on top of the runner's report interval
-    ACK_LATENCY = 0.005
-
     def _grant(self, rec: OptimizerRecord) -> int:
-        """The last generation ``rec`` may start before it must wait for us again (a value
-        <= ``rec.generations`` means: wait).
-
-        Credit covers the time until the runner's next report has been answered (two
-        report intervals, at the optimizer's measured speed), so a runner never waits for
-        us while the budget lasts, yet no optimizer holds much more than it needs: near the
-        end of the budget all of them finish together instead of one idling while another
-        works off a large grant.  Grants never shrink, so what an optimizer may still do
-        unseen is exactly ``granted_until - generations`` generations.  New credit comes
-        only from the part of the evaluation budget nobody has been promised yet (at most an
-        equal share of it), so the budget is overshot by at most one generation.  Lock-step
-        and ``report_interval=0`` grant exactly the next generation: every generation is
-        seen before the next starts.
-        """
-        if self._lockstep or self.report_interval == 0:
-            return rec.generations + 1
-        ahead = max(rec.granted_until, rec.generations)
-        need = rec.generations + self._lookahead(rec) - ahead  # generations more it should hold
-        if need <= 0:
-            return ahead
+        """The last generation ``rec`` may start before it must wait (see :mod:`.flow`)."""
         left = remaining_evals(self.config.convergence_checker, self.view)
-        if left is None:
-            return ahead + need
-        per_gen = max(1, len(rec.fx) // max(1, rec.generations))
-        for r in self.records.values():
-            if r.alive and r.opt_id:  # credit others (and rec) may be using unseen
-                size = len(r.fx) // r.generations if r.generations else per_gen
-                left -= max(0, r.granted_until - r.generations) * size
-        running = max(1, len(self._supervisor.children) - len(self._supervisor.stopping))
-        extra = min(need, (left // running) // per_gen)
-        if extra <= 0 and rec.granted_until <= rec.generations and left >= per_gen:
-            extra = 1  # out of credit: the last whole generations go one at a time
-        return ahead + max(0, extra)
-
-    def _lookahead(self, rec: OptimizerRecord) -> int:
-        """Generations of credit ``rec`` should hold: the one it is running plus enough to
-        cover two report intervals and an acknowledgement's way back, at the speed it has
-        shown so far (between 2 and :attr:`MAX_GRANT`)."""
-        if rec.generations <= 0:
-            return 2
-        per_gen_s = (self._clock() - rec.t_start) / rec.generations
-        horizon = 2 * self.report_interval + self.ACK_LATENCY
-        if per_gen_s <= horizon / self.MAX_GRANT:
-            return self.MAX_GRANT
-        return max(2, min(self.MAX_GRANT, 1 + math.ceil(horizon / per_gen_s)))
+        running = len(self._supervisor.children) - len(self._supervisor.stopping)
+        return self._credit.grant(rec, self.records.values(), left, running, self._clock())
 
     def _on_crashed(self, rec: OptimizerRecord, msg: Crashed) -> None:
         cause = None
