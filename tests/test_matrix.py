@@ -178,6 +178,24 @@ def test_process_pool_queues_at_most_prefetch_per_worker():
         pool.close()
 
 
+def test_process_pool_sends_long_evaluations_one_at_a_time():
+    """A stop must not wait for an evaluation that had not started: above
+    PREFETCH_BELOW seconds per evaluation nothing is queued behind a running one."""
+    pool = ProcessPool(_pickled(_square_sum), 2, _mp(), "t")
+    try:
+        pool.PREFETCH_BELOW = 0.0  # every evaluation counts as long
+        pool.evaluate(np.array([[1.0], [2.0]]))
+        for i in range(6):
+            pool.submit(i, np.array([float(i)]))
+        assert max(len(w.jobs) for w in pool._pool) == 1
+        got = {}
+        while len(got) < 6:
+            got.update(pool.collect(timeout=5.0))
+        assert [got[i].fx for i in range(6)] == [float(i * i) for i in range(6)]
+    finally:
+        pool.close()
+
+
 def _hang_on_negative(x):
     if x[0] < 0:
         time.sleep(60)

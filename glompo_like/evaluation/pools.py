@@ -296,11 +296,13 @@ class _Worker:
 class ProcessPool(Pool):
     """Persistent worker processes with crash detection and per-evaluation timeouts.
 
-    Each worker holds up to :attr:`PREFETCH` evaluations: the next one waits in its pipe
-    while the current one runs, so a worker never idles while its result travels back and
-    the runner (often a third party on a busy core) gets round to sending more.  If a
-    worker dies, only its running evaluation is lost; the ones waiting behind it go to its
-    replacement.
+    When evaluations are short (under :attr:`PREFETCH_BELOW` seconds on average), each
+    worker holds up to :attr:`PREFETCH` of them: the next one waits in its pipe while the
+    current one runs, so a worker never idles while its result travels back and the runner
+    (often a third party on a busy core) gets round to sending more.  Long evaluations are
+    sent one at a time, so a stop never waits for an evaluation that had not started.  If
+    a worker dies, only its running evaluation is lost; the ones waiting behind it go to
+    its replacement.
 
     Parameters
     ----------
@@ -319,6 +321,8 @@ class ProcessPool(Pool):
     kind = "processes"
     #: evaluations sent to one worker at a time (the running one plus those queued)
     PREFETCH = 2
+    #: prefetch only while evaluations take less than this (seconds, running mean)
+    PREFETCH_BELOW = 0.1
 
     def __init__(
         self,
@@ -342,6 +346,7 @@ class ProcessPool(Pool):
         self._busy: dict[Any, _Worker] = {}  # conn or sentinel -> worker (starting or evaluating)
         self._todo: deque[tuple[Any, np.ndarray]] = deque()
         self._failed_starts = 0
+        self._mean_duration: float | None = None  # of recent evaluations (exponential mean)
         for w in self._pool:
             self._starting(w)
         add_cleanup(self._kill_all)
@@ -406,6 +411,7 @@ class ProcessPool(Pool):
                         else:
                             w.jobs.popleft()
                             done.append((key, outcome))
+                            self._timed(outcome.duration)
                             if w.jobs:
                                 w.started_next(self.timeout)
                 except (EOFError, OSError):
@@ -425,11 +431,17 @@ class ProcessPool(Pool):
                 break
         return done
 
+    def _timed(self, duration: float) -> None:
+        m = self._mean_duration
+        self._mean_duration = duration if m is None else 0.8 * m + 0.2 * duration
+
     def _dispatch(self) -> None:
-        """Hand out waiting evaluations: idle workers first, then a second one to each busy
-        worker (up to :attr:`PREFETCH`), so load stays balanced."""
+        """Hand out waiting evaluations: idle workers first, then (short evaluations only)
+        a second one to each busy worker, up to :attr:`PREFETCH`, so load stays balanced."""
         while self._todo and self._idle:
             self._send(self._idle.popleft())
+        if self._mean_duration is None or self._mean_duration >= self.PREFETCH_BELOW:
+            return  # long (or not yet timed) evaluations: one at a time
         depth = 1
         while self._todo and depth < self.PREFETCH:
             depth += 1
@@ -487,7 +499,10 @@ class ProcessPool(Pool):
             if not message:
                 message = (f"worker process {w.process.pid} died during the evaluation "
                            f"({signal_name(w.process.exitcode)})")
-            done.append((key, Outcome(math.nan, status, w.t_wall, time.monotonic() - w.t0, w.label, message)))
+            duration = time.monotonic() - w.t0
+            done.append((key, Outcome(math.nan, status, w.t_wall, duration, w.label, message)))
+            if status is EvalStatus.TIMED_OUT:
+                self._timed(duration)
             self._todo.extendleft(reversed(w.jobs))  # never started: they go first
             w.jobs.clear()
         w.conn.close()
