@@ -446,8 +446,8 @@ class ProcessPool(Pool):
         while self._todo and depth < self.PREFETCH:
             depth += 1
             for w in list(self._pool):
-                if not self._todo:
-                    return
+                if len(self._todo) < len(self._pool):
+                    return  # the tail of a batch goes to whichever worker is free first
                 if w.ready and 0 < len(w.jobs) < depth:
                     self._send(w)
 
