@@ -168,7 +168,15 @@ class Runner:
             self.stop_reason = "manager went away"
 
     def _should_abort(self) -> bool:
+        """Asked by the pool between evaluations: also the moment to report finished
+        generations that have waited ``report_interval``, so a slow generation does not
+        hold back the results of the fast ones before it."""
         self._drain()
+        if self._pending and time.monotonic() - self._last_report >= self.spec.report_interval:
+            try:
+                self._report()
+            except _StopRun:
+                self.stop_reason = self.stop_reason or "manager went away"
         return self.stop_reason is not None
 
     def _send(self, msg: Any) -> None:

@@ -347,3 +347,44 @@ def test_share_best_solutions_injects_the_incumbent(share):
     assert min(values) >= r.fx
     for _, fx, x in seen:
         assert np.isclose(sphere(x), fx)  # the point and its value travel together
+
+
+def test_a_slow_generation_does_not_hold_back_the_reports_before_it():
+    """Finished generations are reported between the evaluations of a slow one, once they
+    have waited report_interval, not only when the slow generation ends."""
+    lock = threading.Lock()
+    calls = [0]
+    slow_started: list[float] = []
+
+    def task(x):
+        with lock:
+            calls[0] += 1
+            n = calls[0]
+        if n > 40:  # ten fast generations of 4, then 0.2 s per evaluation
+            if n == 41:
+                slow_started.append(time.monotonic())
+            time.sleep(0.2)
+        return float(np.dot(x, x))
+
+    m = _manager(
+        backend="threads", task=task, max_jobs=1, seed=None, killing_conditions=False,
+        opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 4})]),
+        convergence_checker=MaxFuncCalls(48),
+    )
+    seen: list[float] = []
+
+    def watch():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not seen:
+            if m.counters.f_evals >= 40:
+                seen.append(time.monotonic())
+            time.sleep(0.005)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    m.start_manager()
+    t.join(20)
+    assert seen and slow_started
+    # without the flush the 40 fast evaluations arrive only after the whole slow
+    # generation (4 x 0.2 s); with it, after its first evaluation
+    assert seen[0] - slow_started[0] < 0.6, seen[0] - slow_started[0]

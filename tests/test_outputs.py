@@ -163,7 +163,9 @@ def test_report_and_export_while_the_run_is_going(tmp_path):
         return sphere(x)
 
     d = tmp_path / "running"
-    manager = _run(d, budget=400, task=task, killing_conditions=False)
+    # report_interval=0: every generation is reported before the next one starts, so all
+    # that ran before the task blocks is in the log
+    manager = _run(d, budget=400, task=task, killing_conditions=False, report_interval=0)
     errors: list[BaseException] = []
 
     def go():

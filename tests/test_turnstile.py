@@ -95,8 +95,10 @@ def test_sliced_threads_run_every_optimizer_and_respect_the_budget(tmp_path):
     assert 3000 <= r.stats["f_evals"] <= 3000 + 2 * 6
     assert r.stats["opts_started"] >= 3  # hunting and refilling work under turns
     log = read_log(tmp_path)
-    per_opt = np.bincount(np.asarray(log["opt_id"], dtype=int))
-    assert np.count_nonzero(per_opt) == r.stats["opts_started"]  # nobody starved
+    per_opt = np.bincount(np.asarray(log["opt_id"], dtype=int), minlength=3)
+    # the two optimizers that started together both got turns: nobody starved (each does
+    # at least MinFuncCalls(200) before it can be hunted, unless it converges first)
+    assert per_opt[1] >= 100 and per_opt[2] >= 100, per_opt
 
 
 class _Boom(BaseOptimizer):
