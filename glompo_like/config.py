@@ -121,7 +121,7 @@ def build_config(
     from .generators import BaseGenerator, RandomGenerator
     from .hunters import BaseHunter, BestUnmoving, MinFuncCalls
     from .optimizers import CMAOptimizer
-    from .selectors import BaseSelector, CycleSelector
+    from .selectors import BaseSelector, IPOPSelector
 
     if not callable(task):
         raise ConfigTypeError(
@@ -138,7 +138,9 @@ def build_config(
     max_jobs = _positive_int(max_jobs, "max_jobs", "It is the number of slots (cores) the run may use.")
 
     if opt_selector is None:
-        opt_selector = CycleSelector([CMAOptimizer])
+        # IPOP-style restarts: default-population CMA-ES runs alternate with runs of 2, 4,
+        # ..., 32 times the default population (tuned on BBOB f15-f24, docs/benchmarks.rst).
+        opt_selector = IPOPSelector(CMAOptimizer, growth=2, steps=6, interleave=True)
     if not isinstance(opt_selector, BaseSelector):
         raise ConfigTypeError(
             "opt_selector must be a selector such as CycleSelector([(CMAOptimizer, {...})]); "
@@ -152,7 +154,10 @@ def build_config(
             f"MaxFuncCalls(20_000) | TargetCost(0.0)); got {convergence_checker!r}"
         )
     if killing_conditions is None:
-        killing_conditions = MinFuncCalls(100 * dim) & BestUnmoving(40 * dim, 0.01)
+        # Windows also in generations, so large-population optimizers get a fair trial.
+        killing_conditions = MinFuncCalls(100 * dim, min_generations=50) & BestUnmoving(
+            40 * dim, 0.01, generations=25
+        )
     if killing_conditions is not False and not (
         isinstance(killing_conditions, BaseHunter) or getattr(killing_conditions, "kind", None) == "hunter"
     ):

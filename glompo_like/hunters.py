@@ -111,30 +111,45 @@ class BaseHunter(Condition):
 
 
 class MinFuncCalls(BaseHunter):
-    """Fires when the victim has done at least ``min_evals`` evaluations.
+    """Fires when the victim has done at least ``min_evals`` evaluations (and, if
+    ``min_generations`` is given, at least that many generations).
 
     Combine it with other hunters (``&``) to give every optimizer a minimum budget.
+    ``min_generations`` makes that budget grow with the victim's population: an optimizer
+    with a large population (see :class:`~glompo_like.selectors.IPOPSelector`) needs more
+    evaluations for the same number of generations.
     """
 
-    def __init__(self, min_evals: int) -> None:
+    def __init__(self, min_evals: int, min_generations: int | None = None) -> None:
         super().__init__()
         self.min_evals = _int_at_least("MinFuncCalls", "min_evals", min_evals, 1)
+        self.min_generations = (
+            None if min_generations is None
+            else _int_at_least("MinFuncCalls", "min_generations", min_generations, 1)
+        )
 
     def _settings(self) -> str:
-        return f"min_evals={self.min_evals}"
+        gens = "" if self.min_generations is None else f", min_generations={self.min_generations}"
+        return f"min_evals={self.min_evals}{gens}"
 
     def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
-        n = run.optimizer(victim_id).n_evals
+        victim = run.optimizer(victim_id)
+        n = victim.n_evals
         fired = n >= self.min_evals
         rel = ">=" if fired else "<"
-        return Decision(
-            fired, f"{self._label()}: opt {victim_id} has done {n} evaluations ({rel} {self.min_evals})"
-        )
+        reason = f"{self._label()}: opt {victim_id} has done {n} evaluations ({rel} {self.min_evals})"
+        if self.min_generations is not None:
+            g = victim.generations
+            ok = g >= self.min_generations
+            reason += f" and {g} generations ({'>=' if ok else '<'} {self.min_generations})"
+            fired = fired and ok
+        return Decision(fired, reason)
 
 
 class BestUnmoving(BaseHunter):
     """Fires when the victim's best value has not improved by more than ``tol * |best|``
-    over its last ``calls`` evaluations.
+    over its last ``calls`` evaluations (or its last ``generations`` generations, if that
+    is longer).
 
     Parameters
     ----------
@@ -143,30 +158,49 @@ class BestUnmoving(BaseHunter):
     tol:
         Relative improvement (of the best value at the start of the window) that counts as
         progress.  ``0`` means any improvement at all.
+    generations:
+        If given, the window is at least this many of the victim's generations: ``generations
+        * n_evals // n_generations`` evaluations when that is more than ``calls``.  This keeps
+        the window fair to optimizers with large populations (see
+        :class:`~glompo_like.selectors.IPOPSelector`).
     """
 
-    def __init__(self, calls: int, tol: float = 0.0) -> None:
+    def __init__(self, calls: int, tol: float = 0.0, generations: int | None = None) -> None:
         super().__init__()
         self.calls = _int_at_least("BestUnmoving", "calls", calls, 1)
         self.tol = _tolerance("BestUnmoving", "tol", tol)
+        self.generations = (
+            None if generations is None else _int_at_least("BestUnmoving", "generations", generations, 1)
+        )
 
     def _settings(self) -> str:
-        return f"calls={self.calls}, tol={self.tol:g}"
+        gens = "" if self.generations is None else f", generations={self.generations}"
+        return f"calls={self.calls}, tol={self.tol:g}{gens}"
+
+    def window(self, victim: Any) -> int:
+        """The window, in evaluations, for ``victim`` (an
+        :class:`~glompo_like.snapshot.OptimizerView`)."""
+        calls = self.calls
+        g = victim.generations
+        if self.generations is not None and g > 0:
+            calls = max(calls, self.generations * (victim.n_evals // g))
+        return calls
 
     def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
         victim = run.optimizer(victim_id)
         n = victim.n_evals
-        if n < self.calls:
+        calls = self.window(victim)
+        if n < calls:
             return Decision(
-                False, f"{self._label()}: opt {victim_id} has done only {n} of {self.calls} evaluations"
+                False, f"{self._label()}: opt {victim_id} has done only {n} of {calls} evaluations"
             )
-        then, now = victim.best_at(n - self.calls), victim.best_at(n)
+        then, now = victim.best_at(n - calls), victim.best_at(n)
         if math.isinf(then):
             # Nothing succeeded before the window: unmoving only if nothing succeeded since.
             fired = math.isinf(now)
         else:
             fired = then - now <= self.tol * abs(then)
-        window = f"in its last {self.calls} evaluations"
+        window = f"in its last {calls} evaluations"
         by = f" by more than {_pct(self.tol)}" if self.tol else ""
         if fired:
             return Decision(

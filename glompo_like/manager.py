@@ -86,7 +86,9 @@ class GloMPOManager:
         ``[(lower, upper), ...]``, one pair per parameter.
     opt_selector:
         Which optimizers to start (a selector from :mod:`glompo_like.selectors`).
-        Default: ``CycleSelector([CMAOptimizer])`` with step sizes from the bounds.
+        Default: ``IPOPSelector(CMAOptimizer, growth=2, steps=6, interleave=True)``:
+        CMA-ES restarts (step size a quarter of the box) whose population alternates
+        between the default and 2, 4, 8, 16, 32 times it.
     backend:
         Level 1 parallelism: ``"threads"``, ``"processes"`` (default),
         ``"processes_forced"`` (non-daemonic, so optimizers may own process pools), or
@@ -100,7 +102,8 @@ class GloMPOManager:
         ``MaxFuncCalls(10_000 * dim)``.
     killing_conditions:
         When the best optimizer stops another (hunters compose with ``&`` and ``|``), or
-        ``False`` for no hunting.  Default: ``MinFuncCalls(100 * dim) & BestUnmoving(40 * dim, 0.01)``.
+        ``False`` for no hunting.  Default: ``MinFuncCalls(100 * dim, min_generations=50) &
+        BestUnmoving(40 * dim, 0.01, generations=25)``.
     x0_generator:
         Start points of new optimizers.  Default: ``RandomGenerator()``.
     hunt_frequency:

@@ -38,6 +38,7 @@ __all__ = [
     "CycleSelector",
     "ChainSelector",
     "RandomSelector",
+    "IPOPSelector",
 ]
 
 BACKENDS = ("serial", "threads", "processes", "dask", "auto")
@@ -422,3 +423,134 @@ class RandomSelector(BaseSelector):
             return self._entries[fits[int(rng.integers(len(fits)))]]
         w = np.array([self.weights[i] for i in fits])
         return self._entries[fits[int(rng.choice(len(fits), p=w / w.sum()))]]
+
+
+class IPOPSelector(BaseSelector):
+    """Restarts one optimizer with a growing population: the IPOP restart strategy
+    (Auger & Hansen, 2005), optionally interleaved with default-population runs (a simple
+    form of BIPOP, Hansen 2009).
+
+    The ``k``-th optimizer of the run gets ``popsize_factor = growth ** i`` where ``i``
+    steps through ``0, 1, ..., steps - 1`` and then starts again at ``0``: with the
+    defaults (``growth=2, steps=6``) the factors are 1, 2, 4, 8, 16, 32, 1, 2, ...  With
+    ``interleave=True`` every other optimizer uses factor 1 (1, 2, 1, 4, 1, 8, ...), so
+    cheap local runs from new start points alternate with ever larger, more global ones.
+
+    Large populations smooth out regular ruggedness (Rastrigin-like functions) and follow a
+    function's global structure; small ones converge fast.  Give the hunters windows in
+    generations (``MinFuncCalls(..., min_generations=...)``,
+    ``BestUnmoving(..., generations=...)``) so that a large-population optimizer is not
+    stopped before it has had a fair number of generations.
+
+    Every step of the schedule is one entry of :attr:`entries`, so per-entry settings
+    (``workers``, ``backend``) apply to all of them.
+
+    Parameters
+    ----------
+    entry:
+        One optimizer entry (see :func:`as_entry`); default ``CMAOptimizer``.  Its class
+        must take a ``popsize_factor`` keyword (a multiple of its default population), as
+        :class:`~glompo_like.optimizers.CMAOptimizer` does; its kwargs must not set
+        ``popsize`` or ``popsize_factor``.
+    growth:
+        Factor between the populations of consecutive steps, a number > 1.
+    steps:
+        Length of the schedule before it starts again at factor 1 (an integer >= 1); the
+        largest factor is ``growth ** (steps - 1)``.
+    interleave:
+        Alternate default-population optimizers with the growing ones.
+    max_spawns:
+        Start no more optimizers once the run has started this many.
+    max_f_evals:
+        Start no more optimizers once the run has done this many evaluations.
+    """
+
+    def __init__(
+        self,
+        entry: Any = None,
+        *,
+        growth: float = 2.0,
+        steps: int = 6,
+        interleave: bool = False,
+        max_spawns: int | None = None,
+        max_f_evals: int | None = None,
+    ) -> None:
+        owner = "IPOPSelector"
+        if entry is None:
+            from .optimizers import CMAOptimizer
+
+            entry = CMAOptimizer
+        if not _is_single_entry(entry):
+            raise ConfigTypeError(
+                f"{owner}: entry must be one optimizer entry (it is restarted with growing "
+                f"populations); it {_ENTRY_FORM}; got {entry!r}"
+            )
+        base = as_entry(entry, f"{owner} entry")
+        clash = [k for k in ("popsize", "popsize_factor") if k in base.kwargs]
+        if clash:
+            raise ConfigError(
+                f"{owner}: remove {clash} from the kwargs of {base.cls.__name__}: the schedule "
+                "sets popsize_factor for every optimizer it starts"
+            )
+        try:
+            params = inspect.signature(base.cls).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if "popsize_factor" not in params and not any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        ):
+            raise ConfigError(
+                f"{owner}: {base.cls.__name__} has no popsize_factor argument, so its population "
+                "cannot grow; use CMAOptimizer (or an optimizer class that takes popsize_factor)"
+            )
+        if isinstance(growth, bool) or not isinstance(growth, Real) or not (
+            math.isfinite(growth) and growth > 1
+        ):
+            raise ConfigError(
+                f"{owner}: growth must be a finite number > 1 (the factor between consecutive "
+                f"populations), got {growth!r}; e.g. growth=2"
+            )
+        if isinstance(steps, bool) or not isinstance(steps, Integral):
+            raise ConfigTypeError(f"{owner}: steps must be an integer >= 1, got {steps!r}; e.g. steps=6")
+        if steps < 1:
+            raise ConfigError(f"{owner}: steps must be an integer >= 1, got {steps!r}; e.g. steps=6")
+        if not isinstance(interleave, (bool, np.bool_)):
+            raise ConfigTypeError(f"{owner}: interleave must be True or False, got {interleave!r}")
+        self.growth = float(growth)
+        self.steps = int(steps)
+        self.interleave = bool(interleave)
+        self.factors = tuple(self.growth**i for i in range(self.steps))
+        entries = [
+            OptimizerEntry(base.cls, {**base.kwargs, "popsize_factor": f}, base.workers, base.backend,
+                           name=f"{owner} entry (popsize_factor={f:g})")
+            for f in self.factors
+        ]
+        super().__init__(entries, max_spawns=max_spawns, max_f_evals=max_f_evals)
+
+    def step_of(self, k: int) -> int:
+        """Index into :attr:`factors` (and :attr:`entries`) of the run's ``k``-th optimizer
+        (``k`` counts from 0)."""
+        if self.interleave:
+            if k % 2 == 0:
+                return 0
+            return (k // 2) % (self.steps - 1) + 1 if self.steps > 1 else 0
+        return k % self.steps
+
+    def _settings(self) -> list[str]:
+        return [f"growth={self.growth:g}", f"steps={self.steps}", f"interleave={self.interleave}"]
+
+    def __repr__(self) -> str:
+        base = self._entries[0]
+        kwargs = {k: v for k, v in base.kwargs.items() if k != "popsize_factor"}
+        label = OptimizerEntry(base.cls, kwargs, base.workers, base.backend).label
+        parts = [label, *self._settings()]
+        if self.max_spawns is not None:
+            parts.append(f"max_spawns={self.max_spawns}")
+        if self.max_f_evals is not None:
+            parts.append(f"max_f_evals={self.max_f_evals}")
+        return f"IPOPSelector({', '.join(parts)})"
+
+    def _choose(
+        self, run: RunView, free_slots: int, rng: np.random.Generator
+    ) -> OptimizerEntry | None:
+        return self._entries[self.step_of(run.opts_started)]

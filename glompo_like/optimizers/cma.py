@@ -45,7 +45,13 @@ class CMAOptimizer(BaseOptimizer):
         parameters have different widths, each coordinate's step is scaled by its width
         relative to the mean width, so ``sigma0`` is the step of an average-width parameter.
     popsize:
-        Candidates per generation.  Default: pycma's ``4 + 3 ln(dim)``.
+        Candidates per generation.  Default: pycma's ``4 + 3 ln(dim)`` (rounded down).
+    popsize_factor:
+        Multiplies the default population ``4 + 3 ln(dim)`` (the result is rounded to the
+        nearest integer, at least 2): ``popsize_factor=4`` is four times the default
+        population, in any dimension.  Used by
+        :class:`~glompo_like.selectors.IPOPSelector` to grow the population from one
+        restart to the next.  Give ``popsize`` or ``popsize_factor``, not both.
     **cma_options:
         Passed to ``cma.CMAEvolutionStrategy`` (e.g. ``tolfun=1e-11``, ``CMA_diagonal=True``).
         ``bounds``, ``seed`` and ``randn`` are set by glompo_like.
@@ -59,15 +65,19 @@ class CMAOptimizer(BaseOptimizer):
         *,
         sigma0: float | None = None,
         popsize: int | None = None,
+        popsize_factor: float | None = None,
         **cma_options: Any,
     ) -> None:
         super().__init__(bounds, x0, seed)
-        self.check_options(sigma0=sigma0, popsize=popsize, **cma_options)
+        self.check_options(sigma0=sigma0, popsize=popsize, popsize_factor=popsize_factor, **cma_options)
         cma = _import_cma()
         width = self.bounds.width
         mean_width = float(np.mean(width))
         self.sigma0 = 0.25 * mean_width if sigma0 is None else float(sigma0)
+        if popsize_factor is not None:
+            popsize = self.default_popsize(self.bounds.dim, popsize_factor)
         self.popsize = popsize
+        self.popsize_factor = popsize_factor
         self.cma_options = dict(cma_options)
         opts: dict[str, Any] = {
             "bounds": [self.bounds.lower.tolist(), self.bounds.upper.tolist()],
@@ -90,13 +100,34 @@ class CMAOptimizer(BaseOptimizer):
     def preload(cls) -> None:
         _import_cma()
 
+    @staticmethod
+    def default_popsize(dim: int, factor: float = 1.0) -> int:
+        """pycma's default population ``int(4 + 3 ln(dim))``, times ``factor`` (rounded,
+        at least 2)."""
+        base = int(4 + 3 * np.log(dim))
+        return max(2, int(round(base * float(factor))))
+
     @classmethod
-    def check_options(cls, sigma0: Any = None, popsize: Any = None, **cma_options: Any) -> None:
+    def check_options(
+        cls, sigma0: Any = None, popsize: Any = None, popsize_factor: Any = None, **cma_options: Any
+    ) -> None:
         """Raise :class:`ConfigError` for settings pycma would reject or silently ignore."""
         if sigma0 is not None and not (np.isfinite(sigma0) and sigma0 > 0):
             raise ConfigError(f"CMAOptimizer: sigma0 must be a positive number, got {sigma0!r}")
         if popsize is not None and (not isinstance(popsize, (int, np.integer)) or popsize < 2):
             raise ConfigError(f"CMAOptimizer: popsize must be an integer >= 2, got {popsize!r}")
+        if popsize_factor is not None:
+            if isinstance(popsize_factor, bool) or not isinstance(popsize_factor, (int, float, np.integer, np.floating)) \
+                    or not (np.isfinite(popsize_factor) and popsize_factor > 0):
+                raise ConfigError(
+                    f"CMAOptimizer: popsize_factor must be a number > 0 (a multiple of the default "
+                    f"population), got {popsize_factor!r}"
+                )
+            if popsize is not None:
+                raise ConfigError(
+                    "CMAOptimizer: give popsize or popsize_factor, not both (popsize_factor "
+                    "multiplies the default population; popsize sets it directly)"
+                )
         reserved = {"bounds", "seed", "randn"} & set(cma_options)
         if reserved:
             raise ConfigError(
@@ -142,4 +173,5 @@ class CMAOptimizer(BaseOptimizer):
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.cma_options.items())
         pop = self.popsize if self.popsize is not None else int(self.es.popsize)
-        return f"CMAOptimizer(sigma0={self.sigma0:g}, popsize={pop}{extra})"
+        fac = f", popsize_factor={self.popsize_factor:g}" if self.popsize_factor is not None else ""
+        return f"CMAOptimizer(sigma0={self.sigma0:g}, popsize={pop}{fac}{extra})"
