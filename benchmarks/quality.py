@@ -19,14 +19,23 @@ Configurations
 ``glompo_default``
     ``GloMPOManager(task, bounds, convergence_checker=MaxFuncCalls(budget) |
     TargetCost(fopt, atol=1e-8), backend="threads", max_jobs=1, seed=s, status=None)``:
-    the library's defaults (CMA-ES optimizers from random start points, default hunting),
+    the library's defaults (CMA-ES restarts with an IPOP population schedule from random start
+    points, default hunting),
     one optimizer at a time, so evaluations are counted in sequence.
 ``glompo_default_2jobs``
     The same with ``backend="processes", max_jobs=2`` (two optimizers at once): for wall
     time; the evaluation count interleaves two optimizers.
 ``glompo_unmanaged``
     As ``glompo_default`` with ``killing_conditions=False`` (no hunting; optimizers end
-    only by their own stopping rules).
+    only by their own stopping rules).  With one job no optimizer is ever hunted anyway,
+    so this equals ``glompo_default``; the next one is the informative comparison.
+``glompo_unmanaged_2jobs``
+    As ``glompo_default_2jobs`` with ``killing_conditions=False``: what hunting adds when
+    two optimizers run at once.
+``glompo_fixed_popsize`` (only with ``--configs``)
+    As ``glompo_default`` with the defaults before issue 8: ``CycleSelector([CMAOptimizer])``
+    (every restart with pycma's default population) and ``MinFuncCalls(100 * dim) &
+    BestUnmoving(40 * dim, 0.01)``; shows what the IPOP schedule of the defaults adds.
 ``pycma_bipop``
     ``cma.fmin2(f, x0, sigma0, restarts=9, bipop=True)``: BIPOP-CMA-ES with up to 9
     restarts, ``x0`` uniform in the box, ``sigma0 = 0.2 * width`` (COCO's usual setting).
@@ -100,9 +109,11 @@ __all__ = [
 TARGET_PRECISIONS = 10.0 ** np.linspace(2.0, -8.0, 51)
 FINAL_PRECISION = 1e-8
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "results"
-GLOMPO_CONFIGS = ("glompo_default", "glompo_default_2jobs", "glompo_unmanaged")
+GLOMPO_CONFIGS = ("glompo_default", "glompo_default_2jobs", "glompo_unmanaged", "glompo_unmanaged_2jobs")
 CONFIGS = (*GLOMPO_CONFIGS, "pycma_bipop", "scipy_de", "nevergrad_ngopt", "pygmo_archipelago")
 QUICK_CONFIGS = ("glompo_default", "glompo_unmanaged", "pycma_bipop", "scipy_de")
+#: Accepted by ``--configs`` but not run by default.
+EXTRA_CONFIGS = ("glompo_fixed_popsize",)
 
 
 # =========================================================================== trace logic
@@ -205,6 +216,34 @@ def summarise_function(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def seconds_to_target(runs: Sequence[dict[str, Any]], precision: float) -> dict[str, Any]:
+    """Wall time to ``fopt + precision`` over several runs (dicts as :func:`run_config`
+    returns them; ``trace`` rows ``[n, best, t]`` with ``t`` seconds since the run began):
+    the expected seconds to the target (ERT in seconds: the time of every successful run
+    up to its hit plus the whole wall time of every failed run, over the successes; ``inf``
+    without success), the median over successful runs, and the successes."""
+    hit_t: list[float] = []
+    spent = 0.0
+    for r in runs:
+        t_hit = math.inf
+        for _n, best, t in r["trace"]:
+            if best - r["fopt"] <= precision:
+                t_hit = math.inf if t is None or not math.isfinite(t) else float(t)
+                break
+        if math.isfinite(t_hit):
+            hit_t.append(t_hit)
+            spent += t_hit
+        else:
+            spent += float(r["wall_s"])
+    ok = len(hit_t)
+    return {
+        "runs": len(runs),
+        "successes": ok,
+        "ert_s": spent / ok if ok else math.inf,
+        "median_s": float(np.median(hit_t)) if ok else math.inf,
+    }
+
+
 # =========================================================================== problems
 @dataclass
 class Problem:
@@ -217,10 +256,37 @@ class Problem:
     fopt: float
     instance: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Every configuration stops once it reaches ``fopt + stop_precision``.
+    stop_precision: float = FINAL_PRECISION
 
     @property
     def dim(self) -> int:
         return len(self.bounds)
+
+    @property
+    def stop_target(self) -> float:
+        return self.fopt + self.stop_precision
+
+
+class CPUBound:
+    """Makes an objective CPU-bound: each call first spins pure Python until the calling
+    thread has used ``cpu_ms`` milliseconds of CPU time (:func:`time.thread_time`), then
+    returns ``f(x)``.  The spin holds the GIL, like a Python objective, and costs the same
+    CPU work however busy the machine is.  Picklable when ``f`` is."""
+
+    def __init__(self, f: Callable[[np.ndarray], float], cpu_ms: float) -> None:
+        if not (isinstance(cpu_ms, int | float) and math.isfinite(cpu_ms) and cpu_ms >= 0):
+            raise ValueError(f"cpu_ms must be a finite number >= 0, got {cpu_ms!r}")
+        self.f = f
+        self.cpu_ms = float(cpu_ms)
+
+    def __call__(self, x: Any) -> float:
+        end = time.thread_time() + self.cpu_ms / 1000.0
+        k = 0
+        while time.thread_time() < end:
+            for _ in range(200):  # pure-Python work between clock reads
+                k += 1
+        return self.f(x)
 
 
 def parse_functions(spec: str | None, suite: str, dim: int) -> tuple[list[Any], list[str]]:
@@ -261,17 +327,26 @@ def parse_functions(spec: str | None, suite: str, dim: int) -> tuple[list[Any], 
     return usable, notes
 
 
-def make_problem(suite: str, function: Any, dim: int, run: int) -> Problem:
+def make_problem(suite: str, function: Any, dim: int, run: int, *, cpu_ms: float = 0.0,
+                 stop_precision: float = FINAL_PRECISION) -> Problem:
+    """Run ``run`` of ``function``; ``cpu_ms > 0`` wraps the objective in
+    :class:`CPUBound`; every configuration stops at ``fopt + stop_precision``."""
     if suite == "bbob":
         from glompo_like.bbob import BBOB_FUNCTION_NAMES, BBOBProblem
 
         p = BBOBProblem(int(function), dim, run + 1)
-        return Problem(p.name, f"f{int(function)}", p, p.bounds, p.fopt, run + 1,
+        prob = Problem(p.name, f"f{int(function)}", p, p.bounds, p.fopt, run + 1,
                        {"bbob_name": BBOB_FUNCTION_NAMES[int(function)]})
-    from glompo_like.functions import FUNCTIONS
+    else:
+        from glompo_like.functions import FUNCTIONS
 
-    t = FUNCTIONS[function]
-    return Problem(f"{t.name}_d{dim}", t.name, t.f, t.bounds(dim), t.fmin_at(dim))
+        t = FUNCTIONS[function]
+        prob = Problem(f"{t.name}_d{dim}", t.name, t.f, t.bounds(dim), t.fmin_at(dim))
+    if cpu_ms > 0:
+        prob.f = CPUBound(prob.f, cpu_ms)
+        prob.meta["cpu_ms"] = cpu_ms
+    prob.stop_precision = float(stop_precision)
+    return prob
 
 
 # =========================================================================== recording
@@ -327,19 +402,31 @@ def _result(problem: Problem, config: str, seed: int, fx: Sequence[float], t: Se
 
 
 # =========================================================================== configurations
+def _fixed_popsize_policies(dim: int) -> dict[str, Any]:
+    """The defaults before issue 8: every restart with pycma's default population."""
+    from glompo_like.hunters import BestUnmoving, MinFuncCalls
+    from glompo_like.optimizers import CMAOptimizer
+    from glompo_like.selectors import CycleSelector
+
+    return {"opt_selector": CycleSelector([CMAOptimizer]),
+            "killing_conditions": MinFuncCalls(100 * dim) & BestUnmoving(40 * dim, 0.01)}
+
+
 def _glompo(problem: Problem, budget: int, seed: int, *, backend: str, max_jobs: int,
-            killing: bool) -> tuple[list[float], list[float], float, str]:
+            killing: bool, fixed_popsize: bool = False) -> tuple[list[float], list[float], float, str]:
     from glompo_like import GloMPOManager
     from glompo_like.checkers import MaxFuncCalls, TargetCost
 
-    kwargs: dict[str, Any] = {} if killing else {"killing_conditions": False}
+    kwargs: dict[str, Any] = _fixed_popsize_policies(problem.dim) if fixed_popsize else {}
+    if not killing:
+        kwargs["killing_conditions"] = False
     with tempfile.TemporaryDirectory(prefix="glompo-quality-") as wd:
         t_epoch = time.time()
         t0 = time.perf_counter()
         manager = GloMPOManager(
             problem.f,
             problem.bounds,
-            convergence_checker=MaxFuncCalls(budget) | TargetCost(problem.fopt, atol=FINAL_PRECISION),
+            convergence_checker=MaxFuncCalls(budget) | TargetCost(problem.fopt, atol=problem.stop_precision),
             backend=backend,
             max_jobs=max_jobs,
             seed=seed,
@@ -366,11 +453,11 @@ def _pycma_bipop(problem: Problem, budget: int, seed: int) -> tuple[list[float],
     rng = np.random.default_rng(seed)
     x0 = rng.uniform(lo, hi)
     sigma0 = 0.2 * float(np.mean(hi - lo))
-    rec = Recorder(problem.f, budget, problem.fopt + FINAL_PRECISION)
+    rec = Recorder(problem.f, budget, problem.stop_target)
     opts = {
         "maxfevals": budget,
         "bounds": [lo.tolist(), hi.tolist()],
-        "ftarget": problem.fopt + FINAL_PRECISION,
+        "ftarget": problem.stop_target,
         "verbose": -9,
         "verb_log": 0,
         "seed": seed + 1,  # pycma takes seed 0 as "seed from the clock"
@@ -390,7 +477,7 @@ def _pycma_bipop(problem: Problem, budget: int, seed: int) -> tuple[list[float],
 def _scipy_de(problem: Problem, budget: int, seed: int) -> tuple[list[float], list[float], float, str]:
     from scipy.optimize import differential_evolution
 
-    rec = Recorder(problem.f, budget, problem.fopt + FINAL_PRECISION)
+    rec = Recorder(problem.f, budget, problem.stop_target)
     popsize = 15
     maxiter = budget // (popsize * problem.dim) + 1
     seeding = ({"rng": np.random.default_rng(seed)}
@@ -412,7 +499,7 @@ def _nevergrad_ngopt(problem: Problem, budget: int, seed: int) -> tuple[list[flo
         import nevergrad as ng
     lo = np.array([b[0] for b in problem.bounds])
     hi = np.array([b[1] for b in problem.bounds])
-    rec = Recorder(problem.f, budget, problem.fopt + FINAL_PRECISION)
+    rec = Recorder(problem.f, budget, problem.stop_target)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nevergrad and its pycma warn freely
@@ -453,7 +540,7 @@ def _pygmo_archipelago(problem: Problem, budget: int, seed: int) -> tuple[list[f
 
     lo = [b[0] for b in problem.bounds]
     hi = [b[1] for b in problem.bounds]
-    target = problem.fopt + FINAL_PRECISION
+    target = problem.stop_target
     t0 = time.perf_counter()
     algo = pg.algorithm(pg.sade(gen=PYGMO_GENS_PER_ROUND, seed=seed + 1))
     archi = pg.archipelago(n=PYGMO_ISLANDS, algo=algo, prob=pg.problem(_PygmoUDP(problem.f, lo, hi)),
@@ -502,6 +589,9 @@ RUNNERS: dict[str, Callable[[Problem, int, int], tuple[list[float], list[float],
     "glompo_default": lambda p, b, s: _glompo(p, b, s, backend="threads", max_jobs=1, killing=True),
     "glompo_default_2jobs": lambda p, b, s: _glompo(p, b, s, backend="processes", max_jobs=2, killing=True),
     "glompo_unmanaged": lambda p, b, s: _glompo(p, b, s, backend="threads", max_jobs=1, killing=False),
+    "glompo_unmanaged_2jobs": lambda p, b, s: _glompo(p, b, s, backend="processes", max_jobs=2, killing=False),
+    "glompo_fixed_popsize": lambda p, b, s: _glompo(p, b, s, backend="threads", max_jobs=1, killing=True,
+                                                    fixed_popsize=True),
     "pycma_bipop": _pycma_bipop,
     "scipy_de": _scipy_de,
     "nevergrad_ngopt": _nevergrad_ngopt,
@@ -571,11 +661,41 @@ def format_table(summary: dict[str, dict[str, dict[str, Any]]], configs: Sequenc
     return "\n".join(lines)
 
 
+def format_timing_table(timing: dict[str, dict[str, dict[str, Any]]], configs: Sequence[str],
+                        functions: Sequence[str], settings: dict[str, Any]) -> str:
+    """The seconds-to-target table (see :func:`seconds_to_target`)."""
+    width = max(14, *(len(c) for c in configs))
+    fw = max(10, *(len(fn) + 1 for fn in functions))
+    head = f"{'function':<{fw}}" + "".join(f" {c:>{width}}" for c in configs)
+
+    def cell(s: dict[str, Any]) -> str:
+        return f"{s['ert_s']:.2f} ({s['successes']}/{s['runs']})" if s["successes"] else f"- (0/{s['runs']})"
+
+    prec = float(settings.get("stop_precision", FINAL_PRECISION))
+    lines = [
+        f"wall time to fopt+{prec:g}, objective CPU-bound ({settings['cpu_ms']:g} ms of CPU per evaluation)",
+        "cell: expected seconds to the target (ERT in seconds: time of all runs, each successful "
+        "one up to its hit, over the successes) (successful runs / runs)",
+        head,
+        "-" * len(head),
+    ]
+    for fn in functions:
+        lines.append(f"{fn:<{fw}}" + "".join(f" {cell(timing[c][fn]):>{width}}" for c in configs))
+    lines.append("-" * len(head))
+    lines.append(f"{'all':<{fw}}" + "".join(f" {cell(timing[c]['_all']):>{width}}" for c in configs))
+    lines.append(f"{'median s':<{fw}}" + "".join(
+        f" {timing[c]['_all']['median_s']:>{width}.2f}" for c in configs))
+    lines += ["", "median s: median seconds to the target over the successful runs of all functions."]
+    return "\n".join(lines)
+
+
 #: Line styles, so that configurations with identical curves stay visible.
 STYLES: dict[str, dict[str, Any]] = {
     "glompo_default": {"color": "C0", "ls": "-", "lw": 2.4},
     "glompo_default_2jobs": {"color": "C1", "ls": "-", "lw": 1.4},
     "glompo_unmanaged": {"color": "C2", "ls": (0, (4, 3)), "lw": 1.4},
+    "glompo_unmanaged_2jobs": {"color": "C7", "ls": (0, (4, 3)), "lw": 1.4},
+    "glompo_fixed_popsize": {"color": "C8", "ls": (0, (6, 2)), "lw": 1.4},
     "pycma_bipop": {"color": "C3", "ls": "-", "lw": 1.4},
     "scipy_de": {"color": "C4", "ls": "-", "lw": 1.4},
     "nevergrad_ngopt": {"color": "C5", "ls": "-", "lw": 1.4},
@@ -620,7 +740,7 @@ def plot_ecdf(runs: Sequence[dict[str, Any]], configs: Sequence[str], functions:
     for ax in axes[len(functions):]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=min(7, len(configs)), fontsize=8)
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(5, len(configs)), fontsize=8)
     fig.supxlabel("evaluations / dimension", fontsize=9)
     fig.supylabel("fraction of targets reached", fontsize=9)
     by_fn = path.with_name(path.stem + "_by_function" + path.suffix)
@@ -667,13 +787,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="bbob: '15-24' or '1,3,5-7'; functions: 'sphere,rastrigin' (default: all; "
                         "--quick: two)")
     p.add_argument("--configs", default=None,
-                   help=f"comma-separated subset of {','.join(CONFIGS)} (default: all; --quick: "
+                   help=f"comma-separated subset of {','.join(CONFIGS + EXTRA_CONFIGS)} (default: "
+                        f"{','.join(CONFIGS)}; --quick: "
                         f"{','.join(QUICK_CONFIGS)})")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON file (default benchmarks/results/quality_<suite>_d<dim>.json; the PNGs "
                         "go beside it)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--quick", action="store_true", help="smoke test: small budget, one run, two functions")
+    p.add_argument("--cpu-ms", type=float, default=0.0, metavar="MS",
+                   help="make every evaluation CPU-bound: spin pure Python for MS ms of CPU time first "
+                        "(wall time to a target; adds a seconds-to-target table)")
+    p.add_argument("--stop-precision", type=float, default=FINAL_PRECISION, metavar="P",
+                   help="every configuration stops at fopt + P (default 1e-8); the seconds-to-target "
+                        "table uses this target")
     p.add_argument("--replot", type=Path, default=None, metavar="JSON",
                    help="redo the table and figures of an earlier run from its JSON, and nothing else")
     args = p.parse_args(argv)
@@ -690,13 +817,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     bad = [c for c in args.configs if c not in RUNNERS]
     if bad:
-        p.error(f"unknown configurations {bad}; known: {', '.join(CONFIGS)}")
+        p.error(f"unknown configurations {bad}; known: {', '.join(CONFIGS + EXTRA_CONFIGS)}")
     if args.dim < 1 or args.budget < 10 or args.seeds < 1:
         p.error("--dim >= 1, --budget >= 10 and --seeds >= 1 are needed")
+    if not (math.isfinite(args.cpu_ms) and args.cpu_ms >= 0):
+        p.error("--cpu-ms must be a finite number >= 0")
+    if not (math.isfinite(args.stop_precision) and args.stop_precision > 0):
+        p.error("--stop-precision must be a finite number > 0")
     if args.suite == "bbob" and args.dim < 2:
         p.error("BBOB needs --dim >= 2")
     if args.out is None:
-        args.out = DEFAULT_OUT_DIR / f"quality_{args.suite}_d{args.dim}{'_quick' if args.quick else ''}.json"
+        cpu = f"_cpu{args.cpu_ms:g}ms" if args.cpu_ms > 0 else ""
+        args.out = DEFAULT_OUT_DIR / f"quality_{args.suite}_d{args.dim}{cpu}{'_quick' if args.quick else ''}.json"
     return args
 
 
@@ -730,6 +862,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "skipped": skipped,
         "target_precisions": TARGET_PRECISIONS.tolist(),
         "final_precision": FINAL_PRECISION,
+        "cpu_ms": args.cpu_ms,
+        "stop_precision": args.stop_precision,
         "instances": "run r uses instance r+1 and seed r" if args.suite == "bbob" else "seed r",
         "command": "python -m benchmarks.quality " + " ".join(sys.argv[1:] if argv is None else argv),
     }
@@ -739,7 +873,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     k = 0
     for fn in functions:
         for r in range(args.seeds):
-            problem = make_problem(args.suite, fn, args.dim, r)
+            problem = make_problem(args.suite, fn, args.dim, r, cpu_ms=args.cpu_ms,
+                                   stop_precision=args.stop_precision)
             for c in configs:
                 k += 1
                 res = run_config(c, problem, args.budget, r)
@@ -798,6 +933,14 @@ def report(runs: Sequence[dict[str, Any]], settings: dict[str, Any], configs: Se
     """Summary, printed table and figures (beside ``out``) of a set of runs."""
     summary = summarise(runs, configs, fn_names)
     table = format_table(summary, configs, fn_names, settings)
+    if settings.get("cpu_ms"):
+        prec = float(settings.get("stop_precision", FINAL_PRECISION))
+        timing = {c: {fn: seconds_to_target([x for x in runs if x["config"] == c and x["function"] == fn], prec)
+                      for fn in fn_names} for c in configs}
+        for c in configs:
+            timing[c]["_all"] = seconds_to_target([x for x in runs if x["config"] == c], prec)
+            summary[c]["_seconds_to_target"] = timing[c]
+        table += "\n\n" + format_timing_table(timing, configs, fn_names, settings)
     print()
     print(table, flush=True)
     figures: list[str] = []
