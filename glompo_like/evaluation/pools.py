@@ -25,6 +25,7 @@ import math
 import os
 import pickle
 import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -45,6 +46,11 @@ __all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", 
 
 AbortCheck = Callable[[], bool]
 _READY = "__ready__"
+#: Starting and reaping worker processes, one thread at a time.  ``Process.start()`` polls
+#: every finished child of this process (multiprocessing's ``_cleanup``); with the
+#: forkserver a poll *reads* the exit status from a pipe, so a runner thread reaping its
+#: dead worker at the same moment could read nothing and get exit code 255.
+_PROCESS_LOCK = threading.Lock()
 #: a worker that dies this many times in a row before it is ready ends the pool
 MAX_FAILED_STARTS = 3
 BLAS_ENV_VARS = (
@@ -361,7 +367,8 @@ class ProcessPool(Pool):
             name=f"glompo-{label}",
             daemon=True,
         )
-        p.start()
+        with _PROCESS_LOCK:
+            p.start()
         child.close()
         return _Worker(p, parent, label)
 
@@ -483,7 +490,8 @@ class ProcessPool(Pool):
         self._busy.pop(w.process.sentinel, None)
         if killed:
             kill_group(w.process.pid)
-        w.process.join(5)
+        with _PROCESS_LOCK:
+            w.process.join(5)
         if not w.jobs and not killed:  # died before it was ready (or between evaluations)
             if not w.ready:
                 self._failed_starts += 1
