@@ -169,14 +169,8 @@ def measure_pycma_loop(dim: int, evals: int, seed: int) -> dict[str, Any]:
     }
 
 
-def measure_pycma_2proc(dim: int, evals: int, seed: int) -> dict[str, Any]:
-    budgets = [evals // N_JOBS + (1 if i < evals % N_JOBS else 0) for i in range(N_JOBS)]
-    gc.collect()
-    t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=N_JOBS) as pool:
-        futures = [pool.submit(pycma_run, dim, b, [seed, i]) for i, b in enumerate(budgets)]
-        results = [fut.result() for fut in futures]
-    wall = time.perf_counter() - t0
+def _loops_result(wall: float, results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One measurement of several plain loops run side by side."""
     n = sum(r["f_evals"] for r in results)
     return {
         "wall_s": wall,
@@ -185,6 +179,16 @@ def measure_pycma_2proc(dim: int, evals: int, seed: int) -> dict[str, Any]:
         "restarts": sum(r["restarts"] for r in results),
         "best_fx": min(r["best_fx"] for r in results),
     }
+
+
+def measure_pycma_2proc(dim: int, evals: int, seed: int) -> dict[str, Any]:
+    budgets = [evals // N_JOBS + (1 if i < evals % N_JOBS else 0) for i in range(N_JOBS)]
+    gc.collect()
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=N_JOBS) as pool:
+        futures = [pool.submit(pycma_run, dim, b, [seed, i]) for i, b in enumerate(budgets)]
+        results = [fut.result() for fut in futures]
+    return _loops_result(time.perf_counter() - t0, results)
 
 
 def measure_pycma_2threads(dim: int, evals: int, seed: int) -> dict[str, Any]:
@@ -202,15 +206,7 @@ def measure_pycma_2threads(dim: int, evals: int, seed: int) -> dict[str, Any]:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    n = sum(r["f_evals"] for r in results)
-    return {
-        "wall_s": wall,
-        "f_evals": n,
-        "evals_per_s": n / wall,
-        "restarts": sum(r["restarts"] for r in results),
-        "best_fx": min(r["best_fx"] for r in results),
-    }
+    return _loops_result(time.perf_counter() - t0, results)
 
 
 # --------------------------------------------------------------------------- manager

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # multiprocessing's own helpers live for the whole session; they are not ours to reap.
 _MP_HELPERS = ("forkserver", "resource_tracker", "semaphore_tracker")
@@ -39,3 +45,42 @@ def no_leftover_processes():
         except psutil.Error:
             pass
     assert not left, f"test left child processes behind: {[(p.pid, p.name()) for p in left.values()]}"
+
+
+@contextlib.contextmanager
+def _benchmark_module(name: str):
+    """``benchmarks.<name>``: the scripts live at the repository root, which plain pytest
+    does not put on ``sys.path``; it stays there while the module is in use, so spawned
+    children can import it too."""
+    added = str(ROOT) not in sys.path
+    if added:
+        sys.path.insert(0, str(ROOT))
+    try:
+        yield importlib.import_module(f"benchmarks.{name}")
+    finally:
+        if added:
+            sys.path.remove(str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def quality():
+    with _benchmark_module("quality") as module:
+        yield module
+
+
+@pytest.fixture
+def overhead():
+    with _benchmark_module("overhead") as module:
+        yield module
+
+
+@pytest.fixture
+def backends():
+    with _benchmark_module("backends") as module:
+        yield module
+
+
+@pytest.fixture
+def faults():
+    with _benchmark_module("faults") as module:
+        yield module

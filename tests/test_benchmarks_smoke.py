@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def overhead():
-    # ``benchmarks`` lives at the repository root, which plain ``pytest`` does not put on
-    # sys.path.  Kept on sys.path for the whole test so spawned children can import it too.
-    added = str(ROOT) not in sys.path
-    if added:
-        sys.path.insert(0, str(ROOT))
-    try:
-        yield importlib.import_module("benchmarks.overhead")
-    finally:
-        if added:
-            sys.path.remove(str(ROOT))
 
 
 @pytest.mark.slow
@@ -52,27 +33,6 @@ def test_overhead_quick(overhead, tmp_path, capsys):
     table = capsys.readouterr().out
     for name in overhead.CONFIGS:
         assert name in table
-
-
-def _import_benchmark(name):
-    added = str(ROOT) not in sys.path
-    if added:
-        sys.path.insert(0, str(ROOT))
-    try:
-        yield importlib.import_module(f"benchmarks.{name}")
-    finally:
-        if added:
-            sys.path.remove(str(ROOT))
-
-
-@pytest.fixture
-def backends():
-    yield from _import_benchmark("backends")
-
-
-@pytest.fixture
-def faults():
-    yield from _import_benchmark("faults")
 
 
 @pytest.mark.slow

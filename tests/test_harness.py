@@ -3,7 +3,6 @@ and a smoke run of benchmarks/quality.py."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import multiprocessing
@@ -27,21 +26,7 @@ from glompo_like.functions import (
     sphere,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def quality():
-    # ``benchmarks`` lives at the repository root, which plain pytest does not put on sys.path.
-    added = str(ROOT) not in sys.path
-    if added:
-        sys.path.insert(0, str(ROOT))
-    try:
-        yield importlib.import_module("benchmarks.quality")
-    finally:
-        if added:
-            sys.path.remove(str(ROOT))
 
 
 # =========================================================================== functions

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import pickle
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def quality():
-    added = str(ROOT) not in sys.path
-    if added:
-        sys.path.insert(0, str(ROOT))
-    try:
-        yield importlib.import_module("benchmarks.quality")
-    finally:
-        if added:
-            sys.path.remove(str(ROOT))
 
 
 def test_cpu_bound_returns_f_and_costs_cpu_time(quality) -> None:
