@@ -410,11 +410,9 @@ class ProcessPool(Pool):
                 try:
                     while w.conn.poll():  # every result it has sent
                         key, outcome = w.conn.recv()
-                        if key == _READY:
+                        if key == _READY:  # no job is sent to a worker before this
                             self._failed_starts = 0
                             w.ready = True
-                            if w.jobs:
-                                w.started_next(self.timeout)
                         else:
                             w.jobs.popleft()
                             done.append((key, outcome))
@@ -460,11 +458,9 @@ class ProcessPool(Pool):
 
     def _send(self, w: _Worker) -> None:
         key, x = self._todo.popleft()
-        if not w.jobs:
-            w.jobs.append((key, x))
+        w.jobs.append((key, x))
+        if len(w.jobs) == 1:  # nothing ahead of it: it starts now
             w.started_next(self.timeout)
-        else:
-            w.jobs.append((key, x))
         try:
             w.conn.send((key, x))
         except (BrokenPipeError, OSError):
