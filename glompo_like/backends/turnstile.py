@@ -69,9 +69,7 @@ class Turnstile:
             return
         if time.monotonic() - self._since < self.slice_s:
             return
-        with self._cond:
-            waiting = self._next_ticket - self._serving - 1
-        if waiting > 0:
+        if self.waiting > 0:
             self.release()
             self.take()
         else:
