@@ -25,6 +25,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,13 @@ __all__ = ["EvaluationLog", "read_log", "read_points", "LOG_NAME"]
 LOG_NAME = "evaluations.sqlite"
 SCHEMA_VERSION = 1
 _MAX_X_COLUMNS = 1000  # above this, x is stored as one float64 BLOB column
+_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999  # per statement
 
 
 class EvaluationLog:
     """Append-only writer of the evaluation log (used by the manager only)."""
+
+    ROWS_PER_INSERT = 32
 
     def __init__(self, path: str | os.PathLike, dim: int) -> None:
         self.path = Path(path)
@@ -66,20 +70,36 @@ class EvaluationLog:
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim))],
             )
-        n = dim if self.x_columns else 1
-        self._insert = f"INSERT INTO evaluations VALUES (?, ?, {', '.join('?' * (n + 6))})"
+        self._row_params = (dim if self.x_columns else 1) + 8
+        # Rows go in as multi-row INSERTs (a quarter cheaper per row than executemany),
+        # ROWS_PER_INSERT at a time (within SQLite's limit on parameters per statement).
+        self._rows_per_insert = max(1, min(self.ROWS_PER_INSERT, _MAX_PARAMS // self._row_params))
+        one = "(" + ", ".join("?" * self._row_params) + ")"
+        self._insert_one = f"INSERT INTO evaluations VALUES {one}"
+        self._insert_many = f"INSERT INTO evaluations VALUES {', '.join([one] * self._rows_per_insert)}"
 
     def add_batch(self, first_eval_id: int, opt_id: int, batch: EvalBatch) -> None:
         """Append a generation's rows (ids ``first_eval_id ...``) in one transaction."""
+        n = len(batch)
+        if not n:
+            return
         xs = batch.x.tolist() if self.x_columns else [[r.tobytes()] for r in batch.x]
-        fx = [None if f != f else f for f in batch.fx.tolist()]  # NaN -> NULL
+        fx = batch.fx.tolist()  # NaN is stored as NULL by SQLite itself
+        status = batch.status_texts()
         rows = [
-            (first_eval_id + i, opt_id, *xs[i], fx[i], batch.status[i].value, batch.error[i],
-             t, d, batch.worker[i])
+            (first_eval_id + i, opt_id, *xs[i], fx[i], status[i], batch.error[i], t, d, batch.worker[i])
             for i, (t, d) in enumerate(zip(batch.t_start.tolist(), batch.duration.tolist(), strict=True))
         ]
+        per = self._rows_per_insert
+        full = n - n % per
         with self._transaction():
-            self.db.executemany(self._insert, rows)
+            if full:
+                params = list(chain.from_iterable(rows[:full]))
+                step = per * self._row_params
+                for k in range(0, len(params), step):
+                    self.db.execute(self._insert_many, params[k:k + step])
+            if full < n:
+                self.db.executemany(self._insert_one, rows[full:])
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

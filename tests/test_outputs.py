@@ -532,3 +532,37 @@ def _chatty(x):
     print("evaluating", list(x))
     print("warning from the task", file=_sys.stderr)
     return float(sum(v * v for v in x))
+
+
+@pytest.mark.parametrize("dim", [3, 1001], ids=["columns", "blob"])
+def test_log_keeps_every_row_whatever_the_batch_size(tmp_path, dim):
+    """Rows go in as multi-row INSERTs of ROWS_PER_INSERT rows plus single rows for the
+    rest: batch sizes around that boundary, with failures among them, read back exactly."""
+    rng = np.random.default_rng(4)
+    log = EvaluationLog(tmp_path / LOG_NAME, dim)
+    per = log.ROWS_PER_INSERT
+    xs, rows, first = [], [], 1
+    for n in (1, per - 1, per, per + 1, 2 * per + 7):
+        x = rng.uniform(-1, 1, (n, dim))
+        outs = []
+        for i in range(n):
+            t = 1.7e9 + first + i
+            if i % 5 == 2:
+                outs.append(Outcome(math.nan, EvalStatus.FAILED, t, 0.5, f"w{i % 3}", f"boom {first + i}"))
+            else:
+                outs.append(Outcome(float(x[i, 0]), EvalStatus.OK, t, 0.25, f"w{i % 3}"))
+        log.add_batch(first, 7, EvalBatch.from_outcomes(x, outs))
+        xs.append(x)
+        rows += outs
+        first += n
+    log.close()
+    got = read_log(tmp_path)
+    assert list(got["eval_id"]) == list(range(1, first))
+    assert (got["opt_id"] == 7).all()
+    np.testing.assert_array_equal(got[[f"x_{k}" for k in range(dim)]].to_numpy(), np.concatenate(xs))
+    np.testing.assert_array_equal(got["fx"].to_numpy(), [o.fx for o in rows])  # NaN where failed
+    assert list(got["status"]) == [o.status.value for o in rows]
+    assert [e if isinstance(e, str) else None for e in got["error"]] == [o.error for o in rows]
+    assert list(got["worker"]) == [o.worker for o in rows]
+    np.testing.assert_array_equal(got["t_start"].to_numpy(), [o.t_start for o in rows])
+    np.testing.assert_array_equal(got["duration"].to_numpy(), [o.duration for o in rows])

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["EvalStatus", "Outcome", "EvalBatch", "evaluate_one", "check_value"]
+__all__ = ["EvalStatus", "Outcome", "EvalBatch", "evaluate_one", "value_outcome", "failed_outcome", "check_value"]
 
 
 class EvalStatus(str, enum.Enum):
@@ -69,6 +69,12 @@ _OK = EvalStatus.OK
 _FAILED = EvalStatus.FAILED
 _isfinite = math.isfinite
 _perf = time.perf_counter
+_tuple_new = tuple.__new__  # Outcome(...) without the named tuple's Python-level __new__
+
+
+def ok_outcome(fx: float, t_start: float, duration: float, worker: str) -> Outcome:
+    """The common case, built as cheaply as Python allows (one per evaluation)."""
+    return _tuple_new(Outcome, (fx, _OK, t_start, duration, worker, None, None))
 
 
 def evaluate_one(task: Callable[[np.ndarray], Any], x: np.ndarray, worker: str) -> Outcome:
@@ -78,16 +84,26 @@ def evaluate_one(task: Callable[[np.ndarray], Any], x: np.ndarray, worker: str) 
     try:
         value = task(x)
     except Exception as e:
-        dt = _perf() - t0
-        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        return Outcome(math.nan, _FAILED, t_wall, dt, worker, text, _pickle_exception(e))
-    dt = _perf() - t0
-    if isinstance(value, float) and _isfinite(value):  # the common case, fast (np.float64 too)
-        return Outcome(float(value), _OK, t_wall, dt, worker)
+        return failed_outcome(e, t_wall, _perf() - t0, worker)
+    return value_outcome(value, t_wall, _perf() - t0, worker)
+
+
+def value_outcome(value: Any, t_start: float, duration: float, worker: str) -> Outcome:
+    """The outcome of an evaluation that returned ``value``."""
+    if type(value) is float and _isfinite(value):  # the common case, fast
+        return _tuple_new(Outcome, (value, _OK, t_start, duration, worker, None, None))
+    if isinstance(value, float) and _isfinite(value):  # np.float64 and other float subclasses
+        return _tuple_new(Outcome, (float(value), _OK, t_start, duration, worker, None, None))
     fx, problem = check_value(value)
     if problem is not None:
-        return Outcome(math.nan, _FAILED, t_wall, dt, worker, problem)
-    return Outcome(fx, _OK, t_wall, dt, worker)
+        return Outcome(math.nan, _FAILED, t_start, duration, worker, problem)
+    return Outcome(fx, _OK, t_start, duration, worker)
+
+
+def failed_outcome(e: Exception, t_start: float, duration: float, worker: str) -> Outcome:
+    """The outcome of an evaluation that raised ``e``."""
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return Outcome(math.nan, _FAILED, t_start, duration, worker, text, _pickle_exception(e))
 
 
 @dataclass(frozen=True)
@@ -139,5 +155,16 @@ class EvalBatch:
         return len(self.fx)
 
     @property
+    def all_ok(self) -> bool:
+        return self.status.count(_OK) == len(self.status)  # by identity first: no Python call per row
+
+    @property
     def ok(self) -> np.ndarray:
-        return np.fromiter((s is EvalStatus.OK for s in self.status), bool, len(self.status))
+        if self.all_ok:
+            return np.ones(len(self.status), bool)
+        return np.fromiter((s is _OK for s in self.status), bool, len(self.status))
+
+    def status_texts(self) -> list[str]:
+        if self.all_ok:
+            return ["ok"] * len(self.status)
+        return [s.value for s in self.status]
