@@ -36,7 +36,8 @@ def write_summary(path: str | os.PathLike, data: dict[str, Any]) -> None:
     try:
         import yaml
 
-        text = yaml.safe_dump(plain, sort_keys=False, default_flow_style=False)
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C one is ~10x faster
+        text = yaml.dump(plain, Dumper=dumper, sort_keys=False, default_flow_style=False)
     except ImportError:
         text = json.dumps(plain, indent=2)
     tmp = path.with_suffix(path.suffix + ".tmp")

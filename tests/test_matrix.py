@@ -235,6 +235,25 @@ def test_serial_and_thread_pools_abort_between_evaluations():
         pool.close()
 
 
+def _sleepy_float64(x):
+    time.sleep(0.01)
+    return np.float64(x[0])
+
+
+def test_serial_pool_times_each_evaluation_and_returns_plain_floats():
+    xs = np.arange(5, dtype=float).reshape(5, 1)
+    before = time.time()
+    out = SerialPool(_sleepy_float64, "s").evaluate(xs)
+    after = time.time()
+    assert [o.fx for o in out] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert all(type(o.fx) is float and o.status is EvalStatus.OK for o in out)
+    starts = [o.t_start for o in out]
+    assert before - 0.01 <= starts[0] and starts[-1] + out[-1].duration <= after + 0.01
+    for o, nxt in zip(out[:-1], out[1:], strict=True):
+        assert 0.009 <= o.duration < 0.5
+        assert nxt.t_start >= o.t_start + o.duration - 1e-6  # one after the other
+
+
 # ----------------------------------------------------------------------------- auto
 def _profile(t_eval, ratio, ok=True):
     from glompo_like.evaluation import Outcome

@@ -40,11 +40,13 @@ import numpy as np
 from ..backends.child import add_cleanup, become_child, kill_group, remove_cleanup
 from ..backends.terminate import terminate_process
 from ..errors import WorkerTerminated
-from .core import EvalStatus, Outcome, evaluate_one
+from .core import EvalStatus, Outcome, evaluate_one, failed_outcome, value_outcome
 
 __all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name"]
 
 AbortCheck = Callable[[], bool]
+_OK = EvalStatus.OK
+_tuple_new = tuple.__new__
 _READY = "__ready__"
 #: Starting and reaping worker processes, one thread at a time.  ``Process.start()`` polls
 #: every finished child of this process (multiprocessing's ``_cleanup``); with the
@@ -126,14 +128,32 @@ class SerialPool(Pool):
         return len(self._queued)
 
     def evaluate(self, xs, should_abort=None):
+        # One clock read per evaluation: each one starts when the one before it ended
+        # (wall-clock start times come from one reading per generation plus offsets).
+        task, label, perf = self.task, self.label, time.perf_counter
         out: list[Outcome | None] = [None] * len(xs)
-        next_check = time.monotonic() + self.check_every
+        t = perf()
+        to_wall = time.time() - t
+        next_check = t + self.check_every
         for i, x in enumerate(xs):
-            if should_abort is not None and i and time.monotonic() >= next_check:
+            if should_abort is not None and i and t >= next_check:
                 if should_abort():
                     break
-                next_check = time.monotonic() + self.check_every
-            out[i] = evaluate_one(self.task, x, self.label)
+                t = perf()
+                next_check = t + self.check_every
+            try:
+                value = task(x)
+            except Exception as e:
+                t1 = perf()
+                out[i] = failed_outcome(e, to_wall + t, t1 - t, label)
+                t = perf()  # the traceback took time: not part of the next evaluation
+                continue
+            t1 = perf()
+            if type(value) is float and value - value == 0.0:  # a finite float: the common case
+                out[i] = _tuple_new(Outcome, (value, _OK, to_wall + t, t1 - t, label, None, None))
+            else:
+                out[i] = value_outcome(value, to_wall + t, t1 - t, label)
+            t = t1
         return out
 
 

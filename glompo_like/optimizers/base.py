@@ -83,22 +83,28 @@ class BaseOptimizer(ABC):
     # ----------------------------------------------------------------- public API
     def ask(self) -> np.ndarray:
         """Return the next candidates as a ``(n, dim)`` float array inside the bounds."""
-        xs = np.atleast_2d(np.asarray(self._ask(), dtype=float))
+        xs = np.asarray(self._ask(), dtype=float)
+        if xs.ndim != 2:
+            xs = np.atleast_2d(xs)
         self.n_asked += len(xs)
         return xs
 
     def tell(self, xs: np.ndarray, fs: np.ndarray) -> None:
         """Report the values ``fs`` of the points ``xs`` (same order as asked)."""
-        xs = np.atleast_2d(np.asarray(xs, dtype=float))
+        xs = np.asarray(xs, dtype=float)
+        if xs.ndim != 2:
+            xs = np.atleast_2d(xs)
         fs = np.asarray(fs, dtype=float).reshape(-1)
-        if len(xs) != len(fs):
-            raise ValueError(f"tell() got {len(xs)} points but {len(fs)} values")
-        if len(fs):
-            i = int(np.argmin(fs))
-            if fs[i] < self._best_fx:
-                self._best_fx = float(fs[i])
+        n = len(fs)
+        if len(xs) != n:
+            raise ValueError(f"tell() got {len(xs)} points but {n} values")
+        if n:
+            i = fs.argmin()
+            best = float(fs[i])
+            if best < self._best_fx:
+                self._best_fx = best
                 self._best_x = xs[i].copy()
-        self.n_told += len(fs)
+        self.n_told += n
         self._tell(xs, fs)
 
     def ask_one(self) -> tuple[Any, np.ndarray] | None:
