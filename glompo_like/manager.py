@@ -148,6 +148,14 @@ class GloMPOManager:
         throughput (see docs/parallelism).  ``None`` (default): no turns.  Leave it unset
         for tasks that release the GIL (external programs, I/O, GIL-free extensions): turns
         would serialise evaluations that can overlap.
+    reuse_processes:
+        Process backends: when an optimizer ends cleanly (converged, or stopped by a hunt
+        or a checker), its process stays and runs the next optimizer, which saves starting
+        a process (a few milliseconds with ``fork``, tens to hundreds with ``spawn`` and
+        ``forkserver``) for every restart.  The task is unpickled once per process, so
+        what it keeps in module or object state carries over between the optimizers of one
+        process (as it does with ``backend="threads"``).  ``False``: a new process for
+        every optimizer.  A process whose optimizer crashed is never reused.
     checkpoint_control:
         When to write checkpoints (a :class:`~glompo_like.checkpoint.CheckpointingControl`);
         resume with :meth:`load_checkpoint`.  A ``CHKPT`` file in ``working_dir`` or
@@ -193,6 +201,7 @@ class GloMPOManager:
         overwrite: bool = False,
         report_interval: float = 0.02,
         thread_slice: float | None = None,
+        reuse_processes: bool = True,
         checkpoint_control: CheckpointingControl | None = None,
         status: Any = "auto",
         status_interval: float = 10.0,
@@ -251,6 +260,9 @@ class GloMPOManager:
                     "remove thread_slice or use backend='threads'"
                 )
         self.thread_slice = None if thread_slice is None else float(thread_slice)
+        if not isinstance(reuse_processes, bool):
+            raise ConfigTypeError(f"reuse_processes must be True or False, got {reuse_processes!r}")
+        self.reuse_processes = reuse_processes
         self.checkpoint_control = _check_checkpoint_control(checkpoint_control, self.config)
         if isinstance(status_interval, bool) or not isinstance(status_interval, (int, float)) or not (
             0 <= status_interval < math.inf
@@ -365,7 +377,8 @@ class GloMPOManager:
             streams = ThreadRoutedStreams(self._print_dir)
             streams.__enter__()
             self._cleanups.append(streams.__exit__)
-        self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method, streams, self.thread_slice)
+        self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method, streams, self.thread_slice,
+                                           self.reuse_processes, cfg.max_jobs)
         log.info("starting: %s", self._describe())
         restore = _install_sigterm()
         interrupted: BaseException | None = None
@@ -544,7 +557,7 @@ class GloMPOManager:
                 "start_method": cfg.start_method, "task_timeout": cfg.task_timeout, "on_error": cfg.on_error,
                 "penalty": cfg.penalty, "blas_threads": cfg.blas_threads, "shutdown_grace": cfg.shutdown_grace,
                 "report_interval": self.report_interval, "checkpoint_control": self.checkpoint_control,
-                "thread_slice": self.thread_slice,
+                "thread_slice": self.thread_slice, "reuse_processes": self.reuse_processes,
             },
             "policies": {
                 "opt_selector": cfg.opt_selector, "convergence_checker": cfg.convergence_checker,
@@ -566,7 +579,7 @@ class GloMPOManager:
         "convergence_checker", "killing_conditions", "max_jobs", "backend", "working_dir", "hunt_frequency",
         "x0_generator", "opt_selector", "checkpoint_control", "task_timeout", "shutdown_grace",
         "report_interval", "share_best_solutions", "start_method", "blas_threads", "on_error", "penalty",
-        "status", "status_interval", "dask_address", "thread_slice",
+        "status", "status_interval", "dask_address", "thread_slice", "reuse_processes",
     })
 
     @classmethod

@@ -5,6 +5,10 @@ one final message — :class:`Converged`, :class:`Stopped` or :class:`Crashed` �
 the runner closes its end of the pipe.
 
 Manager → runner: :class:`Ack`, :class:`Stop`, :class:`Inject`, :class:`RequestState`.
+
+Between optimizers (process backends): a runner process that ended its optimizer cleanly
+waits for :class:`Launch` (run the next optimizer in this process) or :class:`Retire`
+(exit), and ignores anything else (commands for the optimizer that has just ended).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ __all__ = [
     "Inject",
     "RequestState",
     "Resume",
+    "Launch",
+    "Retire",
     "FINAL_MESSAGES",
 ]
 
@@ -118,3 +124,15 @@ class RequestState:
 class Resume:
     """Go on after a pause for a checkpoint."""
 
+
+@dataclass(frozen=True)
+class Launch:
+    """Run this optimizer in the waiting runner process (``spec.task_bytes`` is ``None``:
+    the process keeps the task it was started with)."""
+
+    spec: Any  # a RunnerSpec
+
+
+@dataclass(frozen=True)
+class Retire:
+    """A waiting runner process is not needed any more: exit."""

@@ -32,11 +32,12 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import select
 import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,10 @@ from .messages import (
     EvalStarted,
     Evaluated,
     Inject,
+    Launch,
     RequestState,
     Resume,
+    Retire,
     StateReply,
     Stop,
     Stopped,
@@ -130,6 +133,7 @@ class Runner:
         self.spec = spec
         self.turnstile = turnstile  # threads backend with thread_slice: take turns
         self.conn = conn
+        self._has_input = input_check(conn)
         self.task = task
         self.log = logging.getLogger(f"glompo_like.optimizers.{spec.opt_id}")
         self.stop_reason: str | None = None
@@ -145,6 +149,8 @@ class Runner:
         self._failed_gens = 0
         self._n_ok = 0
         self.in_process = False  # set when the runner owns its process (may be killed)
+        self.close_conn = True  # a reusable runner process keeps its pipe for the next one
+        self.ended_cleanly = False  # converged or stopped, and the manager was told
 
     # ------------------------------------------------------------------ commands
     def _handle(self, msg: Any) -> None:
@@ -162,7 +168,7 @@ class Runner:
 
     def _drain(self) -> None:
         try:
-            while self.conn.poll():
+            while self._has_input():
                 self._handle(self.conn.recv())
         except (EOFError, OSError):
             self.stop_reason = "manager went away"
@@ -262,9 +268,11 @@ class Runner:
             if final is not None:
                 try:
                     self.conn.send(final)
+                    self.ended_cleanly = isinstance(final, (Converged, Stopped))
                 except (BrokenPipeError, EOFError, OSError):
                     pass
-            self.conn.close()
+            if self.close_conn or not self.ended_cleanly:
+                self.conn.close()
 
     def _loop(self, pool: Pool) -> Any:
         if getattr(self.opt, "async_eval", False):
@@ -294,19 +302,26 @@ class Runner:
                 ts.take()
             xs = opt.ask()
             outcomes = pool.evaluate(xs, self._should_abort)
-            if any(o is None for o in outcomes):  # stopped mid-generation: report what ran
+            if None in outcomes:  # stopped mid-generation: report what ran
                 done = [i for i, o in enumerate(outcomes) if o is not None]
                 if done and not pool.reports_each:
                     self._pending.append(EvalBatch.from_outcomes(xs[done], [outcomes[i] for i in done]))
                     self._pending_gens += 1
                 return Stopped(s.opt_id, self.stop_reason or "stopped")
-            rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
+            batch = EvalBatch.from_outcomes(xs, outcomes)
+            if batch.all_ok:  # the common case: every value is a finite number
+                fs, n_ok = batch.fx, len(batch)
+                worst = fs.max()
+                if worst > self._worst:
+                    self._worst = float(worst)
+            else:
+                rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
+                batch = EvalBatch.from_outcomes(rows_x, rows_o)
+                n_ok = batch.status.count(EvalStatus.OK)
             opt.tell(xs, fs)
             self.generation = nxt
-            if pool.reports_each:  # its rows went out one by one; count the generation
-                self._pending.append(EvalBatch.empty(s.bounds.dim))
-            else:
-                self._pending.append(EvalBatch.from_outcomes(rows_x, rows_o))
+            # a pool that reports each evaluation has sent its rows: count the generation
+            self._pending.append(EvalBatch.empty(s.bounds.dim) if pool.reports_each else batch)
             self._pending_gens += 1
             if (
                 s.lockstep
@@ -314,7 +329,6 @@ class Runner:
                 or time.monotonic() - self._last_report >= s.report_interval
             ):
                 self._report()
-            n_ok = sum(o.status is EvalStatus.OK for o in rows_o)
             self._n_ok += n_ok
             if not n_ok:
                 self._failed_gens += 1
@@ -450,6 +464,20 @@ class Runner:
         return self._worst + max(1.0, abs(self._worst))
 
 
+def input_check(conn: Any) -> Callable[[], bool]:
+    """A cheap "is a message waiting?" for ``conn``.  ``Connection.poll`` builds a selector
+    on every call (about 10 µs), which adds up at one check per generation; a poll object
+    registered once answers in about 1 µs."""
+    try:
+        fd = conn.fileno()
+        poller = select.poll()
+    except (AttributeError, OSError):  # a thread's channel, or no poll(2) on this system
+        return conn.poll
+    poller.register(fd, select.POLLIN)
+    check = poller.poll
+    return lambda: bool(check(0))
+
+
 def _crash_message(opt_id: int, e: BaseException) -> Crashed:
     text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     exc_pickle = None
@@ -472,20 +500,45 @@ def run_in_thread(spec: RunnerSpec, conn: Any, task: Callable, streams: Any = No
             streams.detach(files)
 
 
-def run_in_process(spec: RunnerSpec, conn: Any) -> None:
+def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
+    """A Level 1 optimizer process.  With ``reuse``, a runner that ended its optimizer
+    cleanly waits for the next one (:class:`Launch`) instead of exiting, which saves the
+    manager starting a process per optimizer; the task is unpickled once per process."""
     from .backends.child import become_child
 
     become_child()
-    if spec.print_dir:
-        from .streams import redirect_process
-
-        redirect_process(spec.print_dir, spec.opt_id)
+    task_bytes = spec.task_bytes
     try:
-        task = pickle.loads(spec.task_bytes)
+        task = pickle.loads(task_bytes)
     except BaseException as e:
         conn.send(_crash_message(spec.opt_id, e))
         conn.close()
         return
-    runner = Runner(spec, conn, task)
-    runner.in_process = True
-    runner.run()
+    while spec is not None:
+        if spec.print_dir:
+            from .streams import redirect_process
+
+            redirect_process(spec.print_dir, spec.opt_id)
+        runner = Runner(spec, conn, task)
+        runner.in_process = True
+        runner.close_conn = not reuse
+        runner.run()
+        if not (reuse and runner.ended_cleanly):
+            return  # the runner closed the pipe
+        spec = _next_spec(conn, task_bytes)
+    conn.close()
+
+
+def _next_spec(conn: Any, task_bytes: bytes | None) -> RunnerSpec | None:
+    """Wait for the manager's word: the next optimizer's spec, or ``None`` to exit.
+    Commands meant for the optimizer that has just ended (an Ack or a Stop that crossed
+    its final message) are dropped."""
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return None
+        if isinstance(msg, Launch):
+            return replace(msg.spec, task_bytes=task_bytes)
+        if isinstance(msg, Retire):
+            return None

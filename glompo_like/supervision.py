@@ -4,7 +4,10 @@
 message and every ended child to the manager's callbacks; the supervisor makes no decisions.
 
 - :class:`ProcessSupervisor` waits on one selector holding every child's pipe and process
-  sentinel (registered once per child, not rebuilt on every wait).
+  sentinel (registered once per process, not rebuilt on every wait).  With ``reuse``, the
+  process of an optimizer that ended cleanly (its final message was "converged" or
+  "stopped") waits, and the next optimizer runs in it: starting a process costs several
+  milliseconds with ``fork`` and far more with ``spawn`` or ``forkserver``.
 - :class:`ThreadSupervisor` blocks on the one queue all runner threads post to.
 """
 
@@ -19,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .backends.level1 import CLOSED, Child, ProcessChild, ThreadChild
-from .backends.terminate import reap, snapshot_tree
+from .backends.terminate import reap, snapshot_tree, terminate_process
 from .backends.turnstile import Turnstile
-from .messages import FINAL_MESSAGES, Stop
+from .messages import FINAL_MESSAGES, Converged, Retire, Stop, Stopped
 from .runner import RunnerSpec
 
 __all__ = ["Supervisor", "ProcessSupervisor", "ThreadSupervisor", "make_supervisor"]
@@ -37,6 +40,7 @@ class Supervisor:
         self.children: dict[int, Child] = {}
         self.slots: dict[int, int] = {}
         self.stopping: set[int] = set()
+        self._closing = False
 
     @property
     def used_slots(self) -> int:
@@ -65,11 +69,12 @@ class Supervisor:
     def shutdown(self, reason: str, grace: float, on_message: OnMessage, on_end: OnEnd) -> list[int]:
         """Stop every child: ask, keep delivering their last messages for up to ``grace``
         seconds, then escalate.  Returns the pids that had to be reaped by force."""
-        tree = snapshot_tree([c.pid for c in self.children.values() if c.pid is not None])
+        tree = snapshot_tree(self._pids())
+        self._closing = True
         for opt_id in list(self.children):
             self.stop(opt_id, reason)
         deadline = time.monotonic() + grace
-        while self.children:
+        while self.children or self._lingering():
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -77,11 +82,23 @@ class Supervisor:
         for child in list(self.children.values()):  # still running after the grace period
             self._abandon(child, on_message)
             self._end(child, on_end, grace=0.0)
+        self._bury_all()
         return reap(tree)
 
     # kind-specific
     def _start(self, spec: RunnerSpec) -> Child:
         raise NotImplementedError
+
+    def _pids(self) -> list[int]:
+        """Every process to reap at shutdown."""
+        return [c.pid for c in self.children.values() if c.pid is not None]
+
+    def _lingering(self) -> bool:
+        """Whether processes without an optimizer are still exiting."""
+        return False
+
+    def _bury_all(self) -> None:
+        return None
 
     def _forget(self, child: Child) -> None:
         return None
@@ -101,10 +118,14 @@ class Supervisor:
 
 
 class ProcessSupervisor(Supervisor):
-    def __init__(self, backend: str, start_method: str | None) -> None:
+    def __init__(self, backend: str, start_method: str | None, reuse: bool = False, max_idle: int = 1) -> None:
         super().__init__()
         self.daemon = backend == "processes"
         self.context = multiprocessing.get_context(start_method)
+        self.reuse = reuse
+        self.max_idle = max_idle
+        self.idle: list[ProcessChild] = []  # processes waiting for their next optimizer
+        self._retiring: list[ProcessChild] = []  # told to exit; their sentinels end them
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -118,18 +139,60 @@ class ProcessSupervisor(Supervisor):
             pass
 
     def _start(self, spec: RunnerSpec) -> Child:
-        child = ProcessChild(spec, self.context, daemon=self.daemon)
+        while self.idle:
+            waiting = self.idle.pop()
+            try:
+                child = ProcessChild(spec, self.context, self.daemon, reuse=waiting)
+            except (BrokenPipeError, EOFError, OSError):  # it died while waiting
+                self._bury(waiting, grace=0.0)
+                continue
+            self._selector.modify(child.conn, selectors.EVENT_READ, child)
+            self._selector.modify(child.sentinel, selectors.EVENT_READ, child)
+            return child
+        child = ProcessChild(spec, self.context, self.daemon, reusable=self.reuse)
         self._selector.register(child.conn, selectors.EVENT_READ, child)
         self._selector.register(child.sentinel, selectors.EVENT_READ, child)
         return child
 
     def _forget(self, child: Child) -> None:
         assert isinstance(child, ProcessChild)
+        if not child.released:
+            self._unregister(child)
+            child.conn.close()
+
+    def _unregister(self, child: ProcessChild) -> None:
         for obj in (child.conn, child.sentinel):
             try:
                 self._selector.unregister(obj)
             except (KeyError, ValueError):
                 pass
+
+    def _release(self, child: ProcessChild, on_end: OnEnd) -> None:
+        """``child``'s optimizer ended cleanly; its process waits for the next one."""
+        child.released = True
+        self._end(child, on_end)
+        if self._closing or len(self.idle) >= self.max_idle:
+            self._retire(child)
+        else:
+            self.idle.append(child)
+
+    def _retire(self, child: ProcessChild) -> None:
+        """Tell a waiting process to exit (its sentinel then buries it)."""
+        if child in self.idle:
+            self.idle.remove(child)
+        self._retiring.append(child)
+        try:
+            child.conn.send(Retire())
+        except (BrokenPipeError, EOFError, OSError):
+            pass
+
+    def _bury(self, child: ProcessChild, grace: float) -> None:
+        """Reap a process without an optimizer (escalating after ``grace`` seconds)."""
+        for group in (self.idle, self._retiring):
+            if child in group:
+                group.remove(child)
+        self._unregister(child)
+        terminate_process(child.process, grace=grace, kill_grace=1.0)
         child.conn.close()
 
     def poll(self, timeout: float | None, on_message: OnMessage, on_end: OnEnd) -> None:
@@ -143,22 +206,34 @@ class ProcessSupervisor(Supervisor):
                 except BlockingIOError:
                     pass
                 continue
+            if child.released:  # a process without an optimizer
+                if key.fileobj is child.sentinel:
+                    self._bury(child, grace=0.0)
+                else:
+                    self._drop_input(child)
+                continue
             if key.fileobj is child.conn:
-                self._read(child, on_message)
+                self._read(child, on_message, on_end)
             elif child not in exited:  # the sentinel: the process has exited
                 exited.append(child)
         for child in exited:
-            self._read(child, on_message)  # whatever it sent before exiting
-            self._end(child, on_end)
+            if not child.released:
+                self._read(child, on_message)  # whatever it sent before exiting
+                self._end(child, on_end)
 
-    def _read(self, child: ProcessChild, on_message: OnMessage) -> None:
-        """Deliver every message waiting on the child's pipe, never blocking."""
+    def _read(self, child: ProcessChild, on_message: OnMessage, on_end: OnEnd | None = None) -> None:
+        """Deliver every message waiting on the child's pipe, never blocking.  With
+        ``on_end``, a clean final message releases a reusable process at once."""
         try:
-            while not child.eof and child.conn.poll():
+            while not child.eof and child.has_input():
                 msg = child.conn.recv()
                 if isinstance(msg, FINAL_MESSAGES):
                     child.final = msg
                 on_message(child, msg)
+                if (self.reuse and on_end is not None and isinstance(msg, (Converged, Stopped))
+                        and child.process.exitcode is None):
+                    self._release(child, on_end)  # nothing more comes from this optimizer
+                    return
         except (EOFError, OSError):
             child.eof = True
             try:
@@ -166,11 +241,44 @@ class ProcessSupervisor(Supervisor):
             except (KeyError, ValueError):
                 pass
 
+    def _drop_input(self, child: ProcessChild) -> None:
+        """A waiting process sends nothing; on end of file, wait for its sentinel."""
+        try:
+            while child.has_input():
+                child.conn.recv()
+        except (EOFError, OSError):
+            try:
+                self._selector.unregister(child.conn)
+            except (KeyError, ValueError):
+                pass
+
     def _abandon(self, child: Child, on_message: OnMessage) -> None:
         assert isinstance(child, ProcessChild)
         self._read(child, on_message)
 
+    def stop(self, opt_id: int, reason: str) -> None:
+        super().stop(opt_id, reason)
+        child = self.children.get(opt_id)
+        if self._closing and self.reuse and child is not None:
+            child.send(Retire())  # queued behind the Stop: exit right after the final word
+
+    def shutdown(self, reason: str, grace: float, on_message: OnMessage, on_end: OnEnd) -> list[int]:
+        for waiting in list(self.idle):
+            self._retire(waiting)  # still in the tree that shutdown reaps
+        return super().shutdown(reason, grace, on_message, on_end)
+
+    def _pids(self) -> list[int]:
+        return super()._pids() + [c.pid for c in self.idle + self._retiring if c.pid is not None]
+
+    def _lingering(self) -> bool:
+        return bool(self._retiring)
+
+    def _bury_all(self) -> None:
+        for child in self.idle + self._retiring:
+            self._bury(child, grace=0.0)
+
     def close(self) -> None:
+        self._bury_all()  # normally shutdown has left none
         self._selector.close()
         for fd in (self._wake_r, self._wake_w):
             try:
@@ -230,7 +338,7 @@ class ThreadSupervisor(Supervisor):
 
 
 def make_supervisor(backend: str, task: Callable, start_method: str | None, streams: Any = None,
-                    thread_slice: float | None = None) -> Supervisor:
+                    thread_slice: float | None = None, reuse: bool = False, max_idle: int = 1) -> Supervisor:
     if backend == "threads":
         return ThreadSupervisor(task, streams, thread_slice)
-    return ProcessSupervisor(backend, start_method)
+    return ProcessSupervisor(backend, start_method, reuse, max_idle)

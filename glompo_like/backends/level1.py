@@ -16,9 +16,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from ..runner import RunnerSpec, run_in_process, run_in_thread
+from ..messages import Launch
+from ..runner import RunnerSpec, input_check, run_in_process, run_in_thread
 from .terminate import terminate_process
 
 __all__ = ["LEVEL1_BACKENDS", "Child", "ThreadChild", "ProcessChild", "ThreadChannel", "CLOSED"]
@@ -115,23 +117,35 @@ class ThreadChild(Child):
 
 
 class ProcessChild(Child):
-    def __init__(self, spec: RunnerSpec, context: Any, daemon: bool) -> None:
+    """An optimizer running in a process: a new one, or (``reuse``) the waiting process of
+    an optimizer that ended cleanly, which is sent the spec instead of being started."""
+
+    def __init__(self, spec: RunnerSpec, context: Any, daemon: bool, reusable: bool = False,
+                 reuse: ProcessChild | None = None) -> None:
         super().__init__(spec.opt_id)
-        mine, theirs = context.Pipe(duplex=True)
-        self.conn = mine
         self.eof = False
+        self.released = False  # its process has gone on to another optimizer (or idles)
         self.deadline: float | None = None  # task_timeout: when the running evaluation dies
         self.current: tuple[Any, float] | None = None  # (x, wall-clock start) of that evaluation
         self.kind = "processes" if daemon else "processes_forced"
-        self.process = context.Process(
-            target=run_in_process, args=(spec, theirs), name=f"glompo-opt{spec.opt_id}", daemon=daemon
-        )
-        self.process.start()
-        theirs.close()
+        if reuse is not None:
+            self.process, self.conn = reuse.process, reuse.conn
+            self.conn.send(Launch(replace(spec, task_bytes=None)))  # raises if it has died
+        else:
+            mine, theirs = context.Pipe(duplex=True)
+            self.conn = mine
+            self.process = context.Process(
+                target=run_in_process, args=(spec, theirs, reusable), name="glompo-optimizer", daemon=daemon
+            )
+            self.process.start()
+            theirs.close()
         self.sentinel = self.process.sentinel
         self.pid = self.process.pid
+        self.has_input = input_check(self.conn)
 
     def send(self, msg: Any) -> bool:
+        if self.released:  # the process runs another optimizer now: not for it
+            return False
         try:
             self.conn.send(msg)
             return True
@@ -139,7 +153,9 @@ class ProcessChild(Child):
             return False
 
     def is_alive(self) -> bool:
-        return self.process.is_alive()
+        return not self.released and self.process.is_alive()
 
     def finish(self, grace: float) -> int | None:
+        if self.released:
+            return None
         return terminate_process(self.process, grace=grace, kill_grace=1.0)
