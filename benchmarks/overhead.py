@@ -15,13 +15,15 @@ median is reported):
 ``pycma_2threads``
     Two such loops in two threads of this process, half the budget each: what the GIL
     leaves of one core when two threads run CMA-ES.
-``manager_threads_sliced``
-    ``manager_threads`` with ``thread_slice=0.01``: runner threads take turns of 10 ms
-    instead of contending for the GIL (for tasks that hold it, like this one).
-``manager_processes_no_log`` / ``manager_processes_no_hunt``
+``manager_threads_no_turns``
+    ``manager_threads`` with ``thread_slice=None``: runner threads contend for the GIL
+    instead of taking turns (the default ``thread_slice="auto"`` measures that this task
+    holds the GIL and chooses turns of 10 ms).  No target.
+``manager_processes_no_log`` / ``manager_processes_no_hunt`` / ``manager_processes_no_reuse``
     Where the ``processes`` overhead goes: the same without the evaluation log
-    (``working_dir=None``), and without hunting (optimizers restart only when they
-    converge, as in the plain loop).  No target.
+    (``working_dir=None``), without hunting (optimizers restart only when they
+    converge, as in the plain loop), and with a new process for every optimizer
+    (``reuse_processes=False``).  No target.
 ``manager_threads`` / ``manager_processes`` / ``manager_processes_forced``
     ``GloMPOManager`` with two CMA-ES optimizers (``max_jobs=2``), hunting on, the
     evaluation log on (``working_dir`` in a temporary directory), on each Level 1 backend.
@@ -102,17 +104,16 @@ CONFIGS = (
     "pycma_2proc",
     "pycma_2threads",
     "manager_threads",
-    "manager_threads_sliced",
+    "manager_threads_no_turns",
     "manager_processes",
     "manager_processes_forced",
     "manager_processes_no_log",
     "manager_processes_no_hunt",
+    "manager_processes_no_reuse",
 )
-THREAD_SLICE = 0.01  # manager_threads_sliced: GloMPOManager(thread_slice=...)
 # Minimum evals/s ratio to pycma_loop.
 TARGETS: dict[str, float] = {
     "manager_threads": 0.8,
-    "manager_threads_sliced": 0.8,
     "manager_processes": 1.6,
     "manager_processes_forced": 1.6,
 }
@@ -250,6 +251,7 @@ def measure_manager(backend: str, dim: int, evals: int, seed: int, log: bool = T
         "end_cond": stats.get("end_cond"),
         "best_fx": result.fx,
         "log_bytes": log_bytes,
+        "thread_slice_choice": manager.thread_slice_choice,
     }
 
 
@@ -258,11 +260,12 @@ MEASURES: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
     "pycma_2proc": measure_pycma_2proc,
     "pycma_2threads": measure_pycma_2threads,
     "manager_threads": lambda d, e, s: measure_manager("threads", d, e, s),
-    "manager_threads_sliced": lambda d, e, s: measure_manager("threads", d, e, s, thread_slice=THREAD_SLICE),
+    "manager_threads_no_turns": lambda d, e, s: measure_manager("threads", d, e, s, thread_slice=None),
     "manager_processes": lambda d, e, s: measure_manager("processes", d, e, s),
     "manager_processes_forced": lambda d, e, s: measure_manager("processes_forced", d, e, s),
     "manager_processes_no_log": lambda d, e, s: measure_manager("processes", d, e, s, log=False),
     "manager_processes_no_hunt": lambda d, e, s: measure_manager("processes", d, e, s, hunt=False),
+    "manager_processes_no_reuse": lambda d, e, s: measure_manager("processes", d, e, s, reuse_processes=False),
 }
 
 
@@ -421,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "killing_conditions": f"MinFuncCalls({MIN_EVALS_BEFORE_KILL}) & "
         f"BestUnmoving({UNMOVING_CALLS}, {UNMOVING_TOL})",
         "evaluation_log": True,
-        "thread_slice_s": THREAD_SLICE,
+        "thread_slice": "auto (the default) unless the configuration says otherwise",
         "order": "interleaved",
         "timer": "time.perf_counter",
         "run_timeout_s": args.run_timeout,

@@ -27,6 +27,7 @@ costs more than evaluating it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,12 +38,20 @@ import numpy as np
 from .bounds import Bounds
 from .evaluation.core import EvalStatus, Outcome, evaluate_one
 
-__all__ = ["TaskProfile", "probe_task", "choose_backends", "CHEAP_BELOW"]
+__all__ = ["TaskProfile", "probe_task", "choose_backends", "CHEAP_BELOW", "probe_for_turns", "choose_thread_slice",
+           "TURNS_BELOW", "AUTO_THREAD_SLICE", "PROBE_MIN_EVALS"]
 
 #: evaluations cheaper than this (seconds) stay in the optimizer's own process
 CHEAP_BELOW = 1e-3
 #: two concurrent evaluations faster than this fraction of two serial ones: GIL released
 CONCURRENT_BELOW = 0.75
+#: ``thread_slice="auto"``: runner threads take turns only for tasks faster than this
+#: (seconds) that hold the GIL; slower ones hand the GIL over too rarely to matter
+TURNS_BELOW = 5e-3
+#: the turn length chosen by ``thread_slice="auto"`` (seconds; see docs/performance)
+AUTO_THREAD_SLICE = 0.01
+#: the fewest evaluations :func:`probe_for_turns` makes when it probes (one, then two rounds)
+PROBE_MIN_EVALS = 9
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,34 @@ def probe_task(
     t1 = t_serial / (2 * rounds)
     ratio = t_conc / t_serial if t_serial > 0 else 1.0
     return TaskProfile(t_eval=t1, concurrency_ratio=ratio, probes=probes)
+
+
+def probe_for_turns(task: Callable, bounds: Bounds, rng: np.random.Generator, max_serial: int = 32) -> TaskProfile:
+    """The probe for ``thread_slice="auto"``: one evaluation when it takes ``TURNS_BELOW``
+    or longer (the answer is then "no turns" whatever the GIL does), else one plus
+    :func:`probe_task` (between ``PROBE_MIN_EVALS`` and ``2 * max_serial + 3``)."""
+    x = bounds.lower + bounds.width * rng.random(bounds.dim)
+    first = evaluate_one(task, x, "probe")
+    if first.status is EvalStatus.OK and first.duration >= TURNS_BELOW:
+        return TaskProfile(t_eval=first.duration, concurrency_ratio=math.nan, probes=[(x, first)])
+    rest = probe_task(task, bounds, rng, max_serial=max_serial)
+    return TaskProfile(rest.t_eval, rest.concurrency_ratio, [(x, first), *rest.probes])
+
+
+def choose_thread_slice(profile: TaskProfile) -> tuple[float | None, str]:
+    """``thread_slice="auto"``: whether runner threads should take turns, and why."""
+    if not any(o.status is EvalStatus.OK for _, o in profile.probes):
+        return None, "every probe evaluation failed, so nothing was measured: no turns"
+    ms = f"{profile.t_eval * 1e3:.3g} ms"
+    if profile.t_eval >= TURNS_BELOW:
+        return None, f"task takes {ms} per evaluation: runner threads seldom hand the GIL over, no turns"
+    if profile.releases_gil:
+        return None, (f"task takes {ms} per evaluation and releases the GIL (two concurrent evaluations "
+                      f"take {profile.concurrency_ratio:.2f}x two serial ones): turns would serialise them")
+    return AUTO_THREAD_SLICE, (
+        f"task takes {ms} per evaluation and holds the GIL (two concurrent evaluations take "
+        f"{profile.concurrency_ratio:.2f}x two serial ones): runner threads take turns of "
+        f"{AUTO_THREAD_SLICE * 1e3:g} ms")
 
 
 def choose_backends(

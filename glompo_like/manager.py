@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from ._policy import next_check_in, remaining_evals
-from .auto import TaskProfile, choose_backends, probe_task
+from .auto import (
+    PROBE_MIN_EVALS,
+    TaskProfile,
+    choose_backends,
+    choose_thread_slice,
+    probe_for_turns,
+    probe_task,
+)
 from .backends.child import kill_group
 from .backends.level1 import Child
 from .checkpoint import CheckpointingControl, read_checkpoint, write_checkpoint
@@ -141,13 +148,18 @@ class GloMPOManager:
         ``0`` makes every optimizer report each generation and wait for the manager's
         decision (hunt, stop) before evaluating the next.
     thread_slice:
-        ``backend="threads"`` only, for tasks that hold the GIL (pure Python; typically an
-        unpicklable task that cannot go to processes): runner threads take turns, each
-        running whole generations for this many seconds (e.g. ``0.005``), instead of
-        contending for the interpreter lock all the time, which costs 10–25% of the
-        throughput (see docs/parallelism).  ``None`` (default): no turns.  Leave it unset
-        for tasks that release the GIL (external programs, I/O, GIL-free extensions): turns
-        would serialise evaluations that can overlap.
+        ``backend="threads"``: runner threads take turns, each running whole generations
+        for this many seconds (e.g. ``0.01``), instead of contending for the interpreter
+        lock all the time, which costs 10–25% of the throughput when the task is fast and
+        holds the GIL (pure Python; see docs/parallelism).  ``"auto"`` (default): the
+        manager measures the task when the run starts (one evaluation if it takes 5 ms or
+        more, otherwise a probe of about 20 ms; the evaluations are logged and counted as
+        optimizer 0) and takes turns of 10 ms only for a fast task that holds the GIL; the
+        choice and its reason go to the log and the run summary.  Only runs whose
+        optimizers all evaluate serially in their runner threads are measured (a task
+        meant for Level 2 pools is never called in the manager's process).  ``None``: never take
+        turns.  A number forces turns, which serialises tasks that release the GIL
+        (external programs, I/O, GIL-free extensions).
     reuse_processes:
         Process backends: when an optimizer ends cleanly (converged, or stopped by a hunt
         or a checker), its process stays and runs the next optimizer, which saves starting
@@ -200,7 +212,7 @@ class GloMPOManager:
         shutdown_grace: float = 2.0,
         overwrite: bool = False,
         report_interval: float = 0.02,
-        thread_slice: float | None = None,
+        thread_slice: float | str | None = "auto",
         reuse_processes: bool = True,
         checkpoint_control: CheckpointingControl | None = None,
         status: Any = "auto",
@@ -247,10 +259,10 @@ class GloMPOManager:
         ):
             raise ConfigError(f"report_interval must be a number of seconds >= 0, got {report_interval!r}")
         self.report_interval = float(report_interval)
-        if thread_slice is not None:
+        if thread_slice is not None and thread_slice != "auto":
             if isinstance(thread_slice, bool) or not isinstance(thread_slice, (int, float)):
                 raise ConfigTypeError(
-                    f"thread_slice must be a number of seconds (e.g. 0.005) or None, got {thread_slice!r}"
+                    f"thread_slice must be a number of seconds (e.g. 0.005), 'auto' or None, got {thread_slice!r}"
                 )
             if not (0 < thread_slice < math.inf):
                 raise ConfigError(f"thread_slice must be a positive number of seconds (e.g. 0.005), got {thread_slice!r}")
@@ -259,7 +271,10 @@ class GloMPOManager:
                     f"thread_slice applies to backend='threads' only (got backend={self.config.backend!r}); "
                     "remove thread_slice or use backend='threads'"
                 )
-        self.thread_slice = None if thread_slice is None else float(thread_slice)
+        self.thread_slice = thread_slice if thread_slice in (None, "auto") else float(thread_slice)
+        #: what ``thread_slice="auto"`` chose, and why (``None`` until a threads run starts)
+        self.thread_slice_choice: dict[str, Any] | None = None
+        self._profile: TaskProfile | None = None
         if not isinstance(reuse_processes, bool):
             raise ConfigTypeError(f"reuse_processes must be True or False, got {reuse_processes!r}")
         self.reuse_processes = reuse_processes
@@ -377,7 +392,8 @@ class GloMPOManager:
             streams = ThreadRoutedStreams(self._print_dir)
             streams.__enter__()
             self._cleanups.append(streams.__exit__)
-        self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method, streams, self.thread_slice,
+        thread_slice = self._resolve_thread_slice()
+        self._supervisor = make_supervisor(self._l1, cfg.task, cfg.start_method, streams, thread_slice,
                                            self.reuse_processes, cfg.max_jobs)
         log.info("starting: %s", self._describe())
         restore = _install_sigterm()
@@ -570,6 +586,7 @@ class GloMPOManager:
                 "records": {k: r.for_checkpoint() for k, r in self.records.items()},
                 "next_hunt": self._next_hunt, "t_used": self.view.t_total if self._running else
                 self.counters.t_used_before, "backend_choice": self.backend_choice,
+                "thread_slice_choice": self.thread_slice_choice,
             },
             "optimizers": optimizers,
         }
@@ -624,6 +641,7 @@ class GloMPOManager:
         self._next_opt_id = m["next_opt_id"]
         self._next_hunt = m["next_hunt"]
         self.backend_choice = m["backend_choice"]
+        self.thread_slice_choice = m.get("thread_slice_choice")
         self._resume_queue = list(data["optimizers"])
         saved = {o["opt_id"] for o in self._resume_queue}
         for rec in self.records.values():  # alive then, but without a state to go on from
@@ -654,8 +672,8 @@ class GloMPOManager:
     # ------------------------------------------------------------------ backend="auto"
     def _resolve_auto(self) -> None:
         cfg = self.config
-        profile = probe_task(cfg.task, cfg.bounds, self._policy_rng)
-        self._record_probe(profile)
+        profile = self._profile = probe_task(cfg.task, cfg.bounds, self._policy_rng)
+        self._record_probe(profile, "backend='auto' probe")
         entries = cfg.opt_selector.entries
         l1, l2, reason = choose_backends(
             profile,
@@ -683,18 +701,47 @@ class GloMPOManager:
             if e.backend == "auto":
                 self._l2[id(e)] = b
 
-    def _record_probe(self, profile: TaskProfile) -> None:
+    def _resolve_thread_slice(self) -> float | None:
+        """The turn length of runner threads: ``thread_slice``, or what "auto" chooses."""
+        if self.thread_slice != "auto":
+            return self.thread_slice
+        if self._l1 != "threads" or self.config.max_jobs < 2:  # no runner threads side by side
+            return None
+        if self.thread_slice_choice is None:  # (a resumed run keeps the choice it made)
+            chosen, reason = self._choose_thread_slice()
+            self.thread_slice_choice = {"thread_slice": chosen, "reason": reason}
+            log.info("thread_slice='auto' chose %s: %s", chosen, reason)
+        return self.thread_slice_choice["thread_slice"]
+
+    def _choose_thread_slice(self) -> tuple[float | None, str]:
+        cfg = self.config
+        if not all(self._l2.get(id(e), e.backend) == "serial" for e in cfg.opt_selector.entries):
+            # never call a task meant for worker processes in this process
+            return None, "evaluations run in Level 2 pools, not in the runner threads: no turns"
+        profile = self._profile  # backend="auto" has measured the task already
+        if profile is None:
+            if 0 in self.records:  # resumed: optimizer 0 is an earlier probe
+                return None, "resumed run without a measurement of the task: no turns"
+            budget = remaining_evals(cfg.convergence_checker, self.view)
+            if budget is not None and budget < 20 * PROBE_MIN_EVALS:  # a probe takes at most 5 %
+                return None, f"a budget of {budget} evaluations is too small to spend a probe on: no turns"
+            max_serial = 32 if budget is None else min(32, (budget // 20 - 1) // 2)
+            profile = self._profile = probe_for_turns(cfg.task, cfg.bounds, self._policy_rng, max_serial)
+            self._record_probe(profile, "thread_slice='auto' probe")
+        return choose_thread_slice(profile)
+
+    def _record_probe(self, profile: TaskProfile, description: str) -> None:
         """The probe's evaluations are real: log and count them as optimizer 0."""
         xs = np.array([x for x, _ in profile.probes])
         batch = EvalBatch.from_outcomes(xs, [o for _, o in profile.probes])
         rec = OptimizerRecord(
-            opt_id=0, opt_type="probe", description="backend='auto' probe", slots=0,
+            opt_id=0, opt_type="probe", description=description, slots=0,
             t_start=self._clock(), x0=xs[0], dim=self.config.bounds.dim,
         )
         self.records[0] = rec
         if self._log is not None:
             self._log.start_optimizer(0, rec.opt_type, rec.description, 0, xs[0], time.time())
-        self._mark_end(rec, "stopped", "probe for backend='auto' finished")
+        self._mark_end(rec, "stopped", f"{description} finished")
         self._on_evaluated(None, rec, Evaluated(0, 1, batch))
         if self._log is not None:
             self._log.end_optimizer(0, time.time(), len(rec.fx), rec.best_fx, "stopped", rec.end_reason or "", None)
@@ -909,7 +956,7 @@ class GloMPOManager:
             c.best_fx, c.best_x, c.best_opt_id = rec.best_fx, rec.best_x, rec.opt_id
         if self._log is not None:
             self._log.add_batch(first, rec.opt_id, b)
-        if improved and self.config.share_best_solutions:
+        if improved and self.config.share_best_solutions and self._supervisor is not None:  # (not probes)
             for oid, other in self._supervisor.children.items():
                 if oid != rec.opt_id and self.records[oid].alive:
                     other.send(Inject(c.best_x.copy(), c.best_fx))
@@ -1068,6 +1115,7 @@ class GloMPOManager:
             "share_best_solutions": cfg.share_best_solutions,
             "seed_entropy": self.entropy,
             "backend_choice": self.backend_choice,
+            "thread_slice_choice": self.thread_slice_choice,
             "task_timeout": cfg.task_timeout,
             "on_error": cfg.on_error,
         }

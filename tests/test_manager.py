@@ -224,7 +224,8 @@ def test_defaults_run_a_managed_search():
 
 def test_no_spawn_left_ends_the_run():
     sel = CycleSelector([(RandomOptimizer, {"max_evals": 50})], max_spawns=2)
-    r = _manager(backend="threads", opt_selector=sel, convergence_checker=MaxFuncCalls(10_000)).start_manager()
+    r = _manager(backend="threads", opt_selector=sel, convergence_checker=MaxFuncCalls(10_000),
+                 thread_slice=None).start_manager()  # no probe evaluations: exact counts
     assert r.stats["opts_started"] == 2
     assert r.stats["opts_converged"] == 2
     assert r.stats["f_evals"] == 100

@@ -149,3 +149,73 @@ def test_checkpoint_while_taking_turns(tmp_path):
 def test_bad_thread_slice(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         _mk(tmp_path, **kwargs)
+
+
+# ----------------------------------------------------------------------------- thread_slice="auto"
+def _gil_bound(x):
+    """About 0.1 ms of pure Python: holds the GIL."""
+    s = 0.0
+    for _ in range(300):
+        s += float(x[0]) * 1e-9
+    return float(np.sum(x * x)) + s
+
+
+def _waits(x):
+    time.sleep(0.001)  # releases the GIL
+    return float(np.sum(x * x))
+
+
+def _slow(x):
+    time.sleep(0.006)
+    return float(np.sum(x * x))
+
+
+def _auto(tmp_path, task, budget=2000, **kw):
+    args = dict(task=task, bounds=[(-2.0, 2.0)] * 3, backend="threads", max_jobs=2, seed=1,
+                opt_selector=CycleSelector([(CMAOptimizer, {"popsize": 6})]),
+                convergence_checker=MaxFuncCalls(budget), killing_conditions=False, working_dir=tmp_path,
+                status=None)
+    args.update(kw)
+    m = GloMPOManager(**args)
+    m.start_manager()
+    return m
+
+
+@pytest.mark.parametrize("task, chosen, words, probes", [
+    (_gil_bound, 0.01, "holds the GIL", (9, 67)),
+    (_waits, None, "releases the GIL", (9, 67)),
+    (_slow, None, "seldom hand the GIL over", (1, 1)),
+], ids=["gil-bound", "gil-releasing", "slow"])
+def test_auto_thread_slice_measures_the_task_and_says_why(tmp_path, task, chosen, words, probes):
+    import yaml
+
+    m = _auto(tmp_path, task, budget=600 if task is _slow else 2000)
+    choice = m.thread_slice_choice
+    assert choice["thread_slice"] == chosen and words in choice["reason"]
+    summary = yaml.safe_load((tmp_path / "summary.yml").read_text())
+    assert summary["settings"]["thread_slice_choice"] == choice
+    log = read_log(tmp_path)
+    n_probe = int((log["opt_id"] == 0).sum())  # the probe's evaluations are logged and counted
+    assert probes[0] <= n_probe <= probes[1]
+    assert len(log) == m.result.stats["f_evals"]
+    opts = read_log(tmp_path, optimizers=True)
+    assert opts.loc[opts["opt_id"] == 0, "settings"].item() == "thread_slice='auto' probe"
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"budget": 150}, "too small to spend a probe on"),
+    ({"opt_selector": CycleSelector([(CMAOptimizer, {"popsize": 6, "workers": 2, "backend": "threads"})]),
+      "max_jobs": 4}, "Level 2 pools"),
+], ids=["small budget", "level 2 pool"])
+def test_auto_thread_slice_does_not_probe_when_it_should_not(tmp_path, kw, words):
+    m = _auto(tmp_path, _gil_bound, **kw)
+    assert m.thread_slice_choice["thread_slice"] is None and words in m.thread_slice_choice["reason"]
+    assert 0 not in set(read_log(tmp_path)["opt_id"])
+
+
+@pytest.mark.parametrize("kw", [{"backend": "processes"}, {"max_jobs": 1}, {"thread_slice": None}],
+                         ids=["processes", "one job", "off"])
+def test_auto_thread_slice_is_not_needed_without_runner_threads_side_by_side(tmp_path, kw):
+    m = _auto(tmp_path, _gil_bound, **kw)
+    assert m.thread_slice_choice is None
+    assert 0 not in set(read_log(tmp_path)["opt_id"])
