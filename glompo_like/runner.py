@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-import select
 import time
 import traceback
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import input_check
 from .bounds import Bounds
 from .errors import EvaluationError
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
@@ -462,20 +462,6 @@ class Runner:
         if self._worst == -math.inf:
             return 1e300
         return self._worst + max(1.0, abs(self._worst))
-
-
-def input_check(conn: Any) -> Callable[[], bool]:
-    """A cheap "is a message waiting?" for ``conn``.  ``Connection.poll`` builds a selector
-    on every call (about 10 µs), which adds up at one check per generation; a poll object
-    registered once answers in about 1 µs."""
-    try:
-        fd = conn.fileno()
-        poller = select.poll()
-    except (AttributeError, OSError):  # a thread's channel, or no poll(2) on this system
-        return conn.poll
-    poller.register(fd, select.POLLIN)
-    check = poller.poll
-    return lambda: bool(check(0))
 
 
 def _crash_message(opt_id: int, e: BaseException) -> Crashed:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -231,6 +233,25 @@ def test_serial_and_thread_pools_abort_between_evaluations():
     try:
         out = pool.evaluate(xs)
         assert [o.fx for o in out] == [float(i * i) for i in range(8)]
+    finally:
+        pool.close()
+
+
+def test_a_process_worker_that_dies_while_idle_costs_no_evaluation():
+    pool = ProcessPool(pickle.dumps(_square_sum), 2, multiprocessing.get_context("fork"), "p")
+    try:
+        xs = np.arange(4, dtype=float).reshape(4, 1)
+        assert all(o.status is EvalStatus.OK for o in pool.evaluate(xs))
+        victim = pool.pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not pool._pool[0].has_input():  # until its pipe hangs up (microseconds after death)
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        out = pool.evaluate(xs)
+        assert [o.fx for o in out] == [0.0, 1.0, 4.0, 9.0]  # nothing sent to the dead worker
+        assert all(o.status is EvalStatus.OK for o in out)
+        assert pool.replaced == 1 and victim not in pool.pids()
     finally:
         pool.close()
 

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from .._io import input_check
 from ..messages import Launch
-from ..runner import RunnerSpec, input_check, run_in_process, run_in_thread
+from ..runner import RunnerSpec, run_in_process, run_in_thread
 from .terminate import terminate_process
 
 __all__ = ["LEVEL1_BACKENDS", "Child", "ThreadChild", "ProcessChild", "ThreadChannel", "CLOSED"]

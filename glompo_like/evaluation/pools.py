@@ -16,7 +16,7 @@ it must know which worker runs which evaluation: a worker that dies takes only i
 evaluation with it (recorded as ``crashed`` with its exit code), a worker past its
 deadline is killed with its process group (``timed_out``), and the pool starts a
 replacement and goes on.  Results are taken as they complete, one
-``multiprocessing.connection.wait`` over worker pipes and process sentinels.
+selector over worker pipes and process sentinels, each registered once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import selectors
 import signal
 import threading
 import time
@@ -32,11 +33,11 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from multiprocessing import connection
 from typing import Any
 
 import numpy as np
 
+from .._io import input_check
 from ..backends.child import add_cleanup, become_child, kill_group, remove_cleanup
 from ..backends.terminate import terminate_process
 from ..errors import WorkerTerminated
@@ -301,11 +302,12 @@ class _Worker:
     """One worker process and the evaluations sent to it, in the order it runs them (the
     first is running, the others wait in its pipe)."""
 
-    __slots__ = ("process", "conn", "jobs", "ready", "deadline", "label", "t_wall", "t0")
+    __slots__ = ("process", "conn", "has_input", "jobs", "ready", "deadline", "label", "t_wall", "t0")
 
     def __init__(self, process, conn, label: str) -> None:
         self.process = process
         self.conn = conn
+        self.has_input = input_check(conn)
         self.label = label
         self.jobs: deque[tuple[Any, np.ndarray]] = deque()
         self.ready = False  # it has loaded the task
@@ -367,6 +369,9 @@ class ProcessPool(Pool):
         self.blas_threads = blas_threads
         self.replaced = 0
         self._n_started = 0
+        # every worker's pipe and sentinel, registered once (a wait per result that built
+        # its own selector cost more than the rest of the result's handling)
+        self._selector = selectors.DefaultSelector()
         self._pool: list[_Worker] = [self._spawn() for _ in range(workers)]
         self._idle: deque[_Worker] = deque()
         self._busy: dict[Any, _Worker] = {}  # conn or sentinel -> worker (starting or evaluating)
@@ -390,7 +395,10 @@ class ProcessPool(Pool):
         with _PROCESS_LOCK:
             p.start()
         child.close()
-        return _Worker(p, parent, label)
+        w = _Worker(p, parent, label)
+        self._selector.register(w.conn, selectors.EVENT_READ, w)
+        self._selector.register(w.process.sentinel, selectors.EVENT_READ, w)
+        return w
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._pool]
@@ -422,13 +430,15 @@ class ProcessPool(Pool):
             if deadline is not None:
                 left = max(0.0, deadline - time.monotonic())
                 wait_for = left if wait_for is None else min(wait_for, left)
-            for obj in connection.wait(list(self._busy), timeout=wait_for):
-                w = self._busy.get(obj)
-                if w is None:  # already handled through its other wait object
+            seen: set[int] = set()
+            for ready, _ in self._selector.select(wait_for):
+                w, obj = ready.data, ready.fileobj
+                if id(w) in seen or w not in self._pool:  # handled through its other object
                     continue
+                seen.add(id(w))  # (an idle worker is seen only when it dies: it sends nothing)
                 alive = True
                 try:
-                    while w.conn.poll():  # every result it has sent
+                    while w.has_input():  # every result it has sent
                         key, outcome = w.conn.recv()
                         if key == _READY:  # no job is sent to a worker before this
                             self._failed_starts = 0
@@ -443,7 +453,7 @@ class ProcessPool(Pool):
                     alive = False
                 if not alive or obj is w.process.sentinel:  # end of file or exited: dead
                     self._retire(w, EvalStatus.CRASHED, "", killed=False, done=done)
-                elif w.ready and not w.jobs:
+                elif w.ready and not w.jobs and w not in self._idle:
                     self._free(w)
             now = time.monotonic()
             for w in {id(w): w for w in self._busy.values()}.values():
@@ -464,7 +474,12 @@ class ProcessPool(Pool):
         """Hand out waiting evaluations: idle workers first, then (short evaluations only)
         a second one to each busy worker, up to :attr:`PREFETCH`, so load stays balanced."""
         while self._todo and self._idle:
-            self._send(self._idle.popleft())
+            w = self._idle.popleft()
+            if w.has_input() or w.process.exitcode is not None:  # an idle worker says nothing
+                # unless it has died (its pipe hangs up): replace it, lose nothing
+                self._retire(w, EvalStatus.CRASHED, "", killed=False, done=[])
+                continue
+            self._send(w)
         if self._mean_duration is None or self._mean_duration >= self.PREFETCH_BELOW:
             return  # long (or not yet timed) evaluations: one at a time
         depth = 1
@@ -504,6 +519,11 @@ class ProcessPool(Pool):
         queued behind it back to the pool and start a replacement."""
         self._busy.pop(w.conn, None)
         self._busy.pop(w.process.sentinel, None)
+        for obj in (w.conn, w.process.sentinel):
+            try:
+                self._selector.unregister(obj)
+            except (KeyError, ValueError):
+                pass
         if killed:
             kill_group(w.process.pid)
         with _PROCESS_LOCK:
@@ -564,4 +584,5 @@ class ProcessPool(Pool):
             terminate_process(w.process, grace=2.0, kill_grace=1.0)
             w.conn.close()
         self._pool = []
+        self._selector.close()
         remove_cleanup(self._kill_all)
