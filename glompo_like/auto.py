@@ -2,13 +2,15 @@
 
 The probe evaluates the task at a few random points, in this process:
 
-1. one after another, to learn the time of one evaluation ``t1``;
-2. two at once in two threads, to learn whether they overlap: if two concurrent
+1. one after another, to learn the time of one evaluation ``t1`` and how much of it is
+   CPU time: a task that mostly waits (sleeps, I/O, another process) releases the GIL;
+2. as many at once in two threads, to learn whether they overlap: if two concurrent
    evaluations take clearly less than two serial ones, the task releases the GIL (it
-   waits, sleeps, calls an external program or a GIL-free extension).
+   waits, or computes in a GIL-free extension).
 
-For cheap tasks the probe repeats until it has measured at least ``min_probe_time``
-seconds, so the timing is not noise.  Probe evaluations are real evaluations: the manager
+Fast tasks are evaluated in blocks of about a millisecond (so handing work to the
+threads does not pass for a lack of overlap), and the probe repeats until it has measured
+at least ``min_probe_time`` seconds or spent its evaluations.  Probe evaluations are real evaluations: the manager
 logs and counts them (optimizer id 0, type ``probe``).
 
 Decision (see docs/parallelism):
@@ -45,6 +47,10 @@ __all__ = ["TaskProfile", "probe_task", "choose_backends", "CHEAP_BELOW", "probe
 CHEAP_BELOW = 1e-3
 #: two concurrent evaluations faster than this fraction of two serial ones: GIL released
 CONCURRENT_BELOW = 0.75
+#: evaluations using less CPU time than this fraction of their wall time wait (for a
+#: sleep, I/O or another process), and a waiting thread does not hold the GIL; this tells
+#: fast waiting tasks apart, whose concurrency the thread hand-over costs would hide
+WAITS_BELOW = 0.5
 #: ``thread_slice="auto"``: runner threads take turns only for tasks faster than this
 #: (seconds) that hold the GIL; slower ones hand the GIL over too rarely to matter
 TURNS_BELOW = 5e-3
@@ -59,10 +65,16 @@ class TaskProfile:
     t_eval: float  # seconds per evaluation (serial)
     concurrency_ratio: float  # wall(2 concurrent) / wall(2 serial); ~0.5 GIL-free, ~1 GIL-bound
     probes: list[tuple[np.ndarray, Outcome]] = field(default_factory=list, repr=False)
+    cpu_fraction: float = 1.0  # CPU time / wall time of serial evaluations; low: it waits
+
+    @property
+    def waits(self) -> bool:
+        """Most of an evaluation is spent waiting (sleep, I/O, another process)."""
+        return self.cpu_fraction < WAITS_BELOW
 
     @property
     def releases_gil(self) -> bool:
-        return self.concurrency_ratio < CONCURRENT_BELOW
+        return self.waits or self.concurrency_ratio < CONCURRENT_BELOW
 
     @property
     def cheap(self) -> bool:
@@ -73,34 +85,56 @@ def probe_task(
     task: Callable, bounds: Bounds, rng: np.random.Generator, min_probe_time: float = 0.02,
     max_serial: int = 32,
 ) -> TaskProfile:
-    """Measure ``task`` (see the module docstring): at most ``2 * max_serial`` evaluations,
-    and only two plus two when one evaluation takes longer than ``min_probe_time``."""
+    """Measure ``task`` (see the module docstring): at most about ``2 * max_serial``
+    evaluations, and two rounds of two plus two when one evaluation takes a millisecond
+    or more."""
     probes: list[tuple[np.ndarray, Outcome]] = []
 
-    def point() -> np.ndarray:
-        return bounds.lower + bounds.width * rng.random(bounds.dim)
+    def points(n: int) -> list[np.ndarray]:
+        return [bounds.lower + bounds.width * rng.random(bounds.dim) for _ in range(n)]
 
-    def evaluate(x: np.ndarray) -> Outcome:
-        return evaluate_one(task, x, "probe")
+    def run(xs: list[np.ndarray]) -> list[Outcome]:
+        return [evaluate_one(task, x, "probe") for x in xs]
 
-    # Serial pairs and concurrent pairs (two threads) alternate, so a change in the
-    # machine's load during the probe affects both measurements alike.  At least two
-    # rounds; more for cheap tasks until the timing means something.
-    rounds, t_serial, t_conc = 0, 0.0, 0.0
+    # A first serial pair sizes the blocks: a block of a fast task holds several
+    # evaluations (about 1 ms of them), so handing work to the two threads (tens of µs)
+    # does not pass for a lack of concurrency.  Then serial blocks and concurrent blocks
+    # (two threads, ``block`` evaluations each) alternate, so a change in the machine's
+    # load affects both alike: at least two rounds, more for fast tasks until the timing
+    # means something or ``max_serial`` is reached.
+    xs = points(2)
+    t0, c0 = time.perf_counter(), time.thread_time()
+    probes.extend(zip(xs, run(xs), strict=True))
+    t_pair = time.perf_counter() - t0
+    cpu = time.thread_time() - c0
+    block = int(min(max(1.0, 1e-3 / max(t_pair / 2, 1e-9)), max(1, (max_serial - 2) // 4)))
+    t_ser, n_ser = (t_pair, 2) if block == 1 else (0.0, 0)  # slow: the pair opens round 1
+    t_conc, n_conc, rounds = 0.0, 0, 0
     with ThreadPoolExecutor(2, thread_name_prefix="glompo-probe") as ex:
-        while rounds < 2 or (t_serial < min_probe_time and 2 * rounds < max_serial):
-            xs = [point(), point()]
+        ex.submit(int).result()  # the threads exist before they are timed
+        while True:
+            if n_ser < (rounds + 1) * 2 * block:
+                xs = points(2 * block)
+                t0, c0 = time.perf_counter(), time.thread_time()
+                probes.extend(zip(xs, run(xs), strict=True))
+                t_ser += time.perf_counter() - t0
+                cpu += time.thread_time() - c0
+                n_ser += 2 * block
+            xs = points(2 * block)
             t0 = time.perf_counter()
-            probes.extend((x, evaluate(x)) for x in xs)
-            t_serial += time.perf_counter() - t0
-            xs = [point(), point()]
-            t0 = time.perf_counter()
-            probes.extend(zip(xs, ex.map(evaluate, xs), strict=True))
+            halves = [ex.submit(run, xs[:block]), ex.submit(run, xs[block:])]
+            outs = halves[0].result() + halves[1].result()
             t_conc += time.perf_counter() - t0
+            n_conc += 2 * block
+            probes.extend(zip(xs, outs, strict=True))
             rounds += 1
-    t1 = t_serial / (2 * rounds)
-    ratio = t_conc / t_serial if t_serial > 0 else 1.0
-    return TaskProfile(t_eval=t1, concurrency_ratio=ratio, probes=probes)
+            if rounds >= 2 and (t_ser >= min_probe_time or n_ser + 2 * block > max_serial):
+                break
+    wall = t_ser + (0.0 if block == 1 else t_pair)
+    t1 = wall / (n_ser + (0 if block == 1 else 2))
+    ratio = (t_conc / n_conc) / (t_ser / n_ser) if t_ser > 0 else 1.0
+    return TaskProfile(t_eval=t1, concurrency_ratio=ratio, probes=probes,
+                       cpu_fraction=cpu / wall if wall > 0 else 1.0)
 
 
 def probe_for_turns(task: Callable, bounds: Bounds, rng: np.random.Generator, max_serial: int = 32) -> TaskProfile:
@@ -112,7 +146,13 @@ def probe_for_turns(task: Callable, bounds: Bounds, rng: np.random.Generator, ma
     if first.status is EvalStatus.OK and first.duration >= TURNS_BELOW:
         return TaskProfile(t_eval=first.duration, concurrency_ratio=math.nan, probes=[(x, first)])
     rest = probe_task(task, bounds, rng, max_serial=max_serial)
-    return TaskProfile(rest.t_eval, rest.concurrency_ratio, [(x, first), *rest.probes])
+    return TaskProfile(rest.t_eval, rest.concurrency_ratio, [(x, first), *rest.probes], rest.cpu_fraction)
+
+
+def _measured(profile: TaskProfile) -> str:
+    return (f"task takes {profile.t_eval * 1e3:.3g} ms per evaluation ({profile.cpu_fraction:.0%} of it CPU "
+            f"time), and two concurrent evaluations take {profile.concurrency_ratio:.2f}x the time of two "
+            "serial ones")
 
 
 def choose_thread_slice(profile: TaskProfile) -> tuple[float | None, str]:
@@ -123,12 +163,9 @@ def choose_thread_slice(profile: TaskProfile) -> tuple[float | None, str]:
     if profile.t_eval >= TURNS_BELOW:
         return None, f"task takes {ms} per evaluation: runner threads seldom hand the GIL over, no turns"
     if profile.releases_gil:
-        return None, (f"task takes {ms} per evaluation and releases the GIL (two concurrent evaluations "
-                      f"take {profile.concurrency_ratio:.2f}x two serial ones): turns would serialise them")
-    return AUTO_THREAD_SLICE, (
-        f"task takes {ms} per evaluation and holds the GIL (two concurrent evaluations take "
-        f"{profile.concurrency_ratio:.2f}x two serial ones): runner threads take turns of "
-        f"{AUTO_THREAD_SLICE * 1e3:g} ms")
+        return None, f"{_measured(profile)}: it releases the GIL, and turns would serialise it"
+    return AUTO_THREAD_SLICE, (f"{_measured(profile)}: it holds the GIL, so runner threads take turns of "
+                               f"{AUTO_THREAD_SLICE * 1e3:g} ms")
 
 
 def choose_backends(
@@ -150,10 +187,7 @@ def choose_backends(
     else:
         gil_free, cheap = profile.releases_gil, profile.cheap
         kind = "cheap" if cheap else ("releases the GIL" if gil_free else "holds the GIL")
-        reason = (
-            f"task takes {profile.t_eval * 1e3:.3g} ms per evaluation and two concurrent "
-            f"evaluations take {profile.concurrency_ratio:.2f}x the time of two serial ones: {kind}"
-        )
+        reason = f"{_measured(profile)}: {kind}"
     if not picklable:
         gil_free = True
         reason += "; the task cannot be pickled, so it stays in threads"

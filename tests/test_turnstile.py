@@ -219,3 +219,24 @@ def test_auto_thread_slice_is_not_needed_without_runner_threads_side_by_side(tmp
     m = _auto(tmp_path, _gil_bound, **kw)
     assert m.thread_slice_choice is None
     assert 0 not in set(read_log(tmp_path)["opt_id"])
+
+
+def _sleeps_briefly(x):
+    time.sleep(2e-4)  # a fast task that waits (like a call to a local server)
+    return float(np.sum(x * x))
+
+
+@pytest.mark.parametrize("task, releases", [(_sleeps_briefly, True), (_gil_bound, False)],
+                         ids=["waits", "holds the GIL"])
+def test_the_probe_tells_a_fast_waiting_task_from_a_gil_bound_one(task, releases):
+    """Two threads cannot show that 0.2 ms evaluations overlap (handing work to a thread
+    costs as much), but the CPU time of the serial ones shows that they wait."""
+    from glompo_like.auto import choose_thread_slice, probe_task
+    from glompo_like.bounds import as_bounds
+
+    profile = probe_task(task, as_bounds([(-1.0, 1.0)] * 3), np.random.default_rng(0), max_serial=16)
+    assert profile.releases_gil is releases
+    assert (profile.cpu_fraction < 0.5) is releases
+    assert len(profile.probes) <= 2 + 2 * 16
+    chosen, reason = choose_thread_slice(profile)
+    assert (chosen is None) is releases and "CPU time" in reason
