@@ -2,7 +2,7 @@
 killed optimizers and a killed manager — measured, not just asserted.
 
 Every case runs a real manager (CMA-ES, ``popsize=6``, 3-D, bounds ``[(-1, 1)] * 3``, an
-evaluation budget of 400, an evaluation log in a temporary directory) on a task that
+evaluation budget of 800, an evaluation log in a temporary directory) on a task that
 sleeps 2 ms and then misbehaves as the case says.  The faults that happen once (a hang, a
 crash) fire on the first call, in any process, that is at least the 8th call of its
 process; a marker file makes sure only one call in the whole run triggers it.
@@ -88,7 +88,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MANAGER_SCRIPT = ROOT / "tests" / "_manager_script.py"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "faults.json"
 DIM = 3
-BUDGET = 400
+BUDGET = 800  # long enough that a replacement worker started at a timeout gets to evaluate
 POPSIZE = 6
 DELAY = 0.002
 FAULT_AFTER = 8
