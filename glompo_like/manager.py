@@ -153,13 +153,14 @@ class GloMPOManager:
         lock all the time, which costs 10–25% of the throughput when the task is fast and
         holds the GIL (pure Python; see docs/parallelism).  ``"auto"`` (default): the
         manager measures the task when the run starts (one evaluation if it takes 5 ms or
-        more, otherwise a probe of about 20 ms; the evaluations are logged and counted as
-        optimizer 0) and takes turns of 10 ms only for a fast task that holds the GIL; the
-        choice and its reason go to the log and the run summary.  Only runs whose
-        optimizers all evaluate serially in their runner threads are measured (a task
-        meant for Level 2 pools is never called in the manager's process).  ``None``: never take
-        turns.  A number forces turns, which serialises tasks that release the GIL
-        (external programs, I/O, GIL-free extensions).
+        more, otherwise the probe of :mod:`glompo_like.auto`, at most 5 % of the budget;
+        the evaluations are logged and counted as optimizer 0) and takes turns of 10 ms
+        only for a fast task that holds the GIL; the choice and its reason go to the log
+        and the run summary.  Only runs whose optimizers all evaluate serially in their
+        runner threads are measured (a task meant for Level 2 pools is never called in
+        the manager's process).  ``None``: never take turns.  A number forces turns, which
+        serialises tasks that release the GIL (external programs, I/O, GIL-free
+        extensions).
     reuse_processes:
         Process backends: when an optimizer ends cleanly (converged, or stopped by a hunt
         or a checker), its process stays and runs the next optimizer, which saves starting

@@ -493,6 +493,7 @@ def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
     from .backends.child import become_child
 
     become_child()
+    _redirect_prints(spec)  # before the task is loaded: what loading prints goes there too
     task_bytes = spec.task_bytes
     try:
         task = pickle.loads(task_bytes)
@@ -500,11 +501,7 @@ def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
         conn.send(_crash_message(spec.opt_id, e))
         conn.close()
         return
-    while spec is not None:
-        if spec.print_dir:
-            from .streams import redirect_process
-
-            redirect_process(spec.print_dir, spec.opt_id)
+    while True:
         runner = Runner(spec, conn, task)
         runner.in_process = True
         runner.close_conn = not reuse
@@ -512,7 +509,17 @@ def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
         if not (reuse and runner.ended_cleanly):
             return  # the runner closed the pipe
         spec = _next_spec(conn, task_bytes)
+        if spec is None:
+            break
+        _redirect_prints(spec)
     conn.close()
+
+
+def _redirect_prints(spec: RunnerSpec) -> None:
+    if spec.print_dir:
+        from .streams import redirect_process
+
+        redirect_process(spec.print_dir, spec.opt_id)
 
 
 def _next_spec(conn: Any, task_bytes: bytes | None) -> RunnerSpec | None:

@@ -72,11 +72,6 @@ _perf = time.perf_counter
 _tuple_new = tuple.__new__  # Outcome(...) without the named tuple's Python-level __new__
 
 
-def ok_outcome(fx: float, t_start: float, duration: float, worker: str) -> Outcome:
-    """The common case, built as cheaply as Python allows (one per evaluation)."""
-    return _tuple_new(Outcome, (fx, _OK, t_start, duration, worker, None, None))
-
-
 def evaluate_one(task: Callable[[np.ndarray], Any], x: np.ndarray, worker: str) -> Outcome:
     """Call ``task(x)`` and turn whatever happens into an :class:`Outcome`."""
     t_wall = time.time()

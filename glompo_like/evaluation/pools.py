@@ -150,7 +150,7 @@ class SerialPool(Pool):
                 t = perf()  # the traceback took time: not part of the next evaluation
                 continue
             t1 = perf()
-            if type(value) is float and value - value == 0.0:  # a finite float: the common case
+            if type(value) is float and value - value == 0.0:  # value_outcome's fast path, inlined
                 out[i] = _tuple_new(Outcome, (value, _OK, to_wall + t, t1 - t, label, None, None))
             else:
                 out[i] = value_outcome(value, to_wall + t, t1 - t, label)
