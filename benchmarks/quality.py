@@ -631,11 +631,21 @@ def _fmt_cell(s: dict[str, Any]) -> str:
     return f"Δf {s['median_final_precision']:.1e}"
 
 
-def format_table(summary: dict[str, dict[str, dict[str, Any]]], configs: Sequence[str],
-                 functions: Sequence[str], settings: dict[str, Any]) -> str:
+def _grid(configs: Sequence[str], functions: Sequence[str]) -> tuple[Callable[[str, Iterable[str]], str], str]:
+    """The row formatter of the result tables (a label, then one right-aligned cell per
+    configuration) and their header line."""
     width = max(14, *(len(c) for c in configs))
     fw = max(10, *(len(fn) + 1 for fn in functions))
-    head = f"{'function':<{fw}}" + "".join(f" {c:>{width}}" for c in configs)
+
+    def row(label: str, cells: Iterable[str]) -> str:
+        return f"{label:<{fw}}" + "".join(f" {cell:>{width}}" for cell in cells)
+
+    return row, row("function", configs)
+
+
+def format_table(summary: dict[str, dict[str, dict[str, Any]]], configs: Sequence[str],
+                 functions: Sequence[str], settings: dict[str, Any]) -> str:
+    row, head = _grid(configs, functions)
     lines = [
         f"{settings['suite']} {settings['dim']}-D, budget {settings['budget']} evaluations, "
         f"{settings['seeds']} run(s) per function",
@@ -644,15 +654,11 @@ def format_table(summary: dict[str, dict[str, dict[str, Any]]], configs: Sequenc
         head,
         "-" * len(head),
     ]
-    for fn in functions:
-        lines.append(f"{fn:<{fw}}" + "".join(f" {_fmt_cell(summary[c][fn]):>{width}}" for c in configs))
+    lines += [row(fn, (_fmt_cell(summary[c][fn]) for c in configs)) for fn in functions]
     lines.append("-" * len(head))
-    lines.append(f"{'solved':<{fw}}" + "".join(
-        f" {sum(summary[c][fn]['successes'] for fn in functions):>{width}}" for c in configs))
-    lines.append(f"{'targets':<{fw}}" + "".join(
-        f" {summary[c]['_all']['fraction_targets']:>{width}.1%}" for c in configs))
-    lines.append(f"{'wall s/run':<{fw}}" + "".join(
-        f" {summary[c]['_all']['median_wall_s']:>{width}.2f}" for c in configs))
+    lines.append(row("solved", (str(sum(summary[c][fn]["successes"] for fn in functions)) for c in configs)))
+    lines.append(row("targets", (f"{summary[c]['_all']['fraction_targets']:.1%}" for c in configs)))
+    lines.append(row("wall s/run", (f"{summary[c]['_all']['median_wall_s']:.2f}" for c in configs)))
     lines += [
         "",
         "solved: runs that reached fopt+1e-8; targets: share of the 51 (run, target) pairs "
@@ -664,9 +670,7 @@ def format_table(summary: dict[str, dict[str, dict[str, Any]]], configs: Sequenc
 def format_timing_table(timing: dict[str, dict[str, dict[str, Any]]], configs: Sequence[str],
                         functions: Sequence[str], settings: dict[str, Any]) -> str:
     """The seconds-to-target table (see :func:`seconds_to_target`)."""
-    width = max(14, *(len(c) for c in configs))
-    fw = max(10, *(len(fn) + 1 for fn in functions))
-    head = f"{'function':<{fw}}" + "".join(f" {c:>{width}}" for c in configs)
+    row, head = _grid(configs, functions)
 
     def cell(s: dict[str, Any]) -> str:
         return f"{s['ert_s']:.2f} ({s['successes']}/{s['runs']})" if s["successes"] else f"- (0/{s['runs']})"
@@ -679,12 +683,10 @@ def format_timing_table(timing: dict[str, dict[str, dict[str, Any]]], configs: S
         head,
         "-" * len(head),
     ]
-    for fn in functions:
-        lines.append(f"{fn:<{fw}}" + "".join(f" {cell(timing[c][fn]):>{width}}" for c in configs))
+    lines += [row(fn, (cell(timing[c][fn]) for c in configs)) for fn in functions]
     lines.append("-" * len(head))
-    lines.append(f"{'all':<{fw}}" + "".join(f" {cell(timing[c]['_all']):>{width}}" for c in configs))
-    lines.append(f"{'median s':<{fw}}" + "".join(
-        f" {timing[c]['_all']['median_s']:>{width}.2f}" for c in configs))
+    lines.append(row("all", (cell(timing[c]["_all"]) for c in configs)))
+    lines.append(row("median s", (f"{timing[c]['_all']['median_s']:.2f}" for c in configs)))
     lines += ["", "median s: median seconds to the target over the successful runs of all functions."]
     return "\n".join(lines)
 
