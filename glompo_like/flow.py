@@ -84,7 +84,10 @@ class Credit:
         shown so far (between 2 and ``max_grant``)."""
         if rec.generations <= 0:
             return 2
-        per_gen_s = (now - rec.t_start) / rec.generations
+        # the speed since its first evaluation: counting the start-up too (a new process,
+        # the optimizer's set-up) would make a fast optimizer look slow, and starve it
+        since = rec.t_start if rec.t_first_eval is None else rec.t_first_eval
+        per_gen_s = max(now - since, 0.0) / rec.generations
         horizon = 2 * self.report_interval + self.ack_latency
         if per_gen_s <= horizon / self.max_grant:
             return self.max_grant

@@ -1,9 +1,10 @@
 """The evaluation log: every attempted evaluation, crash-safe, in SQLite.
 
-One writer (the manager) appends one transaction per generation batch.  The database is in
-WAL mode with ``synchronous=NORMAL``: a committed batch survives the manager being killed
-(SIGKILL included); only an operating-system crash or power loss can take the last few
-batches.  Read it while a run is going with :func:`read_log`, pandas
+One writer (the manager) appends one transaction per report of an optimizer.  The database
+is in WAL mode with ``synchronous=NORMAL``: a committed batch survives the manager being
+killed (SIGKILL included); only an operating-system crash or power loss can take the last
+few batches.  A background thread checkpoints the WAL into the database file as rows come
+in; :meth:`EvaluationLog.close` folds in the rest and leaves one self-contained file.  Read it while a run is going with :func:`read_log`, pandas
 (``pd.read_sql("select * from evaluations", sqlite3.connect(path))``) or the ``sqlite3``
 shell.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
@@ -45,6 +47,8 @@ class EvaluationLog:
     """Append-only writer of the evaluation log (used by the manager only)."""
 
     ROWS_PER_INSERT = 32
+    #: rows between two background checkpoints (about 0.1-1 MB of the WAL file)
+    CHECKPOINT_ROWS = 2048
 
     def __init__(self, path: str | os.PathLike, dim: int) -> None:
         self.path = Path(path)
@@ -53,13 +57,16 @@ class EvaluationLog:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+        self._checkpointer = _Checkpointer(self.path)
+        self._rows_since_checkpoint = 0
         xcols = [f"x_{i} REAL" for i in range(dim)] if self.x_columns else ["x BLOB"]
         with self._transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS evaluations (eval_id INTEGER PRIMARY KEY, opt_id INTEGER, "
                 + ", ".join(xcols)
-                + ", fx REAL, status TEXT, error TEXT, t_start REAL, duration REAL, worker TEXT)"
+                + ", fx REAL, status TEXT DEFAULT 'ok', error TEXT, t_start REAL, duration REAL, worker TEXT)"
             )
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS optimizers (opt_id INTEGER PRIMARY KEY, type TEXT, "
@@ -70,13 +77,24 @@ class EvaluationLog:
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim))],
             )
-        self._row_params = (dim if self.x_columns else 1) + 8
         # Rows go in as multi-row INSERTs (a quarter cheaper per row than executemany),
         # ROWS_PER_INSERT at a time (within SQLite's limit on parameters per statement).
-        self._rows_per_insert = max(1, min(self.ROWS_PER_INSERT, _MAX_PARAMS // self._row_params))
-        one = "(" + ", ".join("?" * self._row_params) + ")"
-        self._insert_one = f"INSERT INTO evaluations VALUES {one}"
-        self._insert_many = f"INSERT INTO evaluations VALUES {', '.join([one] * self._rows_per_insert)}"
+        # Batches in which every evaluation succeeded (nearly all) leave ``status`` and
+        # ``error`` to the columns' defaults ('ok' and NULL): a fifth cheaper again.
+        columns = [r[1] for r in self.db.execute("PRAGMA table_info(evaluations)")]
+        defaults = {r[1]: r[4] for r in self.db.execute("PRAGMA table_info(evaluations)")}
+        self._statements = {False: self._inserts(columns)}
+        if defaults.get("status") == "'ok'":  # (a log written by an older version has no default)
+            self._statements[True] = self._inserts([c for c in columns if c not in ("status", "error")])
+
+    def _inserts(self, columns: list[str]) -> tuple[int, int, str, str]:
+        """(parameters per row, rows per multi-row statement, one-row and multi-row
+        INSERT statements) for the given columns."""
+        per_row = len(columns)
+        rows = max(1, min(self.ROWS_PER_INSERT, _MAX_PARAMS // per_row))
+        one = "(" + ", ".join("?" * per_row) + ")"
+        head = f"INSERT INTO evaluations ({', '.join(columns)}) VALUES "
+        return per_row, rows, head + one, head + ", ".join([one] * rows)
 
     def add_batch(self, first_eval_id: int, opt_id: int, batch: EvalBatch) -> None:
         """Append a generation's rows (ids ``first_eval_id ...``) in one transaction."""
@@ -85,21 +103,30 @@ class EvaluationLog:
             return
         xs = batch.x.tolist() if self.x_columns else [[r.tobytes()] for r in batch.x]
         fx = batch.fx.tolist()  # NaN is stored as NULL by SQLite itself
-        status = batch.status_texts()
-        rows = [
-            (first_eval_id + i, opt_id, *xs[i], fx[i], status[i], batch.error[i], t, d, batch.worker[i])
-            for i, (t, d) in enumerate(zip(batch.t_start.tolist(), batch.duration.tolist(), strict=True))
-        ]
-        per = self._rows_per_insert
+        times = zip(batch.t_start.tolist(), batch.duration.tolist(), batch.worker, strict=True)
+        all_ok = batch.all_ok and True in self._statements
+        if all_ok:
+            rows = [(first_eval_id + i, opt_id, *xs[i], fx[i], t, d, w) for i, (t, d, w) in enumerate(times)]
+        else:
+            status = batch.status_texts()
+            rows = [
+                (first_eval_id + i, opt_id, *xs[i], fx[i], status[i], batch.error[i], t, d, w)
+                for i, (t, d, w) in enumerate(times)
+            ]
+        per_row, per, insert_one, insert_many = self._statements[all_ok]
         full = n - n % per
         with self._transaction():
             if full:
                 params = list(chain.from_iterable(rows[:full]))
-                step = per * self._row_params
+                step = per * per_row
                 for k in range(0, len(params), step):
-                    self.db.execute(self._insert_many, params[k:k + step])
+                    self.db.execute(insert_many, params[k:k + step])
             if full < n:
-                self.db.executemany(self._insert_one, rows[full:])
+                self.db.executemany(insert_one, rows[full:])
+        self._rows_since_checkpoint += n
+        if self._rows_since_checkpoint >= self.CHECKPOINT_ROWS:
+            self._rows_since_checkpoint = 0
+            self._checkpointer.request()
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -152,11 +179,68 @@ class EvaluationLog:
             )
 
     def close(self) -> None:
+        """Fold the WAL into the database file (one self-contained file remains) and close."""
+        self._checkpointer.close()
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             pass
         self.db.close()
+
+
+# A process forked while the checkpointer is inside SQLite would inherit SQLite's locks as
+# they were (held, by a thread that does not exist in the child).  Forks wait for a
+# checkpoint in progress to end (a few milliseconds at most).
+_NO_FORK = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_NO_FORK.acquire, after_in_parent=_NO_FORK.release,
+                        after_in_child=_NO_FORK.release)
+
+
+class _Checkpointer:
+    """Copies the WAL into the database file in a background thread, as the run goes.
+
+    A checkpoint writes the pages and waits for the disk (``fsync``); SQLite would
+    otherwise do it in the writer (the manager) every 1000 pages, and once more, over
+    everything left, when the log is closed, which is when the caller is waiting for the
+    run to end.  Checkpointing in passive mode never blocks the writer, and SQLite
+    releases the GIL while it works.  The thread is started on the first request.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="glompo-log-checkpoint", daemon=True)
+            self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._closing:
+                    return
+                with _NO_FORK:
+                    try:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error:  # busy or gone: the final checkpoint does the rest
+                        pass
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._closing = True
+            self._wanted.set()
+            self._thread.join()
+            self._thread = None
 
 
 def _log_path(where: str | os.PathLike) -> Path:

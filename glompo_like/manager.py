@@ -413,25 +413,8 @@ class GloMPOManager:
         finally:
             try:
                 with _signals_deferred():
-                    if interrupted is not None and self.checkpoint_control is not None and not self._broken:
-                        try:
-                            self._take_checkpoint(self._end_cond or "interrupted", timeout=cfg.shutdown_grace + 10,
-                                                  ending=True)
-                        except Exception:
-                            log.exception("could not write a checkpoint while stopping")
-                    reaped = self._supervisor.shutdown(
-                        self._end_cond or "manager stopped", cfg.shutdown_grace, self._on_message, self._on_end
-                    )
-                    if reaped:
-                        log.warning("had to force %d leftover process(es) to end: %s", len(reaped), reaped)
-                    self.result = self._make_result(self._clock() - t0)
-                    self._report_status(final=True)
-                    if cfg.working_dir is not None:
-                        write_summary(cfg.working_dir / "summary.yml", self._summary())
+                    self._wind_down(interrupted, t0)
             finally:
-                if self._log is not None:
-                    self._log.close()
-                    self._log = None
                 self._supervisor.close()
                 close_dask()
                 for undo in reversed(self._cleanups):
@@ -447,6 +430,35 @@ class GloMPOManager:
         if self._fatal is not None:
             raise self._fatal
         return self.result
+
+    def _wind_down(self, interrupted: BaseException | None, t0: float) -> None:
+        """Stop the optimizers, write the result, the summary and the log, and make sure
+        no process is left.  Their processes exit while the summary and log are written."""
+        cfg = self.config
+        try:
+            if interrupted is not None and self.checkpoint_control is not None and not self._broken:
+                try:
+                    self._take_checkpoint(self._end_cond or "interrupted", timeout=cfg.shutdown_grace + 10,
+                                          ending=True)
+                except Exception:
+                    log.exception("could not write a checkpoint while stopping")
+            # on return every optimizer has ended and its last batch is logged
+            self._supervisor.stop_all(
+                self._end_cond or "manager stopped", cfg.shutdown_grace, self._on_message, self._on_end
+            )
+            self.result = self._make_result(self._clock() - t0)
+            self._report_status(final=True)
+            if cfg.working_dir is not None:
+                write_summary(cfg.working_dir / "summary.yml", self._summary())
+        finally:
+            try:
+                if self._log is not None:
+                    self._log.close()
+                    self._log = None
+            finally:
+                reaped = self._supervisor.sweep(cfg.shutdown_grace)
+                if reaped:
+                    log.warning("had to force %d leftover process(es) to end: %s", len(reaped), reaped)
 
     def _loop(self) -> None:
         cfg, sup = self.config, self._supervisor
@@ -950,6 +962,8 @@ class GloMPOManager:
         first = c.f_evals + 1
         ok = b.ok
         rec.add_batch(b.x, b.fx, ok, msg.n_generations)
+        if rec.t_first_eval is None and len(b):  # its t_start is wall-clock time
+            rec.t_first_eval = self._clock() - max(0.0, time.time() - float(b.t_start[0]))
         c.f_evals += len(b)
         c.evals_failed += len(b) - int(ok.sum())
         improved = rec.best_fx < c.best_fx

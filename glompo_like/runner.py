@@ -13,8 +13,10 @@ The manager sizes each grant from the budget left (near the end of a budget, one
 generation at a time), so a stop decision overshoots the budget by at most one generation
 per optimizer, and a fast optimizer cannot run away from the manager.
 
-Reports are coalesced: the runner sends what it has evaluated when its credit runs out,
-when ``report_interval`` seconds have passed since its last report, or when it stops.
+Reports are coalesced: the runner sends what it has evaluated when its credit is running
+out (a quarter of its last grant left, at least one generation, so that the next grant can
+arrive before it is needed), when ``report_interval`` seconds have passed since its last
+report, or when it stops.
 Fast optimizers on cheap tasks thus wake the manager a few hundred times a second rather
 than once per generation (each wake-up costs both processes cache and CPU time), while
 slow generations are reported one by one as they finish.
@@ -141,6 +143,8 @@ class Runner:
         self.paused = False
         self.generation = spec.first_generation  # generations evaluated and told
         self.until = spec.first_generation + 1  # the last generation we may start
+        self._low_credit = 1  # generations of credit left at which the runner reports
+        self._asked = 0  # the grant (``until``) in force at the last report
         self.opt: Any = None
         self._pending: list[EvalBatch] = []
         self._pending_gens = 0
@@ -155,7 +159,9 @@ class Runner:
     # ------------------------------------------------------------------ commands
     def _handle(self, msg: Any) -> None:
         if isinstance(msg, Ack):
-            self.until = max(self.until, msg.until)  # grants only ever grow
+            if msg.until > self.until:  # grants only ever grow
+                self.until = msg.until
+                self._low_credit = max(1, (msg.until - self.generation) // 4)
         elif isinstance(msg, Stop):
             if self.stop_reason is None:
                 self.stop_reason = msg.reason or "stopped by the manager"
@@ -230,6 +236,9 @@ class Runner:
         self._send(Evaluated(self.spec.opt_id, self.generation, batch, n_generations=0))
 
     def _report(self) -> None:
+        # a report is also a request for credit: one per grant, when a quarter of it is
+        # left, so that the next grant can arrive before this one is used up
+        self._asked = self.until
         if self._pending:
             batch = EvalBatch.concat(self._pending)
             self._send(Evaluated(self.spec.opt_id, self.generation, batch, self._pending_gens))
@@ -325,7 +334,7 @@ class Runner:
             self._pending_gens += 1
             if (
                 s.lockstep
-                or self.generation >= self.until
+                or (self.until - self.generation <= self._low_credit and self._asked < self.until)
                 or time.monotonic() - self._last_report >= s.report_interval
             ):
                 self._report()

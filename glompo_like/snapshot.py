@@ -73,6 +73,9 @@ class OptimizerRecord:
     t_end: float | None = None
     generations: int = 0
     granted_until: int = 1  # flow control: last generation it may start (see runner.py)
+    # flow control: when its first evaluation started (manager's clock); the speed since
+    # then leaves out the optimizer's start-up
+    t_first_eval: float | None = None
     # the point of every evaluation, shape (n, dim): what the log stores too
     xs: GrowingArray = field(init=False, repr=False)
 

@@ -33,6 +33,10 @@ OnMessage = Callable[[Child, Any], None]
 OnEnd = Callable[[Child], None]
 
 
+def _ignore(*_args: Any) -> None:
+    return None
+
+
 class Supervisor:
     """Slot accounting, stop requests and the shutdown escalation, common to both kinds."""
 
@@ -41,6 +45,8 @@ class Supervisor:
         self.slots: dict[int, int] = {}
         self.stopping: set[int] = set()
         self._closing = False
+        self._tree: list[Any] = []  # the process tree as it was when the run was stopped
+        self._callbacks: tuple[OnMessage, OnEnd] = (_ignore, _ignore)
 
     @property
     def used_slots(self) -> int:
@@ -67,14 +73,24 @@ class Supervisor:
         on_end(child)
 
     def shutdown(self, reason: str, grace: float, on_message: OnMessage, on_end: OnEnd) -> list[int]:
-        """Stop every child: ask, keep delivering their last messages for up to ``grace``
-        seconds, then escalate.  Returns the pids that had to be reaped by force."""
-        tree = snapshot_tree(self._pids())
+        """:meth:`stop_all`, then :meth:`sweep`.  Returns the pids that had to be reaped by
+        force."""
+        self.stop_all(reason, grace, on_message, on_end)
+        return self.sweep(grace)
+
+    def stop_all(self, reason: str, grace: float, on_message: OnMessage, on_end: OnEnd) -> None:
+        """Stop every optimizer: ask, keep delivering their last messages for up to
+        ``grace`` seconds, then escalate.  On return every optimizer has ended and all
+        that its runner sent has been delivered; processes whose optimizer ended cleanly
+        may still be exiting, which the caller can overlap with its own clean-up before
+        :meth:`sweep`."""
+        self._tree = snapshot_tree(self._pids())  # before anything is stopped
         self._closing = True
+        self._callbacks = (on_message, on_end)
         for opt_id in list(self.children):
             self.stop(opt_id, reason)
         deadline = time.monotonic() + grace
-        while self.children or self._lingering():
+        while self.children:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -82,7 +98,19 @@ class Supervisor:
         for child in list(self.children.values()):  # still running after the grace period
             self._abandon(child, on_message)
             self._end(child, on_end, grace=0.0)
+
+    def sweep(self, grace: float) -> list[int]:
+        """After :meth:`stop_all`: wait up to ``grace`` seconds for processes that are
+        exiting, then end whatever is left of the process tree (descendants included).
+        Returns the pids that had to be reaped by force."""
+        deadline = time.monotonic() + grace
+        while self._lingering():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.poll(left, *self._callbacks)
         self._bury_all()
+        tree, self._tree = self._tree, []
         return reap(tree)
 
     # kind-specific
@@ -262,10 +290,10 @@ class ProcessSupervisor(Supervisor):
         if self._closing and self.reuse and child is not None:
             child.send(Retire())  # queued behind the Stop: exit right after the final word
 
-    def shutdown(self, reason: str, grace: float, on_message: OnMessage, on_end: OnEnd) -> list[int]:
+    def stop_all(self, reason: str, grace: float, on_message: OnMessage, on_end: OnEnd) -> None:
         for waiting in list(self.idle):
-            self._retire(waiting)  # still in the tree that shutdown reaps
-        return super().shutdown(reason, grace, on_message, on_end)
+            self._retire(waiting)  # still in the tree that sweep reaps
+        super().stop_all(reason, grace, on_message, on_end)
 
     def _pids(self) -> list[int]:
         return super()._pids() + [c.pid for c in self.idle + self._retiring if c.pid is not None]

@@ -303,3 +303,36 @@ def test_sigterm_ends_the_run_cleanly(tmp_path):
 
     summary = yaml.safe_load((tmp_path / "run" / "summary.yml").read_text())
     assert summary["stats"]["end_cond"] == "terminated (SIGTERM)"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("proc_files", [True, False], ids=["proc-children-files", "psutil"])
+def test_the_tree_snapshot_finds_every_descendant(proc_files, monkeypatch):
+    """The snapshot taken before children are stopped (read from /proc on Linux, through
+    psutil elsewhere) holds children, grandchildren and theirs, like psutil's own walk;
+    the sweep then ends them all."""
+    from glompo_like.backends import terminate
+    from glompo_like.backends.terminate import reap, snapshot_tree
+
+    if proc_files and not terminate._HAVE_CHILDREN_FILES:
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children files")
+    monkeypatch.setattr(terminate, "_HAVE_CHILDREN_FILES", proc_files)
+
+    # a shell whose child is a shell whose child sleeps: three generations
+    top = subprocess.Popen(["sh", "-c", "sh -c 'sleep 30 & wait' & wait"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(psutil.Process(top.pid).children(recursive=True)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        expected = {top.pid} | {p.pid for p in psutil.Process(top.pid).children(recursive=True)}
+        assert len(expected) == 3
+        tree = snapshot_tree([top.pid])
+        assert {p.pid for p in tree} == expected
+        assert sorted(reap(tree, timeout=5.0)) == sorted(expected)
+        top.wait(5)
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                       for pid in expected)
+    finally:
+        if top.poll() is None:
+            top.kill()
+            top.wait()

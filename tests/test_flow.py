@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from glompo_like.bounds import Bounds
 from glompo_like.flow import MAX_GRANT, Credit
+from glompo_like.messages import Ack, Evaluated
+from glompo_like.optimizers import RandomOptimizer
+from glompo_like.runner import Runner, RunnerSpec
 from glompo_like.snapshot import OptimizerRecord
 
 POP = 8
@@ -83,3 +87,53 @@ def test_lockstep_and_report_interval_zero_grant_exactly_the_next_generation(cre
     r = _rec(1, generations=7, granted_until=8)
     assert credit.grant(r, [r], left=None, running=1, now=1.0) == 8
     assert credit.grant(r, [r], left=1000, running=1, now=1.0) == 8
+
+
+def test_the_speed_is_measured_from_the_first_evaluation_not_the_start():
+    """An optimizer that took long to start (a new process, its set-up) but runs fast
+    gets the credit its generations need, not what its start-up suggests."""
+    c = Credit(report_interval=0.02)
+    r = _rec(1, generations=1, granted_until=1, t_start=0.0)
+    assert c.lookahead(r, now=0.030) == 3  # 30 ms for one generation, counting the start-up
+    r.t_first_eval = 0.0295  # the generation itself took 0.5 ms
+    assert c.lookahead(r, now=0.030) == MAX_GRANT
+
+
+class _ScriptedManager:
+    """A runner's channel whose manager answers every report at once with eight more
+    generations of credit, and fails the test if the runner ever has to wait."""
+
+    def __init__(self):
+        self.inbox = []
+        self.reports = []
+
+    def send(self, msg):
+        if isinstance(msg, Evaluated):
+            self.reports.append(msg.generation)
+            self.inbox.append(Ack(until=msg.generation + 8))
+
+    def poll(self, timeout=0.0):
+        return bool(self.inbox)
+
+    def recv(self):
+        if not self.inbox:
+            raise AssertionError(f"the runner waited for credit (reports so far: {self.reports})")
+        return self.inbox.pop(0)
+
+    def close(self):
+        pass
+
+
+def test_a_runner_asks_for_credit_before_it_runs_out():
+    """Reports go out when a quarter of the last grant is left, so the next grant arrives
+    while the runner still has work: with a manager that answers at once it never waits."""
+    conn = _ScriptedManager()
+    spec = RunnerSpec(opt_id=1, opt_cls=RandomOptimizer, opt_kwargs={"popsize": 2, "max_evals": 2 * 40},
+                      bounds=Bounds(np.full(2, -1.0), np.full(2, 1.0)), x0=np.zeros(2), seed=1,
+                      task_bytes=None, report_interval=3600.0)
+    runner = Runner(spec, conn, lambda x: float(np.dot(x, x)))
+    runner.run()
+    assert runner.ended_cleanly and runner.generation == 40
+    # the first generation is the only credit at the start; then each Ack grants 8 more
+    # and the runner reports with 8 // 4 = 2 left: every 6 generations
+    assert conn.reports[:5] == [1, 7, 13, 19, 25], conn.reports

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Any
 
 import psutil
 
@@ -41,13 +42,47 @@ def snapshot_tree(pids: list[int]) -> list[psutil.Process]:
     procs: dict[int, psutil.Process] = {}
     for pid in pids:
         try:
-            p = psutil.Process(pid)
-            procs[pid] = p
-            for c in p.children(recursive=True):
-                procs[c.pid] = c
+            procs[pid] = psutil.Process(pid)
+            descendants = _descendants(pid)
         except psutil.Error:
             continue
+        for d in descendants:
+            try:
+                p = d if isinstance(d, psutil.Process) else psutil.Process(d)
+            except psutil.Error:  # it has just exited
+                continue
+            procs.setdefault(p.pid, p)
     return list(procs.values())
+
+
+def _descendants(pid: int) -> list[Any]:
+    """Descendants of ``pid`` (pids), from Linux's ``/proc/<pid>/task/<tid>/children``
+    lists: a few small reads, where psutil scans every process of the system (about a
+    millisecond on an idle machine, more on a busy one, and this is on the path from a
+    stop decision to the children hearing of it).  Elsewhere, psutil's ``Process``
+    objects."""
+    if not _HAVE_CHILDREN_FILES:
+        return psutil.Process(pid).children(recursive=True)
+    found: list[Any] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except OSError:  # it has just exited
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            stack.extend(kids)
+    return found
+
+
+_HAVE_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def reap(procs: list[psutil.Process], timeout: float = 1.0) -> list[int]:
