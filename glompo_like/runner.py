@@ -54,6 +54,7 @@ from .evaluation.pools import (
     ProcessPool,
     SerialPool,
     ThreadPool,
+    preload_threadpoolctl,
 )
 from .messages import (
     Ack,
@@ -117,6 +118,8 @@ def make_pool(spec: RunnerSpec, task: Callable, announce: tuple[Callable, Callab
     if b == "processes":
         import multiprocessing
 
+        if spec.blas_threads is not None:
+            preload_threadpoolctl()  # forked workers then find it imported
         ctx = multiprocessing.get_context(spec.start_method)
         return ProcessPool(spec.task_bytes, spec.l2_workers, ctx, label, spec.task_timeout, spec.blas_threads)
     if b == "dask":
@@ -251,10 +254,11 @@ class Runner:
         pool: Pool | None = None
         try:
             s = self.spec
+            # the pool first: its worker processes start up while the optimizer sets up
+            pool = make_pool(s, self.task, (self._announce, self._evaluated) if self.in_process else None)
             self.opt = s.opt_cls(s.bounds, s.x0, s.seed, **s.opt_kwargs)
             if s.state is not None:
                 self.opt.set_state(s.state)
-            pool = make_pool(s, self.task, (self._announce, self._evaluated) if self.in_process else None)
             final = self._loop(pool)
             self._report()  # evaluations not yet reported go out before the final word
         except _StopRun:

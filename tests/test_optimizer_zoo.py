@@ -322,3 +322,25 @@ def test_each_optimizer_solves_the_sphere_through_the_manager(cls, kwargs, backe
     assert result.fx <= 1e-6
     assert result.origin["type"] == cls.__name__
     assert not _scipy_threads()
+
+
+def test_cma_passes_one_box_side_as_scalars_and_mixed_bounds_per_coordinate():
+    """pycma handles scalar bounds faster (its bound handling runs on every candidate);
+    the candidates are the same either way, and always inside the bounds."""
+    from glompo_like.bounds import Bounds
+
+    same = CMAOptimizer(Bounds(np.full(4, -2.0), np.full(4, 3.0)), np.zeros(4), 5, sigma0=1.0, popsize=6)
+    assert same.es.opts["bounds"] == [-2.0, 3.0]
+    mixed = CMAOptimizer(Bounds(np.array([-2.0, -1.0]), np.array([3.0, 1.0])), np.zeros(2), 5, sigma0=0.5)
+    assert [list(b) for b in mixed.es.opts["bounds"]] == [[-2.0, -1.0], [3.0, 1.0]]
+    # the same run with the bounds written out per coordinate (as pycma would get a list)
+    listed = CMAOptimizer(Bounds(np.full(4, -2.0), np.full(4, 3.0)), np.zeros(4), 5, sigma0=1.0, popsize=6)
+    listed.es.boundary_handler.__init__([[-2.0] * 4, [3.0] * 4])
+    assert listed.es.boundary_handler.bounds == [[-2.0] * 4, [3.0] * 4]
+    for _ in range(5):
+        a, b = same.ask(), listed.ask()
+        np.testing.assert_array_equal(a, b)
+        assert ((a >= -2.0) & (a <= 3.0)).all()
+        f = np.sum(a * a, axis=1)
+        same.tell(a, f)
+        listed.tell(b, f)

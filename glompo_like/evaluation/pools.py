@@ -43,7 +43,8 @@ from ..backends.terminate import terminate_process
 from ..errors import WorkerTerminated
 from .core import EvalStatus, Outcome, evaluate_one, failed_outcome, value_outcome
 
-__all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name"]
+__all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name",
+           "preload_threadpoolctl"]
 
 AbortCheck = Callable[[], bool]
 _OK = EvalStatus.OK
@@ -285,6 +286,15 @@ def _worker_main(conn, task_bytes: bytes, label: str, blas_threads: int | None) 
             return
         idx, x = msg
         conn.send((idx, evaluate_one(task, x, label)))
+
+
+def preload_threadpoolctl() -> None:
+    """Import threadpoolctl (if installed) in the process that starts the workers, so that
+    forked workers do not each spend milliseconds importing it."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _limit_threads(n: int) -> None:

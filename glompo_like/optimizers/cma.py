@@ -79,8 +79,15 @@ class CMAOptimizer(BaseOptimizer):
         self.popsize = popsize
         self.popsize_factor = popsize_factor
         self.cma_options = dict(cma_options)
+        lower, upper = self.bounds.lower, self.bounds.upper
+        if np.all(lower == lower[0]) and np.all(upper == upper[0]):
+            # the same box side in every coordinate: scalars, which pycma's bound handling
+            # (run on every candidate) processes faster than per-coordinate lists
+            box = [float(lower[0]), float(upper[0])]
+        else:
+            box = [lower.tolist(), upper.tolist()]
         opts: dict[str, Any] = {
-            "bounds": [self.bounds.lower.tolist(), self.bounds.upper.tolist()],
+            "bounds": box,
             "seed": float("nan"),  # never reseed NumPy's global generator
             "randn": _Randn(self.rng),
             "verbose": -9,
