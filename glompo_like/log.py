@@ -204,19 +204,21 @@ class _Checkpointer:
     otherwise do it in the writer (the manager) every 1000 pages, and once more, over
     everything left, when the log is closed, which is when the caller is waiting for the
     run to end.  Checkpointing in passive mode never blocks the writer, and SQLite
-    releases the GIL while it works.  The thread is started on the first request.
+    releases the GIL while it works.  The thread starts with the log, before the run's
+    processes do: starting a thread waits until it runs, which on a machine busy with
+    those processes can take milliseconds.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._wanted = threading.Event()
         self._closing = False
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="glompo-log-checkpoint", daemon=True
+        )
+        self._thread.start()
 
     def request(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="glompo-log-checkpoint", daemon=True)
-            self._thread.start()
         self._wanted.set()
 
     def _run(self) -> None:
