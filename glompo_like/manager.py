@@ -488,15 +488,19 @@ class GloMPOManager:
 
     def _preload(self) -> None:
         """Import the optimizers' heavy dependencies once, here, before children start:
-        forked children inherit them and the forkserver preloads them."""
-        modules = []
+        forked children inherit them, and a forkserver (the default start method from
+        Python 3.14) is told to preload them, with the modules its children run."""
+        modules = ["__main__", "glompo_like.evaluation.pools"]  # what Level 2 workers run
         for e in self.config.opt_selector.entries:
             e.cls.preload()
-            modules.append(e.cls.__module__)
-        if self._l1 != "threads" and self.config.start_method == "forkserver" or (
-            self.config.start_method is None and multiprocessing.get_start_method(allow_none=True) == "forkserver"
-        ):
-            multiprocessing.get_context("forkserver").set_forkserver_preload(sorted(set(modules)))
+            if self._l1 != "threads":  # optimizer processes: the runner and the optimizers
+                modules += ["glompo_like.runner", e.cls.__module__, *e.cls.preload_modules]
+        starts_processes = self._l1 != "threads" or any(b == "processes" for b in self._l2.values())
+        if starts_processes and self._start_method() == "forkserver":
+            multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
+
+    def _start_method(self) -> str:
+        return self.config.start_method or multiprocessing.get_context().get_start_method()
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> Path | None:

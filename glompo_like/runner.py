@@ -507,6 +507,13 @@ def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
 
     become_child()
     _redirect_prints(spec)  # before the task is loaded: what loading prints goes there too
+    if spec.l2_backend == "processes":
+        import multiprocessing
+
+        ctx = multiprocessing.get_context(spec.start_method)
+        if ctx.get_start_method() == "forkserver":  # this process's own forkserver starts
+            # the Level 2 workers: with their code loaded
+            ctx.set_forkserver_preload(["__main__", "glompo_like.evaluation.pools"])
     task_bytes = spec.task_bytes
     try:
         task = pickle.loads(task_bytes)

@@ -338,3 +338,46 @@ def test_auto_measures_and_picks_different_backends(tmp_path):
         assert summary["settings"]["backend_choice"]["level1"] == m.backend_choice["level1"]
     assert choices["_gil_holding"] == ("processes_forced", "processes")
     assert choices["_gil_releasing"] == ("threads", "threads")
+
+
+def test_a_stop_is_seen_while_process_workers_start():
+    """With spawn (or forkserver) a worker takes a while to start; a stop asked for in that
+    time skips the generation's evaluations at once instead of waiting for the first of
+    them to finish."""
+    pool = ProcessPool(_pickled(_square_sum), 2, multiprocessing.get_context("spawn"), "t")
+    asked = []
+
+    def stop_now():
+        asked.append(time.monotonic())
+        return True
+
+    try:
+        out = pool.evaluate(np.ones((4, 2)), stop_now)
+        assert asked  # looked for a stop before any worker was ready
+        assert out == [None] * 4  # nothing evaluated: every evaluation was skipped
+        # the pool still works afterwards: its workers finish starting
+        assert [o.fx for o in pool.evaluate(np.ones((2, 2)))] == [2.0, 2.0]
+    finally:
+        pool.close()
+
+
+def test_optimizer_preload_modules_exist():
+    """The modules a forkserver is told to preload (it skips missing ones silently)."""
+    import importlib
+
+    from glompo_like.optimizers import (
+        CMAOptimizer,
+        DEOptimizer,
+        NelderMeadOptimizer,
+        PSOOptimizer,
+        RandomOptimizer,
+        ScipyOptimizer,
+        SNESOptimizer,
+        XNESOptimizer,
+    )
+
+    for cls in (CMAOptimizer, DEOptimizer, NelderMeadOptimizer, PSOOptimizer, RandomOptimizer,
+                ScipyOptimizer, SNESOptimizer, XNESOptimizer):
+        for name in cls.preload_modules:
+            importlib.import_module(name)
+    assert "glompo_like.optimizers._cma_import" in CMAOptimizer.preload_modules

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import psutil
@@ -89,9 +90,13 @@ def reap(procs: list[psutil.Process], timeout: float = 1.0) -> list[int]:
     """Terminate (then kill) whichever of ``procs`` are still running.
 
     The last line of defence of every orderly shutdown; returns the pids it had to end.
-    psutil checks each process's creation time, so a recycled pid is never hit.
+    psutil checks each process's creation time, so a recycled pid is never hit.  A zombie
+    (exited, not yet collected by its parent) counts as gone: only its parent can collect
+    it, and when that parent has died too the zombie waits for the system's init, which
+    may take its time (or, in some containers, never do it).
     """
-    alive = [p for p in procs if p.is_running()]
+    # what is exiting by itself (a forkserver whose clients have just gone) may finish
+    alive = _wait_gone(procs, min(timeout, 0.1))
     if not alive:
         return []
     for p in alive:
@@ -99,11 +104,35 @@ def reap(procs: list[psutil.Process], timeout: float = 1.0) -> list[int]:
             p.terminate()
         except psutil.Error:
             pass
-    _, still = psutil.wait_procs(alive, timeout=timeout)
+    still = _wait_gone(alive, timeout)
     for p in still:
         try:
             p.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(still, timeout=timeout)
+    _wait_gone(still, timeout)
     return [p.pid for p in alive]
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` seconds until none of ``procs`` runs; returns those that
+    still do.  Polls (from 1 ms, doubling, at most 50 ms apart): the processes need not be
+    our children, so there is nothing to block on for all of them."""
+    deadline = time.monotonic() + timeout
+    left = [p for p in procs if _running(p)]
+    delay = 0.001
+    while left:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        time.sleep(min(delay, deadline - now))
+        delay = min(2 * delay, 0.05)
+        left = [p for p in left if _running(p)]
+    return left

@@ -361,6 +361,8 @@ class ProcessPool(Pool):
     PREFETCH = 2
     #: prefetch only while evaluations take less than this (seconds, running mean)
     PREFETCH_BELOW = 0.1
+    #: seconds between two looks for a stop while evaluations wait for a worker
+    ABORT_CHECK = 0.02
 
     def __init__(
         self,
@@ -573,8 +575,12 @@ class ProcessPool(Pool):
         for i, x in enumerate(xs):
             self._todo.append((i, x))
         self._dispatch()
-        while any(o is None for o in out) and (self._busy or self._todo):
-            for i, outcome in self.collect():
+        while any(o is None for o in out) and (self._todo or any(w.jobs for w in self._pool)):
+            # While evaluations wait for a worker (workers starting, which takes a while
+            # with spawn or forkserver), a stop is looked for every ABORT_CHECK seconds,
+            # not only when an evaluation finishes.
+            wait = self.ABORT_CHECK if self._todo and should_abort is not None else None
+            for i, outcome in self.collect(timeout=wait):
                 out[i] = outcome
             if self._todo and should_abort is not None and should_abort():
                 self.cancel_pending()

@@ -163,6 +163,10 @@ class BaseOptimizer(ABC):
         """Raise :class:`~glompo_like.errors.ConfigError` for bad settings; the selector
         calls it when the run is configured, so mistakes surface before anything starts."""
 
+    #: Modules a forkserver should import before it starts optimizer processes (the ones
+    #: :meth:`preload` imports; with ``fork`` the children inherit them instead).
+    preload_modules: ClassVar[tuple[str, ...]] = ()
+
     @classmethod  # noqa: B027 - optional hook, deliberately empty
     def preload(cls) -> None:
         """Import heavy dependencies.  The manager calls this in its own process before it

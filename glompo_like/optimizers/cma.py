@@ -103,6 +103,8 @@ class CMAOptimizer(BaseOptimizer):
             warnings.simplefilter("ignore")  # pycma chatters about bound handling
             self.es = cma.CMAEvolutionStrategy(self.x0.tolist(), self.sigma0, opts)
 
+    preload_modules = ("glompo_like.optimizers._cma_import",)
+
     @classmethod
     def preload(cls) -> None:
         _import_cma()

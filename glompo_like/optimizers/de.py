@@ -198,6 +198,8 @@ class DEOptimizer(BaseOptimizer):
             if not (_number(value) and value >= 0):
                 raise ConfigError(f"DEOptimizer: {name} must be a number >= 0, got {value!r}")
 
+    preload_modules = ("scipy.stats.qmc",)
+
     @classmethod
     def preload(cls) -> None:
         from scipy.stats import qmc  # noqa: F401 - slow to import; share it with children

@@ -307,6 +307,8 @@ class XNESOptimizer(_NES):
         self.sigma = float(state["sigma"])
         self.B = np.array(state["B"], dtype=float)
 
+    preload_modules = ("scipy.linalg",)
+
     @classmethod
     def preload(cls) -> None:
         import scipy.linalg  # noqa: F401

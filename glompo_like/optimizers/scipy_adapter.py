@@ -236,6 +236,8 @@ class ScipyOptimizer(BaseOptimizer):
         self._pending: Any = None  # the helper's last message
         self._closed = False
 
+    preload_modules = ("scipy.optimize",)
+
     @classmethod
     def preload(cls) -> None:
         import scipy.optimize  # noqa: F401
