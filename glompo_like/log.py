@@ -4,7 +4,8 @@ One writer (the manager) appends one transaction per report of an optimizer.  Th
 is in WAL mode with ``synchronous=NORMAL``: a committed batch survives the manager being
 killed (SIGKILL included); only an operating-system crash or power loss can take the last
 few batches.  A background thread checkpoints the WAL into the database file as rows come
-in; :meth:`EvaluationLog.close` folds in the rest and leaves one self-contained file.  Read it while a run is going with :func:`read_log`, pandas
+in; :meth:`EvaluationLog.close` folds in the rest and leaves one self-contained file.
+Read it while a run is going with :func:`read_log`, pandas
 (``pd.read_sql("select * from evaluations", sqlite3.connect(path))``) or the ``sqlite3``
 shell.
 
@@ -58,7 +59,6 @@ class EvaluationLog:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
-        self._checkpointer = _Checkpointer(self.path)
         self._rows_since_checkpoint = 0
         xcols = [f"x_{i} REAL" for i in range(dim)] if self.x_columns else ["x BLOB"]
         with self._transaction():
@@ -86,6 +86,7 @@ class EvaluationLog:
         self._statements = {False: self._inserts(columns)}
         if defaults.get("status") == "'ok'":  # (a log written by an older version has no default)
             self._statements[True] = self._inserts([c for c in columns if c not in ("status", "error")])
+        self._checkpointer = _Checkpointer(self.path)
 
     def _inserts(self, columns: list[str]) -> tuple[int, int, str, str]:
         """(parameters per row, rows per multi-row statement, one-row and multi-row
@@ -222,7 +223,10 @@ class _Checkpointer:
         self._wanted.set()
 
     def _run(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error:  # then the final checkpoint does it all
+            return
         try:
             while True:
                 self._wanted.wait()
