@@ -81,8 +81,9 @@ class EvaluationLog:
         # ROWS_PER_INSERT at a time (within SQLite's limit on parameters per statement).
         # Batches in which every evaluation succeeded (nearly all) leave ``status`` and
         # ``error`` to the columns' defaults ('ok' and NULL): a fifth cheaper again.
-        columns = [r[1] for r in self.db.execute("PRAGMA table_info(evaluations)")]
-        defaults = {r[1]: r[4] for r in self.db.execute("PRAGMA table_info(evaluations)")}
+        info = self.db.execute("PRAGMA table_info(evaluations)").fetchall()
+        columns = [r[1] for r in info]
+        defaults = {r[1]: r[4] for r in info}
         self._statements = {False: self._inserts(columns)}
         if defaults.get("status") == "'ok'":  # (a log written by an older version has no default)
             self._statements[True] = self._inserts([c for c in columns if c not in ("status", "error")])

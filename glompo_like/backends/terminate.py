@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
 
 import psutil
 
@@ -48,23 +47,22 @@ def snapshot_tree(pids: list[int]) -> list[psutil.Process]:
         except psutil.Error:
             continue
         for d in descendants:
-            try:
-                p = d if isinstance(d, psutil.Process) else psutil.Process(d)
-            except psutil.Error:  # it has just exited
-                continue
-            procs.setdefault(p.pid, p)
+            if d not in procs:
+                try:
+                    procs[d] = psutil.Process(d)
+                except psutil.Error:  # it has just exited
+                    continue
     return list(procs.values())
 
 
-def _descendants(pid: int) -> list[Any]:
-    """Descendants of ``pid`` (pids), from Linux's ``/proc/<pid>/task/<tid>/children``
+def _descendants(pid: int) -> list[int]:
+    """The pids of ``pid``'s descendants, from Linux's ``/proc/<pid>/task/<tid>/children``
     lists: a few small reads, where psutil scans every process of the system (about a
     millisecond on an idle machine, more on a busy one, and this is on the path from a
-    stop decision to the children hearing of it).  Elsewhere, psutil's ``Process``
-    objects."""
+    stop decision to the children hearing of it).  Elsewhere, through psutil."""
     if not _HAVE_CHILDREN_FILES:
-        return psutil.Process(pid).children(recursive=True)
-    found: list[Any] = []
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    found: list[int] = []
     stack = [pid]
     while stack:
         parent = stack.pop()
