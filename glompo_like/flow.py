@@ -55,8 +55,9 @@ class Credit:
         """The last generation ``rec`` may start before it must wait again (a value
         ``<= rec.generations`` means: wait).
 
-        ``others``: every optimizer record (``rec`` among them; the dead and the probe are
-        skipped); ``left``: evaluations left in the budget (``None``: no evaluation
+        ``others``: every optimizer record (``rec`` among them; those that have ended and
+        the probe are skipped; one told to stop still holds its credit until it has
+        ended, since it may go on evaluating until it hears of the stop); ``left``: evaluations left in the budget (``None``: no evaluation
         budget); ``running``: optimizers running; ``now``: the manager's clock, in the
         units of ``rec.t_start``.
         """
@@ -70,7 +71,7 @@ class Credit:
             return ahead + need
         per_gen = max(1, len(rec.fx) // max(1, rec.generations))
         for r in others:
-            if r.alive and r.opt_id:  # credit others (and rec) may be using unseen
+            if r.opt_id and (r.alive or r.stopping):  # credit others (and rec) may be using unseen
                 size = len(r.fx) // r.generations if r.generations else per_gen
                 left -= max(0, r.granted_until - r.generations) * size
         extra = min(need, (left // max(1, running)) // per_gen)

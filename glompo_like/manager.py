@@ -786,9 +786,7 @@ class GloMPOManager:
             for opt_id in req.stop_optimizers:
                 rec = self.records.get(opt_id)
                 if rec is not None and rec.alive:
-                    reason = f"STOP_{opt_id} file"
-                    self._mark_end(rec, "stopped", reason)
-                    self._supervisor.stop(opt_id, reason)
+                    self._stop_optimizer(rec, "stopped", f"STOP_{opt_id} file")
             if req.checkpoint and self.checkpoint_control is None:
                 log.warning("CHKPT file ignored: this run has no checkpoint_control")
         if self.checkpoint_control is not None and (
@@ -1056,6 +1054,7 @@ class GloMPOManager:
     def _on_end(self, child: Child) -> None:
         self._collecting.discard(child.opt_id)
         rec = self.records[child.opt_id]
+        rec.stopping = False  # it has ended: it holds no credit any more
         code = getattr(child, "exitcode_final", None)
         if rec.alive:  # died without saying why
             from .evaluation.pools import signal_name
@@ -1068,6 +1067,14 @@ class GloMPOManager:
         if self._log is not None:
             self._log.end_optimizer(rec.opt_id, time.time(), len(rec.fx), rec.best_fx,
                                     rec.end_kind or "stopped", rec.end_reason or "", code)
+
+    def _stop_optimizer(self, rec: OptimizerRecord, kind: str, reason: str) -> None:
+        """End a running optimizer: recorded at once, while its runner hears of it at its
+        next check and keeps its credit until then (it may use it, and the budget must
+        still count it)."""
+        self._mark_end(rec, kind, reason)
+        rec.stopping = True
+        self._supervisor.stop(rec.opt_id, reason)
 
     def _mark_end(self, rec: OptimizerRecord, kind: str, reason: str) -> bool:
         """Record how an optimizer ended; the first word wins (a killed optimizer that then
@@ -1093,9 +1100,8 @@ class GloMPOManager:
             d = cond(self.view, hunter.opt_id, victim.opt_id)
             if d:
                 reason = f"killed by optimizer {hunter.opt_id}: {d.reason}"
-                self._mark_end(victim, "killed", reason)
+                self._stop_optimizer(victim, "killed", reason)
                 self.counters.opts_killed += 1
-                self._supervisor.stop(victim.opt_id, reason)
                 log.info("optimizer %d %s", victim.opt_id, reason)
 
     # ------------------------------------------------------------------ reporting

@@ -76,6 +76,8 @@ class OptimizerRecord:
     # flow control: when its first evaluation started (manager's clock); the speed since
     # then leaves out the optimizer's start-up
     t_first_eval: float | None = None
+    # told to stop (killed, a STOP file) but not ended yet: it may still use its credit
+    stopping: bool = False
     # the point of every evaluation, shape (n, dim): what the log stores too
     xs: GrowingArray = field(init=False, repr=False)
 

@@ -137,3 +137,16 @@ def test_a_runner_asks_for_credit_before_it_runs_out():
     # the first generation is the only credit at the start; then each Ack grants 8 more
     # and the runner reports with 8 // 4 = 2 left: every 6 generations
     assert conn.reports[:5] == [1, 7, 13, 19, 25], conn.reports
+
+
+def test_an_optimizer_told_to_stop_holds_its_credit_until_it_has_ended():
+    """A killed optimizer may use its credit until it hears of the kill: the budget it
+    holds goes to others only once it has ended (else the run overshoots its budget by
+    the killed one's grant)."""
+    c = Credit(report_interval=0.02)
+    a = _rec(1, generations=10, granted_until=10)  # out of credit, 1 ms per generation
+    killed = _rec(2, generations=10, granted_until=40, alive=False)
+    killed.stopping = True  # told to stop, still running: up to 30 generations unseen
+    assert c.grant(a, [a, killed], left=32 * POP, running=1, now=0.01) == 12  # the 2 left over
+    killed.stopping = False  # it has ended
+    assert c.grant(a, [a, killed], left=32 * POP, running=1, now=0.01) == 42  # all 32
