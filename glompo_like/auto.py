@@ -10,8 +10,8 @@ The probe evaluates the task at a few random points, in this process:
 
 Fast tasks are evaluated in blocks of about a millisecond (so handing work to the
 threads does not pass for a lack of overlap), and the probe repeats until it has measured
-at least ``min_probe_time`` seconds or spent its evaluations.  Probe evaluations are real evaluations: the manager
-logs and counts them (optimizer id 0, type ``probe``).
+at least ``min_probe_time`` seconds or spent its evaluations.  Probe evaluations are real
+evaluations: the manager logs and counts them (optimizer id 0, type ``probe``).
 
 Decision (see docs/parallelism):
 
