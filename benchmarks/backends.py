@@ -79,6 +79,7 @@ import numpy as np
 
 from glompo_like import ConfigError, GloMPOManager
 from glompo_like.checkers import MaxFuncCalls
+from glompo_like.log import read_log
 from glompo_like.optimizers.cma import CMAOptimizer
 from glompo_like.selectors import CycleSelector
 
@@ -272,6 +273,7 @@ def measure_manager(combo: Combo, task: Callable, budget: int, seed: int) -> dic
         t0 = time.perf_counter()
         result = manager.start_manager()
         wall = time.perf_counter() - t0
+        durations = np.asarray(read_log(tmp)["duration"], dtype=float)
     s = result.stats
     n = int(s["f_evals"])
     out = {
@@ -285,10 +287,19 @@ def measure_manager(combo: Combo, task: Callable, budget: int, seed: int) -> dic
         "evals_failed": s["evals_failed"],
         "end_cond": s["end_cond"],
         "best_fx": result.fx,
+        "eval_ms_median": float(np.median(durations)) * 1e3,
+        "pool_start_method": (manager.pool_start_choice or {}).get("start_method"),
     }
     if manager.backend_choice is not None:
         out["backend_choice"] = dict(manager.backend_choice)
     return out
+
+
+def timed_call(task: Callable[[np.ndarray], float], x: np.ndarray) -> tuple[float, float]:
+    """``task(x)`` and how long it took (what the evaluation log records for the others)."""
+    t = time.perf_counter()
+    value = task(x)
+    return value, time.perf_counter() - t
 
 
 def measure_raw_pool(task: Callable, budget: int, seed: int) -> dict[str, Any]:
@@ -296,18 +307,19 @@ def measure_raw_pool(task: Callable, budget: int, seed: int) -> dict[str, Any]:
     points = list(rng.uniform(LOWER, UPPER, (budget, DIM)))
     gc.collect()
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(2) as ex:
+    with ProcessPoolExecutor(2) as ex:  # the platform's default start method
         t1 = time.perf_counter()
-        values = list(ex.map(task, points))
+        timed = list(ex.map(functools.partial(timed_call, task), points))
         t2 = time.perf_counter()
     wall = time.perf_counter() - t0
     return {
         "refused": False,
         "wall_s": wall,
         "map_s": t2 - t1,
-        "f_evals": len(values),
-        "evals_per_s": len(values) / wall,
-        "evals_per_s_map_only": len(values) / (t2 - t1),
+        "f_evals": len(timed),
+        "evals_per_s": len(timed) / wall,
+        "evals_per_s_map_only": len(timed) / (t2 - t1),
+        "eval_ms_median": float(np.median([d for _, d in timed])) * 1e3,
     }
 
 
@@ -345,6 +357,9 @@ def summarise(objective: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str
         entry["refused"] = False
         entry["median_evals_per_s"] = statistics.median(r["evals_per_s"] for r in reps)
         entry["median_wall_s"] = statistics.median(r["wall_s"] for r in reps)
+        entry["eval_ms_median"] = statistics.median(r["eval_ms_median"] for r in reps)
+        methods = {r.get("pool_start_method") for r in reps} - {None}
+        entry["pool_start_method"] = methods.pop() if len(methods) == 1 else None
         if combo.name == AUTO:
             choices = [r.get("backend_choice") for r in reps]
             entry["backend_choice"] = choices[0]
@@ -388,7 +403,7 @@ def format_table(objective: str, summary: dict[str, dict[str, Any]], cal: dict[s
                  budget: int, repeats: int) -> str:
     per_call = cal[f"{objective}_s_per_call"]
     per_call_txt = f"{per_call * 1e3:.2f} ms" if per_call >= 1e-3 else f"{per_call * 1e6:.1f} us"
-    head = f"{'combination':<34} {'shape':<18} {'evals/s':>9} {'ratio':>7} {'target':>9}  result"
+    head = f"{'combination':<34} {'shape':<18} {'evals/s':>9} {'ratio':>7} {'eval':>8} {'target':>9}  result"
     lines = [
         f"== {objective}: {DESCRIPTIONS[objective]}, {per_call_txt} per call; "
         f"{budget} evaluations per run, median of {repeats} repeat(s)",
@@ -399,7 +414,7 @@ def format_table(objective: str, summary: dict[str, dict[str, Any]], cal: dict[s
         e = summary[combo.name]
         if e["refused"]:
             msg = e["message"].split(":", 1)[-1].strip()
-            lines.append(f"{combo.name:<34} {combo.shape:<18} {'refused':>9} {'':>7} {'':>9}  "
+            lines.append(f"{combo.name:<34} {combo.shape:<18} {'refused':>9} {'':>7} {'':>8} {'':>9}  "
                          f"by design: {msg[:90]}{'...' if len(msg) > 90 else ''}")
             continue
         if combo.name == AUTO:
@@ -408,9 +423,11 @@ def format_table(objective: str, summary: dict[str, dict[str, Any]], cal: dict[s
             t = e["target_ratio"]
             target = "-" if t is None else f">={t:.1f}x"
         result = "-" if e["pass"] is None else ("PASS" if e["pass"] else "FAIL")
+        ms = e["eval_ms_median"]
+        eval_txt = f"{ms:.2f}ms" if ms >= 0.1 else f"{ms * 1e3:.1f}us"
         lines.append(
             f"{combo.name:<34} {combo.shape:<18} {e['median_evals_per_s']:>9.1f} "
-            f"{e['ratio_to_serial']:>6.2f}x {target:>9}  {result}"
+            f"{e['ratio_to_serial']:>6.2f}x {eval_txt:>8} {target:>9}  {result}"
         )
     a = summary[AUTO]
     lines.append(
@@ -420,6 +437,11 @@ def format_table(objective: str, summary: dict[str, dict[str, Any]], cal: dict[s
     )
     if a.get("backend_choice"):
         lines.append(f"  reason: {a['backend_choice']['reason']}")
+    lines.append("eval: median duration of one evaluation where it ran (evaluation log; for the raw "
+                 "pool, timed in its workers)")
+    methods = sorted({e["pool_start_method"] for e in summary.values() if e.get("pool_start_method")})
+    if methods:
+        lines.append(f"Level 2 process-pool workers started with: {', '.join(methods)}")
     raw = summary[RAW]["ratio_to_serial"]
     lines.append(
         f"ceiling check: the raw ProcessPoolExecutor(2) reached {raw:.2f}x serial"

@@ -62,6 +62,7 @@ class ManagerConfig:
     working_dir: Path | None
     seed: int | None
     start_method: str | None
+    pool_start_method: str | None
     task_timeout: float | None
     on_error: str
     penalty: float | None
@@ -116,6 +117,7 @@ def build_config(
     overwrite: Any = False,
     resuming: bool = False,
     dask_address: Any = None,
+    pool_start_method: Any = None,
 ) -> ManagerConfig:
     from .checkers import BaseChecker, MaxFuncCalls
     from .generators import BaseGenerator, RandomGenerator
@@ -194,6 +196,9 @@ def build_config(
     methods = multiprocessing.get_all_start_methods()
     if start_method is not None and start_method not in methods:
         raise ConfigError(f"start_method must be one of {methods} or None (the platform default), got {start_method!r}")
+    if pool_start_method is not None and pool_start_method not in methods:
+        raise ConfigError(f"pool_start_method must be one of {methods} or None (a forkserver where possible), "
+                          f"got {pool_start_method!r}")
     if task_timeout is not None:
         task_timeout = _positive_number(task_timeout, "task_timeout")
     if on_error not in ON_ERROR_POLICIES:
@@ -298,6 +303,7 @@ def build_config(
         working_dir=working_dir,
         seed=seed,
         start_method=start_method,
+        pool_start_method=pool_start_method,
         task_timeout=task_timeout,
         on_error=on_error,
         penalty=penalty,

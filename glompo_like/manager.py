@@ -38,6 +38,7 @@ from .auto import (
 )
 from .backends.child import kill_group
 from .backends.level1 import Child
+from .backends.start import pool_preload_modules, resolve_pool_start_method
 from .checkpoint import CheckpointingControl, read_checkpoint, write_checkpoint
 from .config import ManagerConfig, build_config, pickle_task
 from .errors import (
@@ -124,7 +125,15 @@ class GloMPOManager:
         Makes the run reproducible: start points, selector choices and every optimizer's
         seed derive from it.  A seeded run with ``max_jobs=1`` repeats exactly.
     start_method:
-        ``multiprocessing`` start method for every process (``None``: the platform default).
+        ``multiprocessing`` start method of optimizer processes (``None``: the platform
+        default), and of Level 2 workers unless ``pool_start_method`` is given.
+    pool_start_method:
+        Start method of Level 2 process-pool workers.  ``None`` (the default): ``start_method``
+        if that is given, else ``"forkserver"`` where the platform has one and the main
+        script keeps its run under ``if __name__ == "__main__":`` (the workers then start
+        from a lean server process instead of being forked from the busy optimizer
+        process; see :doc:`parallelism`), else the platform default.  The choice and its
+        reason are in :attr:`pool_start_choice` and the run summary.
     task_timeout:
         Seconds one evaluation may take; needs evaluations in worker processes (Level 2
         ``backend="processes"``).  The worker is killed and the evaluation logged as ``timed_out``.
@@ -206,6 +215,7 @@ class GloMPOManager:
         working_dir: str | Path | None = None,
         seed: int | None = None,
         start_method: str | None = None,
+        pool_start_method: str | None = None,
         task_timeout: float | None = None,
         on_error: str = "penalty",
         penalty: float | None = None,
@@ -237,6 +247,7 @@ class GloMPOManager:
             working_dir=working_dir,
             seed=seed,
             start_method=start_method,
+            pool_start_method=pool_start_method,
             task_timeout=task_timeout,
             on_error=on_error,
             penalty=penalty,
@@ -275,6 +286,9 @@ class GloMPOManager:
         self.thread_slice = thread_slice if thread_slice in (None, "auto") else float(thread_slice)
         #: what ``thread_slice="auto"`` chose, and why (``None`` until a threads run starts)
         self.thread_slice_choice: dict[str, Any] | None = None
+        #: how Level 2 process-pool workers start: ``{"start_method": ..., "reason": ...}``
+        #: (set when the run starts, ``None`` if no entry has a process pool)
+        self.pool_start_choice: dict[str, str] | None = None
         self._profile: TaskProfile | None = None
         if not isinstance(reuse_processes, bool):
             raise ConfigTypeError(f"reuse_processes must be True or False, got {reuse_processes!r}")
@@ -488,16 +502,28 @@ class GloMPOManager:
 
     def _preload(self) -> None:
         """Import the optimizers' heavy dependencies once, here, before children start:
-        forked children inherit them, and a forkserver (the default start method from
-        Python 3.14) is told to preload them, with the modules its children run."""
-        modules = ["__main__", "glompo_like.evaluation.pools"]  # what Level 2 workers run
-        for e in self.config.opt_selector.entries:
+        forked children inherit them, and this process's forkserver (if it starts optimizer
+        processes or, with ``backend="threads"``, Level 2 workers) is told to preload them,
+        with the modules its children run."""
+        cfg = self.config
+        has_pools = any(b == "processes" for b in self._l2.values())
+        if has_pools:
+            method, reason = resolve_pool_start_method(cfg.pool_start_method, cfg.start_method)
+            self.pool_start_choice = {"start_method": method, "reason": reason}
+        modules = []
+        if self._l1 != "threads" and self._start_method() == "forkserver":
+            modules += ["__main__", "glompo_like.runner"]
+            for e in cfg.opt_selector.entries:
+                modules += [e.cls.__module__, *e.cls.preload_modules]
+        if self._l1 == "threads" and has_pools and self._pool_start_method() == "forkserver":
+            modules += pool_preload_modules(cfg.blas_threads)
+        for e in cfg.opt_selector.entries:
             e.cls.preload()
-            if self._l1 != "threads":  # optimizer processes: the runner and the optimizers
-                modules += ["glompo_like.runner", e.cls.__module__, *e.cls.preload_modules]
-        starts_processes = self._l1 != "threads" or any(b == "processes" for b in self._l2.values())
-        if starts_processes and self._start_method() == "forkserver":
+        if modules:
             multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
+
+    def _pool_start_method(self) -> str | None:
+        return None if self.pool_start_choice is None else self.pool_start_choice["start_method"]
 
     def _start_method(self) -> str:
         return self.config.start_method or multiprocessing.get_context().get_start_method()
@@ -587,7 +613,8 @@ class GloMPOManager:
                 "bounds": cfg.bounds.as_pairs(), "backend": cfg.backend, "max_jobs": cfg.max_jobs,
                 "hunt_frequency": cfg.hunt_frequency, "share_best_solutions": cfg.share_best_solutions,
                 "working_dir": None if cfg.working_dir is None else str(cfg.working_dir), "seed": cfg.seed,
-                "start_method": cfg.start_method, "task_timeout": cfg.task_timeout, "on_error": cfg.on_error,
+                "start_method": cfg.start_method, "pool_start_method": cfg.pool_start_method,
+                "task_timeout": cfg.task_timeout, "on_error": cfg.on_error,
                 "penalty": cfg.penalty, "blas_threads": cfg.blas_threads, "shutdown_grace": cfg.shutdown_grace,
                 "report_interval": self.report_interval, "checkpoint_control": self.checkpoint_control,
                 "thread_slice": self.thread_slice, "reuse_processes": self.reuse_processes,
@@ -612,7 +639,8 @@ class GloMPOManager:
     RESUME_OVERRIDES = frozenset({
         "convergence_checker", "killing_conditions", "max_jobs", "backend", "working_dir", "hunt_frequency",
         "x0_generator", "opt_selector", "checkpoint_control", "task_timeout", "shutdown_grace",
-        "report_interval", "share_best_solutions", "start_method", "blas_threads", "on_error", "penalty",
+        "report_interval", "share_best_solutions", "start_method", "pool_start_method", "blas_threads",
+        "on_error", "penalty",
         "status", "status_interval", "dask_address", "thread_slice", "reuse_processes",
     })
 
@@ -907,6 +935,7 @@ class GloMPOManager:
             l2_backend=l2,
             l2_workers=entry.workers,
             start_method=cfg.start_method,
+            pool_start_method=self._pool_start_method(),
             task_timeout=cfg.task_timeout,
             blas_threads=cfg.blas_threads,
             on_error=cfg.on_error,
@@ -1141,6 +1170,7 @@ class GloMPOManager:
             "seed_entropy": self.entropy,
             "backend_choice": self.backend_choice,
             "thread_slice_choice": self.thread_slice_choice,
+            "pool_start_choice": self.pool_start_choice,
             "task_timeout": cfg.task_timeout,
             "on_error": cfg.on_error,
         }

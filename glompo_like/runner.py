@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ._io import input_check
+from .backends.start import forget_inherited_forkserver, pool_preload_modules
 from .bounds import Bounds
 from .errors import EvaluationError
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
@@ -91,6 +92,7 @@ class RunnerSpec:
     l2_backend: Any = "serial"  # "serial" | "threads" | "processes" | "dask" | Executor
     l2_workers: int = 1
     start_method: str | None = None
+    pool_start_method: str | None = None  # Level 2 process pools (resolved by the manager)
     task_timeout: float | None = None
     blas_threads: int | None = 1
     on_error: str = "penalty"
@@ -118,9 +120,13 @@ def make_pool(spec: RunnerSpec, task: Callable, announce: tuple[Callable, Callab
     if b == "processes":
         import multiprocessing
 
-        if spec.blas_threads is not None:
+        ctx = multiprocessing.get_context(spec.pool_start_method or spec.start_method)
+        if ctx.get_start_method() == "forkserver":
+            forget_inherited_forkserver()  # a forked optimizer process cannot use its parent's
+            # (this process's own server starts with the first worker, with their code loaded)
+            ctx.set_forkserver_preload(pool_preload_modules(spec.blas_threads))
+        elif spec.blas_threads is not None:
             preload_threadpoolctl()  # forked workers then find it imported
-        ctx = multiprocessing.get_context(spec.start_method)
         return ProcessPool(spec.task_bytes, spec.l2_workers, ctx, label, spec.task_timeout, spec.blas_threads)
     if b == "dask":
         from .evaluation.dask_pool import DaskPool
@@ -507,13 +513,6 @@ def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
 
     become_child()
     _redirect_prints(spec)  # before the task is loaded: what loading prints goes there too
-    if spec.l2_backend == "processes":
-        import multiprocessing
-
-        ctx = multiprocessing.get_context(spec.start_method)
-        if ctx.get_start_method() == "forkserver":  # this process's own forkserver starts
-            # the Level 2 workers: with their code loaded
-            ctx.set_forkserver_preload(["__main__", "glompo_like.evaluation.pools"])
     task_bytes = spec.task_bytes
     try:
         task = pickle.loads(task_bytes)

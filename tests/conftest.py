@@ -13,18 +13,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# multiprocessing's own helpers live for the whole session; they are not ours to reap.
+# multiprocessing's own helpers of the test process live for the whole session; they are
+# not ours to reap.  Those of an optimizer process (its forkserver) must go with it.
 _MP_HELPERS = ("forkserver", "resource_tracker", "semaphore_tracker")
 
 
 def _our_children() -> dict[int, psutil.Process]:
     out = {}
-    for p in psutil.Process().children(recursive=True):
+    me = psutil.Process()
+    for p in me.children(recursive=True):
         try:
             cmd = " ".join(p.cmdline())
+            parent = p.ppid()
         except psutil.Error:
             continue
-        if not any(h in cmd for h in _MP_HELPERS):
+        if parent != me.pid or not any(h in cmd for h in _MP_HELPERS):
             out[p.pid] = p
     return out
 
