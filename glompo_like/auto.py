@@ -19,12 +19,15 @@ Decision (see docs/parallelism):
 task                           Level 1                Level 2 (entries with workers>1)
 =============================  =====================  ==============================
 releases the GIL               threads                threads
-holds the GIL, costly          processes(_forced)     processes
+holds the GIL, costly          threads (see below)    processes
 cheap (< ``cheap_below`` s)    processes              serial
 =============================  =====================  ==============================
 
 Cheap tasks never go to process pools: sending a point to a worker and the value back
-costs more than evaluating it.
+costs more than evaluating it.  When every entry evaluates in a process pool, an
+optimizer's own work is only its ask and tell, so the optimizers run as threads; an entry
+that evaluates serially (``workers=1``) needs processes, ``processes_forced`` if another
+entry has a pool.
 """
 
 from __future__ import annotations
@@ -211,6 +214,12 @@ def choose_backends(
     if l1 == "auto":
         if gil_free and not cheap:
             l1 = "threads"
+        elif l2 and all(b == "processes" for b in l2):
+            # every evaluation runs in a pool: an optimizer's own work is its ask and tell,
+            # which threads do as well, without a process (and its pool's forkserver) to
+            # start per optimizer
+            l1 = "threads"
+            reason += "; every optimizer evaluates in a process pool, so optimizers run as threads"
         elif "processes" in l2:
             l1 = "processes_forced"
         else:

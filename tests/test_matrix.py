@@ -286,7 +286,7 @@ def _profile(t_eval, ratio, ok=True):
 @pytest.mark.parametrize(
     "profile, l1, l2",
     [
-        (_profile(5e-3, 1.0), "processes_forced", "processes"),  # costly, holds the GIL
+        (_profile(5e-3, 1.0), "threads", "processes"),  # costly, holds the GIL: pools
         (_profile(5e-3, 0.5), "threads", "threads"),  # costly, releases the GIL
         (_profile(5e-6, 1.0), "processes", "serial"),  # cheap: never a process pool
         (_profile(5e-6, 0.5), "processes", "serial"),
@@ -302,7 +302,12 @@ def test_auto_respects_unpicklable_tasks_timeouts_and_daemonic_level1():
     p = _profile(5e-3, 1.0)
     assert choose_backends(p, "auto", [("auto", 2)], picklable=False)[:2] == ("threads", ["threads"])
     assert choose_backends(p, "auto", [("auto", 1)], picklable=True, killable=True)[:2] == (
-        "processes_forced", ["processes"])
+        "threads", ["processes"])
+    # an entry that evaluates serially needs an optimizer process: one that may own pools
+    l1, l2, reason = choose_backends(p, "auto", [("auto", 2), ("serial", 1)], picklable=True)
+    assert (l1, l2) == ("processes_forced", ["processes", "serial"])
+    l1, l2, reason = choose_backends(p, "auto", [("auto", 2), ("auto", 2)], picklable=True)
+    assert (l1, l2) == ("threads", ["processes", "processes"]) and "run as threads" in reason
     l1, l2, reason = choose_backends(p, "processes", [("auto", 2)], picklable=True)
     assert (l1, l2) == ("processes", ["threads"]) and "daemonic" in reason
     assert choose_backends(p, "auto", [("auto", 1)], picklable=True)[:2] == ("processes", ["serial"])
@@ -336,7 +341,7 @@ def test_auto_measures_and_picks_different_backends(tmp_path):
 
         summary = yaml.safe_load((tmp_path / f.__name__ / "summary.yml").read_text())
         assert summary["settings"]["backend_choice"]["level1"] == m.backend_choice["level1"]
-    assert choices["_gil_holding"] == ("processes_forced", "processes")
+    assert choices["_gil_holding"] == ("threads", "processes")
     assert choices["_gil_releasing"] == ("threads", "threads")
 
 
