@@ -15,7 +15,10 @@ For each objective, every run has the same fixed evaluation budget (``MaxFuncCal
 chosen per objective so that a run takes a few seconds), CMA-ES with ``popsize=8``,
 ``killing_conditions=False``, the evaluation log on (``working_dir`` in a temporary
 directory) and the platform's default start method.  Evaluations per second are
-``f_evals / wall time of start_manager()`` (construction is not timed).
+``f_evals / wall time of start_manager()`` (construction is not timed).  Each cell also
+records the median duration of one evaluation where it ran (from the evaluation log; the
+raw pool times its calls in its workers) and how Level 2 process-pool workers started
+(``manager.pool_start_choice``).
 
 Combinations:
 

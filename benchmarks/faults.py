@@ -461,6 +461,8 @@ def run_in_process(case: Case, base: Path) -> dict[str, Any]:
             killer.join()
     gone = wait_gone(watcher.ours(), t_end)
     result = m.result
+    if m.pool_start_choice is not None:  # how the Level 2 workers started
+        out["pool_start_method"] = m.pool_start_choice["start_method"]
     stats = _log_stats(run_dir)
     told = int(result.stats["f_evals"])
     calls = _count_lines(workdir / "calls")
@@ -621,6 +623,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         pair = f"{r['level1']} x {r['level2']} ({r['start_method']})"
+        if r.get("pool_start_method") and r["pool_start_method"] != r["start_method"]:
+            pair = f"{pair[:-1]}; pool {r['pool_start_method']})"
         outcome = r["outcome"] if r.get("as_expected", False) else f"{r['outcome']} [UNEXPECTED]"
         if r["outcome"].startswith("refused"):
             tl = rl = ex = left = det = rec = "-"
