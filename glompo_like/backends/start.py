@@ -24,6 +24,8 @@ import os
 import sys
 from typing import Any
 
+import psutil
+
 __all__ = ["resolve_pool_start_method", "main_module_guarded", "forget_inherited_forkserver",
            "pool_preload_modules"]
 
@@ -95,10 +97,10 @@ def forget_inherited_forkserver() -> None:
     pid = getattr(old, "_forkserver_pid", None)
     if pid is None:
         return
-    try:
-        os.waitpid(pid, os.WNOHANG)
-        return  # our own child: usable
-    except ChildProcessError:
+    try:  # (not waitpid: that would reap a dead server multiprocessing still has to see)
+        if psutil.Process(pid).ppid() == os.getpid():
+            return  # our own child: usable
+    except psutil.Error:
         pass
     alive_fd = getattr(old, "_forkserver_alive_fd", None)
     new = fs_module.ForkServer()
