@@ -400,6 +400,7 @@ class GloMPOManager:
             self._apply_backend_choice(self.backend_choice)
         elif cfg.needs_probe:
             self._resolve_auto()
+        self._resolve_pool_start()
         self._preload()
         self._dask_address, close_dask = dask_for_run(cfg)  # the embedded cluster, if one is needed
         streams = None
@@ -506,10 +507,7 @@ class GloMPOManager:
         processes or, with ``backend="threads"``, Level 2 workers) is told to preload them,
         with the modules its children run."""
         cfg = self.config
-        has_pools = any(b == "processes" for b in self._l2.values())
-        if has_pools:
-            method, reason = resolve_pool_start_method(cfg.pool_start_method, cfg.start_method)
-            self.pool_start_choice = {"start_method": method, "reason": reason}
+        has_pools = self.pool_start_choice is not None
         modules = []
         if self._l1 != "threads" and self._start_method() == "forkserver":
             modules += ["__main__", "glompo_like.runner"]
@@ -521,6 +519,12 @@ class GloMPOManager:
             e.cls.preload()
         if modules:
             multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
+
+    def _resolve_pool_start(self) -> None:
+        """How this run's Level 2 process pools start their workers (see ``pool_start_method``)."""
+        if any(b == "processes" for b in self._l2.values()):
+            method, reason = resolve_pool_start_method(self.config.pool_start_method, self.config.start_method)
+            self.pool_start_choice = {"start_method": method, "reason": reason}
 
     def _pool_start_method(self) -> str | None:
         return None if self.pool_start_choice is None else self.pool_start_choice["start_method"]
