@@ -38,7 +38,7 @@ from .auto import (
 )
 from .backends.child import kill_group
 from .backends.level1 import Child
-from .backends.start import pool_preload_modules, resolve_pool_start_method
+from .backends.start import resolve_pool_start_method
 from .checkpoint import CheckpointingControl, read_checkpoint, write_checkpoint
 from .config import ManagerConfig, build_config, pickle_task
 from .errors import (
@@ -503,21 +503,14 @@ class GloMPOManager:
 
     def _preload(self) -> None:
         """Import the optimizers' heavy dependencies once, here, before children start:
-        forked children inherit them, and this process's forkserver (if it starts optimizer
-        processes or, with ``backend="threads"``, Level 2 workers) is told to preload them,
-        with the modules its children run."""
-        cfg = self.config
-        has_pools = self.pool_start_choice is not None
-        modules = []
-        if self._l1 != "threads" and self._start_method() == "forkserver":
-            modules += ["__main__", "glompo_like.runner"]
-            for e in cfg.opt_selector.entries:
-                modules += [e.cls.__module__, *e.cls.preload_modules]
-        if self._l1 == "threads" and has_pools and self._pool_start_method() == "forkserver":
-            modules += pool_preload_modules(cfg.blas_threads)
-        for e in cfg.opt_selector.entries:
+        forked children inherit them, and this process's forkserver, if it starts optimizer
+        processes, is told to preload them, with the modules its children run.  (A pool's
+        workers are the runner's business: ``make_pool`` sets up the forkserver it uses.)"""
+        modules = ["__main__", "glompo_like.runner"]
+        for e in self.config.opt_selector.entries:
             e.cls.preload()
-        if modules:
+            modules += [e.cls.__module__, *e.cls.preload_modules]
+        if self._l1 != "threads" and self._start_method() == "forkserver":
             multiprocessing.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys(modules)))
 
     def _resolve_pool_start(self) -> None:
