@@ -119,11 +119,11 @@ def build_config(
     dask_address: Any = None,
     pool_start_method: Any = None,
 ) -> ManagerConfig:
-    from .checkers import BaseChecker, MaxFuncCalls
-    from .generators import BaseGenerator, RandomGenerator
-    from .hunters import BaseHunter, BestUnmoving, MinFuncCalls
-    from .optimizers import CMAOptimizer
-    from .selectors import BaseSelector, IPOPSelector
+    from . import defaults
+    from .checkers import BaseChecker
+    from .generators import BaseGenerator
+    from .hunters import BaseHunter
+    from .selectors import BaseSelector
 
     if not callable(task):
         raise ConfigTypeError(
@@ -140,26 +140,21 @@ def build_config(
     max_jobs = _positive_int(max_jobs, "max_jobs", "It is the number of slots (cores) the run may use.")
 
     if opt_selector is None:
-        # IPOP-style restarts: default-population CMA-ES runs alternate with runs of 2, 4,
-        # ..., 32 times the default population (tuned on BBOB f15-f24, docs/benchmarks.rst).
-        opt_selector = IPOPSelector(CMAOptimizer, growth=2, steps=6, interleave=True)
+        opt_selector = defaults.default_selector(dim)
     if not isinstance(opt_selector, BaseSelector):
         raise ConfigTypeError(
             "opt_selector must be a selector such as CycleSelector([(CMAOptimizer, {...})]); "
             f"got {type(opt_selector).__name__}"
         )
     if convergence_checker is None:
-        convergence_checker = MaxFuncCalls(10_000 * dim)
+        convergence_checker = defaults.default_checker(dim)
     if not isinstance(convergence_checker, BaseChecker) and getattr(convergence_checker, "kind", None) != "checker":
         raise ConfigTypeError(
             "convergence_checker must be a checker from glompo_like.checkers (e.g. "
             f"MaxFuncCalls(20_000) | TargetCost(0.0)); got {convergence_checker!r}"
         )
     if killing_conditions is None:
-        # Windows also in generations, so large-population optimizers get a fair trial.
-        killing_conditions = MinFuncCalls(100 * dim, min_generations=50) & BestUnmoving(
-            40 * dim, 0.01, generations=25
-        )
+        killing_conditions = defaults.default_hunters(dim)
     if killing_conditions is not False and not (
         isinstance(killing_conditions, BaseHunter) or getattr(killing_conditions, "kind", None) == "hunter"
     ):
@@ -168,13 +163,13 @@ def build_config(
             f"MinFuncCalls(1000) & BestUnmoving(400, 0.01)) or False to disable hunting; got {killing_conditions!r}"
         )
     if x0_generator is None:
-        x0_generator = RandomGenerator()
+        x0_generator = defaults.default_generator(dim)
     if not isinstance(x0_generator, BaseGenerator):
         raise ConfigTypeError(
             f"x0_generator must be a generator from glompo_like.generators; got {x0_generator!r}"
         )
     if hunt_frequency is None:
-        hunt_frequency = 10 * dim
+        hunt_frequency = defaults.default_hunt_frequency(dim)
     hunt_frequency = _positive_int(hunt_frequency, "hunt_frequency", "It is the number of evaluations between hunts.")
     if not isinstance(share_best_solutions, bool):
         raise ConfigTypeError("share_best_solutions must be True or False")
