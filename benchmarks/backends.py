@@ -81,10 +81,10 @@ from typing import Any
 import numpy as np
 
 from glompo_like import ConfigError, GloMPOManager
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.log import read_log
 from glompo_like.optimizers.cma import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.record.log import read_log
 
 try:  # imported as benchmarks.<name>, or run as a script from its folder
     from ._common import json_default, loadavg, machine_info

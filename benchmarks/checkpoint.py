@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from glompo_like import CheckpointingControl, GloMPOManager
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.checkpoint import read_checkpoint
 from glompo_like.optimizers import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.record.checkpoint import read_checkpoint
 
 DIM, N_OPTS = 20, 8
 

@@ -60,10 +60,10 @@ sys.path.insert(0, str(Path(_HERE).parent))  # run from anywhere in the checkout
 
 import glompo_like  # noqa: E402
 from benchmarks._common import cpu_model  # noqa: E402
-from glompo_like.config import pickle_task  # noqa: E402
 from glompo_like.evaluation.dask_cluster import start_local_cluster  # noqa: E402
 from glompo_like.evaluation.dask_pool import DaskPool  # noqa: E402
 from glompo_like.evaluation.pools import ProcessPool  # noqa: E402
+from glompo_like.settings import pickle_task  # noqa: E402
 
 __all__ = ["main", "OBJECTIVES", "POOLS"]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import differential_evolution
 
-from glompo_like.functions import ellipsoid, sphere
 from glompo_like.optimizers import DEOptimizer
+from glompo_like.problems.functions import ellipsoid, sphere
 
 TARGET, CAP = 1e-8, 80_000
 

@@ -73,9 +73,9 @@ import psutil
 
 import glompo_like
 from glompo_like import ConfigError, EvaluationError, GloMPOManager, OptimizerCrashed, read_log
-from glompo_like.checkers import MaxFuncCalls
 from glompo_like.optimizers.cma import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
 
 try:  # imported as benchmarks.<name>, or run as a script from its folder
     from ._common import json_default

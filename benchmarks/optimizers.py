@@ -242,7 +242,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from glompo_like.functions import FUNCTIONS as TEST_FUNCTIONS
+    from glompo_like.problems.functions import FUNCTIONS as TEST_FUNCTIONS
 
     args = parse_args(argv)
     started = _dt.datetime.now(_dt.timezone.utc)

@@ -65,12 +65,12 @@ with warnings.catch_warnings():
     import cma
 
 from glompo_like import GloMPOManager
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.functions import rastrigin
-from glompo_like.hunters import BestUnmoving, MinFuncCalls
-from glompo_like.log import LOG_NAME
 from glompo_like.optimizers.cma import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.hunters import BestUnmoving, MinFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import rastrigin
+from glompo_like.record.log import LOG_NAME
 
 try:  # imported as benchmarks.<name>, or run as a script from its folder
     from ._common import json_default, loadavg

@@ -52,7 +52,7 @@ Configurations
 
 Problems: ``--suite bbob`` uses COCO's noiseless BBOB functions (``--functions 15-24``;
 run ``r`` uses instance ``r + 1`` and seed ``r``, COCO's one-run-per-instance convention);
-``--suite functions`` uses :data:`glompo_like.functions.FUNCTIONS` (every run on the same
+``--suite functions`` uses :data:`glompo_like.problems.functions.FUNCTIONS` (every run on the same
 function, seed ``r``).
 
 Run from the repository root::
@@ -308,7 +308,7 @@ def parse_functions(spec: str | None, suite: str, dim: int) -> tuple[list[Any], 
         if bad:
             raise ValueError(f"BBOB functions are 1..24, got {bad}")
         return out, notes
-    from glompo_like.functions import FUNCTIONS
+    from glompo_like.problems.functions import FUNCTIONS
 
     names = list(FUNCTIONS) if not spec else [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [n for n in names if n not in FUNCTIONS]
@@ -332,13 +332,13 @@ def make_problem(suite: str, function: Any, dim: int, run: int, *, cpu_ms: float
     """Run ``run`` of ``function``; ``cpu_ms > 0`` wraps the objective in
     :class:`CPUBound`; every configuration stops at ``fopt + stop_precision``."""
     if suite == "bbob":
-        from glompo_like.bbob import BBOB_FUNCTION_NAMES, BBOBProblem
+        from glompo_like.problems.bbob import BBOB_FUNCTION_NAMES, BBOBProblem
 
         p = BBOBProblem(int(function), dim, run + 1)
         prob = Problem(p.name, f"f{int(function)}", p, p.bounds, p.fopt, run + 1,
                        {"bbob_name": BBOB_FUNCTION_NAMES[int(function)]})
     else:
-        from glompo_like.functions import FUNCTIONS
+        from glompo_like.problems.functions import FUNCTIONS
 
         t = FUNCTIONS[function]
         prob = Problem(f"{t.name}_d{dim}", t.name, t.f, t.bounds(dim), t.fmin_at(dim))
@@ -404,9 +404,9 @@ def _result(problem: Problem, config: str, seed: int, fx: Sequence[float], t: Se
 # =========================================================================== configurations
 def _fixed_popsize_policies(dim: int) -> dict[str, Any]:
     """The defaults before issue 8: every restart with pycma's default population."""
-    from glompo_like.hunters import BestUnmoving, MinFuncCalls
     from glompo_like.optimizers import CMAOptimizer
-    from glompo_like.selectors import CycleSelector
+    from glompo_like.policies.hunters import BestUnmoving, MinFuncCalls
+    from glompo_like.policies.selectors import CycleSelector
 
     return {"opt_selector": CycleSelector([CMAOptimizer]),
             "killing_conditions": MinFuncCalls(100 * dim) & BestUnmoving(40 * dim, 0.01)}
@@ -415,7 +415,7 @@ def _fixed_popsize_policies(dim: int) -> dict[str, Any]:
 def _glompo(problem: Problem, budget: int, seed: int, *, backend: str, max_jobs: int,
             killing: bool, fixed_popsize: bool = False) -> tuple[list[float], list[float], float, str]:
     from glompo_like import GloMPOManager
-    from glompo_like.checkers import MaxFuncCalls, TargetCost
+    from glompo_like.policies.checkers import MaxFuncCalls, TargetCost
 
     kwargs: dict[str, Any] = _fixed_popsize_policies(problem.dim) if fixed_popsize else {}
     if not killing:
@@ -780,7 +780,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Solution quality of the manager's defaults next to peers "
                                             "(see the module docstring).")
     p.add_argument("--suite", choices=("bbob", "functions"), default="bbob",
-                   help="BBOB through cocoex, or glompo_like.functions (default: bbob)")
+                   help="BBOB through cocoex, or glompo_like.problems.functions (default: bbob)")
     p.add_argument("--dim", type=int, default=None, help="dimension (default 10; --quick: 2 or 3)")
     p.add_argument("--budget", type=int, default=None,
                    help="evaluations per run (default 2000*dim; --quick: 150*dim)")
@@ -841,7 +841,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = _dt.datetime.now(_dt.timezone.utc)
     t_start = time.perf_counter()
     if args.suite == "bbob":
-        from glompo_like.bbob import import_cocoex
+        from glompo_like.problems.bbob import import_cocoex
 
         try:
             import_cocoex()

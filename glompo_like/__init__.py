@@ -5,7 +5,7 @@ every evaluation, stops (hunts) optimizers that stall, starts new ones at good p
 returns the best result with a crash-safe record of every evaluation::
 
     from glompo_like import GloMPOManager
-    from glompo_like.checkers import MaxFuncCalls
+    from glompo_like.policies.checkers import MaxFuncCalls
 
     result = GloMPOManager(task=f, bounds=[(-5, 5)] * 10,
                            convergence_checker=MaxFuncCalls(20_000)).start_manager()
@@ -14,7 +14,6 @@ returns the best result with a crash-safe record of every evaluation::
 import logging
 
 from .bounds import Bounds
-from .checkpoint import CheckpointingControl
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -25,8 +24,9 @@ from .errors import (
     TaskNotPicklableError,
     WorkerTerminated,
 )
-from .log import read_log
 from .manager import GloMPOManager
+from .record.checkpoint import CheckpointingControl
+from .record.log import read_log
 from .result import Result
 
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .errors import GlompoError
-from .functions import FUNCTIONS
+from .problems.functions import FUNCTIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
     from . import GloMPOManager, read_log
-    from .checkers import MaxFuncCalls, TargetCost
+    from .policies.checkers import MaxFuncCalls, TargetCost
 
     test = FUNCTIONS[args.function]
     bounds = test.bounds(args.dim)
@@ -255,7 +255,7 @@ def _load_task(spec: str) -> Any:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from . import GloMPOManager
-    from .checkers import MaxFuncCalls
+    from .policies.checkers import MaxFuncCalls
 
     overrides: dict[str, Any] = {}
     if args.evals is not None:
@@ -284,7 +284,7 @@ def _error(text: Any) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
-        from .report import make_report
+        from .record.report import make_report
 
         files = make_report(args.run_dir, args.out)
     except (ImportError, FileNotFoundError) as e:
@@ -296,7 +296,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_log
+    from .record.export import export_log
 
     csv = args.csv or not args.hdf5
     try:

@@ -1,11 +1,11 @@
 """GloMPOManager: runs several optimizers on one task, hunts, spawns, stops, reports.
 
 The manager is an event loop over one ``multiprocessing.connection.wait`` (see
-:class:`~glompo_like.supervision.Supervisor`)::
+:class:`~glompo_like.execution.supervisor.Supervisor`)::
 
     spawn → receive (log, count, share) → hunt → check → spawn → …
 
-Decisions are made by pure policies that see a read-only :class:`~glompo_like.snapshot.RunView`:
+Decisions are made by pure policies that see a read-only :class:`~glompo_like.record.view.RunView`:
 the selector and generator choose what to start, the hunters choose whom to stop, the
 checkers choose when the run ends.
 """
@@ -27,20 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ._policy import next_check_in, remaining_evals
-from .auto import (
-    PROBE_MIN_EVALS,
-    TaskProfile,
-    choose_backends,
-    choose_thread_slice,
-    probe_for_turns,
-    probe_task,
-)
-from .backends.child import kill_group
-from .backends.level1 import Child
-from .backends.start import resolve_pool_start_method
-from .checkpoint import CheckpointingControl, read_checkpoint, write_checkpoint
-from .config import ManagerConfig, build_config, pickle_task
+from .control.flow import Credit
+from .control.steering import Interventions
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -51,10 +39,16 @@ from .errors import (
 )
 from .evaluation.core import EvalBatch, EvalStatus, Outcome
 from .evaluation.dask_cluster import dask_for_run
-from .flow import Credit
-from .interventions import Interventions
-from .log import LOG_NAME, EvaluationLog, read_points
-from .messages import (
+from .execution.auto import (
+    PROBE_MIN_EVALS,
+    TaskProfile,
+    choose_backends,
+    choose_thread_slice,
+    probe_for_turns,
+    probe_task,
+)
+from .execution.handles import Child
+from .execution.messages import (
     Ack,
     Converged,
     Crashed,
@@ -66,13 +60,19 @@ from .messages import (
     StateReply,
     Stopped,
 )
+from .execution.runner import RunnerSpec
+from .execution.supervisor import Supervisor, make_supervisor
+from .policies.base import next_check_in, remaining_evals
+from .procs.hygiene import kill_group
+from .procs.start import resolve_pool_start_method
+from .record.checkpoint import CheckpointingControl, read_checkpoint, write_checkpoint
+from .record.log import LOG_NAME, EvaluationLog, read_points
+from .record.prints import ThreadRoutedStreams
+from .record.status import make_status
+from .record.summary import write_summary
+from .record.view import OptimizerRecord, RunCounters, RunView
 from .result import Result
-from .runner import RunnerSpec
-from .snapshot import OptimizerRecord, RunCounters, RunView
-from .status import make_status
-from .streams import ThreadRoutedStreams
-from .summary import write_summary
-from .supervision import Supervisor, make_supervisor
+from .settings import ManagerConfig, build_config, pickle_task
 
 __all__ = ["GloMPOManager"]
 
@@ -93,14 +93,14 @@ class GloMPOManager:
     bounds:
         ``[(lower, upper), ...]``, one pair per parameter.
     opt_selector:
-        Which optimizers to start (a selector from :mod:`glompo_like.selectors`).
+        Which optimizers to start (a selector from :mod:`glompo_like.policies.selectors`).
         Default: ``IPOPSelector(CMAOptimizer, growth=2, steps=6, interleave=True)``:
         CMA-ES restarts (step size a quarter of the box) whose population alternates
         between the default and 2, 4, 8, 16, 32 times it.
     backend:
         Level 1 parallelism: ``"threads"``, ``"processes"`` (default),
         ``"processes_forced"`` (non-daemonic, so optimizers may own process pools), or
-        ``"auto"`` (measure the task briefly and choose; see :mod:`glompo_like.auto`).  An
+        ``"auto"`` (measure the task briefly and choose; see :mod:`glompo_like.execution.auto`).  An
         optimizer entry's own ``backend`` (Level 2) may be ``"auto"`` too.
     max_jobs:
         Slots (cores) the run may use; an optimizer takes ``workers`` slots.  Default: the
@@ -162,7 +162,7 @@ class GloMPOManager:
         lock all the time, which costs 10–25% of the throughput when the task is fast and
         holds the GIL (pure Python; see docs/parallelism).  ``"auto"`` (default): the
         manager measures the task when the run starts (one evaluation if it takes 5 ms or
-        more, otherwise the probe of :mod:`glompo_like.auto`, at most 5 % of the budget;
+        more, otherwise the probe of :mod:`glompo_like.execution.auto`, at most 5 % of the budget;
         the evaluations are logged and counted as optimizer 0) and takes turns of 10 ms
         only for a fast task that holds the GIL; the choice and its reason go to the log
         and the run summary.  Only runs whose optimizers all evaluate serially in their
@@ -179,19 +179,19 @@ class GloMPOManager:
         process (as it does with ``backend="threads"``).  ``False``: a new process for
         every optimizer.  A process whose optimizer crashed is never reused.
     checkpoint_control:
-        When to write checkpoints (a :class:`~glompo_like.checkpoint.CheckpointingControl`);
+        When to write checkpoints (a :class:`~glompo_like.record.checkpoint.CheckpointingControl`);
         resume with :meth:`load_checkpoint`.  A ``CHKPT`` file in ``working_dir`` or
         :meth:`checkpoint` writes one at once; Ctrl-C writes one when this is set.
     status:
         Live status while the run goes: ``"auto"`` (a live table in a terminal when
         ``rich`` is installed, otherwise a line on the ``glompo_like.status`` logger),
-        ``"rich"``, ``"log"``, a reporter object (see :mod:`glompo_like.status`), or
+        ``"rich"``, ``"log"``, a reporter object (see :mod:`glompo_like.record.status`), or
         ``None`` for none.
     status_interval:
         Seconds between status updates.
     capture_prints:
         With a ``working_dir``, what each optimizer (and its task) prints goes to
-        ``<working_dir>/prints/opt_<id>.out`` and ``.err`` (see :mod:`glompo_like.streams`).
+        ``<working_dir>/prints/opt_<id>.out`` and ``.err`` (see :mod:`glompo_like.record.prints`).
     clock:
         The time source (seconds, monotonic) for policies; tests inject a fake one.
     dask_address:
@@ -506,7 +506,7 @@ class GloMPOManager:
         forked children inherit them, and this process's forkserver, if it starts optimizer
         processes, is told to preload them, with the modules its children run.  (A pool's
         workers are the runner's business: ``make_pool`` sets up the forkserver it uses.)"""
-        modules = ["__main__", "glompo_like.runner"]
+        modules = ["__main__", "glompo_like.execution.runner"]
         for e in self.config.opt_selector.entries:
             e.cls.preload()
             modules += [e.cls.__module__, *e.cls.preload_modules]
@@ -909,7 +909,7 @@ class GloMPOManager:
 
     def _restart(self, saved: dict[str, Any]) -> None:
         """Start an optimizer of a resumed run again, from its checkpointed state."""
-        from .selectors import as_entry
+        from .policies.selectors import as_entry
 
         entry = as_entry((saved["cls"], {**saved["kwargs"], "workers": saved["workers"]}), "checkpointed optimizer")
         rec = self.records[saved["opt_id"]]

@@ -19,9 +19,9 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from _faulty import slow
 
 from glompo_like import CheckpointingControl, GloMPOManager
-from glompo_like.checkers import MaxSeconds
 from glompo_like.optimizers import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxSeconds
+from glompo_like.policies.selectors import CycleSelector
 
 
 def announce(m: GloMPOManager, pidfile: str, every: int | None) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, GloMPOManager, read_log
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.functions import sphere
 from glompo_like.optimizers import CMAOptimizer, DEOptimizer, PSOOptimizer, RandomOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import sphere
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,10 +17,6 @@ import numpy as np
 import pytest
 
 from glompo_like import CheckpointError, CheckpointingControl, ConfigError, GloMPOManager, read_log
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.checkpoint import FORMAT_VERSION, read_checkpoint
-from glompo_like.functions import rastrigin
-from glompo_like.hunters import BestUnmoving, MinFuncCalls
 from glompo_like.optimizers import (
     CMAOptimizer,
     DEOptimizer,
@@ -31,7 +27,11 @@ from glompo_like.optimizers import (
     SNESOptimizer,
     XNESOptimizer,
 )
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.hunters import BestUnmoving, MinFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import rastrigin
+from glompo_like.record.checkpoint import FORMAT_VERSION, read_checkpoint
 
 pytestmark = pytest.mark.timeout(120)
 HERE = Path(__file__).parent

@@ -51,8 +51,8 @@ def test_help_lists_the_commands():
 @pytest.mark.timeout(60)
 def test_resume_command_continues_a_checkpointed_run(tmp_path, capsys):
     from glompo_like import CheckpointingControl, GloMPOManager, read_log
-    from glompo_like.checkers import MaxFuncCalls
-    from glompo_like.functions import sphere
+    from glompo_like.policies.checkers import MaxFuncCalls
+    from glompo_like.problems.functions import sphere
 
     GloMPOManager(task=sphere, bounds=[(-5, 5)] * 3, backend="threads", max_jobs=1, seed=1,
                   convergence_checker=MaxFuncCalls(200), working_dir=tmp_path,
@@ -67,8 +67,8 @@ def test_resume_command_continues_a_checkpointed_run(tmp_path, capsys):
 @pytest.mark.timeout(60)
 def test_resume_command_rejects_a_bad_task_spec(tmp_path, capsys):
     from glompo_like import CheckpointingControl, GloMPOManager
-    from glompo_like.checkers import MaxFuncCalls
-    from glompo_like.functions import sphere
+    from glompo_like.policies.checkers import MaxFuncCalls
+    from glompo_like.problems.functions import sphere
 
     GloMPOManager(task=sphere, bounds=[(-5, 5)] * 2, backend="threads", max_jobs=1, seed=1,
                   convergence_checker=MaxFuncCalls(50), working_dir=tmp_path,

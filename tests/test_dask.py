@@ -29,12 +29,12 @@ import pytest
 pytest.importorskip("distributed")
 
 from glompo_like import ConfigError, GloMPOManager, read_log
-from glompo_like.checkers import MaxFuncCalls
 from glompo_like.evaluation.dask_cluster import start_local_cluster
 from glompo_like.evaluation.dask_pool import DaskPool, DaskUnavailable
-from glompo_like.functions import sphere
 from glompo_like.optimizers import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import sphere
 
 pytestmark = pytest.mark.timeout(120)
 

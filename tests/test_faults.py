@@ -21,9 +21,9 @@ import psutil
 import pytest
 
 from glompo_like import EvaluationError, GloMPOManager, OptimizerCrashed, read_log
-from glompo_like.checkers import MaxFuncCalls
 from glompo_like.optimizers import CMAOptimizer, RandomOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -311,8 +311,9 @@ def test_the_tree_snapshot_finds_every_descendant(proc_files, monkeypatch):
     """The snapshot taken before children are stopped (read from /proc on Linux, through
     psutil elsewhere) holds children, grandchildren and theirs, like psutil's own walk;
     the sweep then ends them all."""
-    from glompo_like.backends import terminate
-    from glompo_like.backends.terminate import reap, snapshot_tree
+    from glompo_like.procs import terminate
+
+    from glompo_like.procs.terminate import reap, snapshot_tree
 
     if proc_files and not terminate._HAVE_CHILDREN_FILES:
         pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children files")
@@ -343,7 +344,7 @@ def test_the_sweep_counts_a_zombie_as_gone():
     """A process that has exited but was not collected by its parent (a zombie: here our
     own child, elsewhere an orphan waiting for a slow init) needs no terminating: the
     sweep does not wait for it to disappear."""
-    from glompo_like.backends.terminate import reap
+    from glompo_like.procs.terminate import reap
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     proc = psutil.Process(child.pid)

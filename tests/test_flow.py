@@ -1,4 +1,4 @@
-"""Flow control (glompo_like.flow.Credit), on hand-made optimizer records."""
+"""Flow control (glompo_like.control.flow.Credit), on hand-made optimizer records."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from glompo_like.bounds import Bounds
-from glompo_like.flow import MAX_GRANT, Credit
-from glompo_like.messages import Ack, Evaluated
+from glompo_like.control.flow import MAX_GRANT, Credit
+from glompo_like.execution.messages import Ack, Evaluated
+from glompo_like.execution.runner import Runner, RunnerSpec
 from glompo_like.optimizers import RandomOptimizer
-from glompo_like.runner import Runner, RunnerSpec
-from glompo_like.snapshot import OptimizerRecord
+from glompo_like.record.view import OptimizerRecord
 
 POP = 8
 

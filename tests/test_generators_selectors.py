@@ -11,7 +11,8 @@ import pytest
 
 from glompo_like.bounds import as_bounds
 from glompo_like.errors import ConfigError, ConfigTypeError
-from glompo_like.generators import (
+from glompo_like.optimizers import BaseOptimizer, CMAOptimizer, RandomOptimizer
+from glompo_like.policies.generators import (
     BaseGenerator,
     BasinHoppingGenerator,
     ExploitExploreGenerator,
@@ -21,8 +22,7 @@ from glompo_like.generators import (
     RandomGenerator,
     SinglePointGenerator,
 )
-from glompo_like.optimizers import BaseOptimizer, CMAOptimizer, RandomOptimizer
-from glompo_like.selectors import (
+from glompo_like.policies.selectors import (
     BaseSelector,
     ChainSelector,
     CycleSelector,
@@ -30,7 +30,7 @@ from glompo_like.selectors import (
     RandomSelector,
     as_entry,
 )
-from glompo_like.snapshot import OptimizerRecord, RunCounters, RunView
+from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
 
 BOUNDS = [(-1.0, 1.0), (0.0, 10.0), (5.0, 5.5)]
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from glompo_like import GloMPOManager, read_log
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.functions import (
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.problems.functions import (
     FUNCTIONS,
     LJ_MINIMA,
     TestFunction,
@@ -197,7 +197,7 @@ def _bbob_value(problem, x):
 
 def test_bbob_problem_pickles_and_rebuilds_in_spawned_process():
     pytest.importorskip("cocoex", reason="coco-experiment (the 'bbob' extra) is not installed")
-    from glompo_like.bbob import BBOBProblem, bbob_suite
+    from glompo_like.problems.bbob import BBOBProblem, bbob_suite
 
     p = BBOBProblem(15, 5, 2)
     x = np.linspace(-1, 1, 5)
@@ -221,7 +221,7 @@ def test_bbob_problem_pickles_and_rebuilds_in_spawned_process():
 
 
 def test_bbob_import_error_names_the_extra(monkeypatch):
-    from glompo_like import bbob
+    from glompo_like.problems import bbob
 
     monkeypatch.setitem(sys.modules, "cocoex", None)  # makes ``import cocoex`` fail
     with pytest.raises(ImportError, match=r"glompo_like\[bbob\]"):

@@ -10,13 +10,13 @@ import pytest
 
 from glompo_like import GloMPOManager
 from glompo_like.bounds import as_bounds
-from glompo_like.checkers import MaxFuncCalls
 from glompo_like.errors import ConfigError, ConfigTypeError
-from glompo_like.functions import rastrigin
-from glompo_like.hunters import BestUnmoving, MinFuncCalls
 from glompo_like.optimizers import CMAOptimizer, DEOptimizer, RandomOptimizer
-from glompo_like.selectors import IPOPSelector, OptimizerEntry
-from glompo_like.snapshot import OptimizerRecord, RunCounters, RunView
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.hunters import BestUnmoving, MinFuncCalls
+from glompo_like.policies.selectors import IPOPSelector, OptimizerEntry
+from glompo_like.problems.functions import rastrigin
+from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
 
 pytestmark = pytest.mark.timeout(60)
 

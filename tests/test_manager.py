@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, ConfigTypeError, GlompoError, GloMPOManager, read_log
-from glompo_like.checkers import MaxFuncCalls, MaxOptsStarted, TargetCost
-from glompo_like.functions import rastrigin, sphere
-from glompo_like.hunters import BestUnmoving, MinFuncCalls
 from glompo_like.optimizers import BaseOptimizer, CMAOptimizer, RandomOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls, MaxOptsStarted, TargetCost
+from glompo_like.policies.hunters import BestUnmoving, MinFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import rastrigin, sphere
 
 pytestmark = pytest.mark.timeout(60)
 

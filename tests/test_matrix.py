@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, ConfigTypeError, GloMPOManager, read_log
-from glompo_like.auto import TaskProfile, choose_backends
-from glompo_like.checkers import MaxFuncCalls, TargetCost
 from glompo_like.evaluation import EvalStatus, ProcessPool, SerialPool, ThreadPool
-from glompo_like.functions import sphere
+from glompo_like.execution.auto import TaskProfile, choose_backends
 from glompo_like.optimizers import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls, TargetCost
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import sphere
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, GloMPOManager
-from glompo_like.checkers import MaxFuncCalls, TargetCost
-from glompo_like.functions import ellipsoid, sphere
 from glompo_like.optimizers import (
     BaseOptimizer,
     CMAOptimizer,
@@ -23,7 +21,9 @@ from glompo_like.optimizers import (
     SNESOptimizer,
     XNESOptimizer,
 )
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls, TargetCost
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import ellipsoid, sphere
 from glompo_like.testing import check_optimizer
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,18 +17,18 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, GlompoError, GloMPOManager, read_log
-from glompo_like.checkers import MaxFuncCalls
 from glompo_like.cli import main
 from glompo_like.evaluation.core import EvalBatch, EvalStatus, Outcome
-from glompo_like.export import CSV_NAMES, HDF5_NAME, export_log
-from glompo_like.functions import rastrigin, sphere
-from glompo_like.hunters import MinFuncCalls
-from glompo_like.log import LOG_NAME, EvaluationLog
 from glompo_like.optimizers import CMAOptimizer, RandomOptimizer
-from glompo_like.report import REPORT_NAMES, make_report
-from glompo_like.selectors import CycleSelector
-from glompo_like.snapshot import OptimizerRecord, RunCounters, RunView
-from glompo_like.status import LogStatus, RichStatus, StatusReporter, make_status
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.hunters import MinFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import rastrigin, sphere
+from glompo_like.record.export import CSV_NAMES, HDF5_NAME, export_log
+from glompo_like.record.log import LOG_NAME, EvaluationLog
+from glompo_like.record.report import REPORT_NAMES, make_report
+from glompo_like.record.status import LogStatus, RichStatus, StatusReporter, make_status
+from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -106,7 +106,7 @@ def test_report_does_not_use_pyplot(run_dir, tmp_path):
     pytest.importorskip("matplotlib")
     code = (
         "import sys\n"
-        "from glompo_like.report import make_report\n"
+        "from glompo_like.record.report import make_report\n"
         f"make_report({str(run_dir)!r}, {str(tmp_path)!r})\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
     )
@@ -494,8 +494,8 @@ def test_prints_of_each_optimizer_go_to_its_own_files(backend, tmp_path, capsys)
     import sys as _sys
 
     from glompo_like import GloMPOManager
-    from glompo_like.checkers import MaxFuncCalls
-    from glompo_like.selectors import CycleSelector
+    from glompo_like.policies.checkers import MaxFuncCalls
+    from glompo_like.policies.selectors import CycleSelector
 
     original = (_sys.stdout, _sys.stderr)
     m = GloMPOManager(task=_chatty, bounds=[(-1, 1)] * 2, backend=backend, max_jobs=2, seed=1,
@@ -516,7 +516,7 @@ def test_summary_has_resource_use(tmp_path):
     import yaml
 
     from glompo_like import GloMPOManager
-    from glompo_like.checkers import MaxFuncCalls
+    from glompo_like.policies.checkers import MaxFuncCalls
 
     GloMPOManager(task=_chatty, bounds=[(-1, 1)] * 2, backend="threads", max_jobs=1, seed=1,
                   convergence_checker=MaxFuncCalls(20), working_dir=tmp_path, status=None,

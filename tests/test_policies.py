@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from glompo_like._policy import AllOf, AnyOf, Decision, next_check_in
 from glompo_like.bounds import as_bounds
-from glompo_like.checkers import (
+from glompo_like.errors import ConfigError
+from glompo_like.optimizers import CMAOptimizer, RandomOptimizer
+from glompo_like.policies.base import AllOf, AnyOf, Decision, next_check_in
+from glompo_like.policies.checkers import (
     BaseChecker,
     KillsAfterConvergence,
     MaxFuncCalls,
@@ -19,8 +21,7 @@ from glompo_like.checkers import (
     NOptConverged,
     TargetCost,
 )
-from glompo_like.errors import ConfigError
-from glompo_like.hunters import (
+from glompo_like.policies.hunters import (
     BaseHunter,
     BestUnmoving,
     EvaluationsUnmoving,
@@ -32,8 +33,7 @@ from glompo_like.hunters import (
     TypeHunter,
     ValueAnnealing,
 )
-from glompo_like.optimizers import CMAOptimizer, RandomOptimizer
-from glompo_like.snapshot import OptimizerRecord, RunCounters, RunView
+from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
 
 DIM = 2
 NAN = float("nan")

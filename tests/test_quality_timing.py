@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_cpu_bound_returns_f_and_costs_cpu_time(quality) -> None:
-    from glompo_like.functions import sphere
+    from glompo_like.problems.functions import sphere
 
     slow = quality.CPUBound(sphere, 5.0)
     x = np.array([1.0, 2.0])
@@ -97,7 +97,7 @@ def test_unmanaged_two_jobs_is_a_configuration(quality) -> None:
 
 
 def test_fixed_popsize_configuration_runs_the_old_defaults(quality) -> None:
-    from glompo_like.selectors import CycleSelector
+    from glompo_like.policies.selectors import CycleSelector
 
     pol = quality._fixed_popsize_policies(4)
     assert isinstance(pol["opt_selector"], CycleSelector)

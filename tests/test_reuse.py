@@ -12,13 +12,13 @@ import pytest
 
 from glompo_like import ConfigTypeError, GloMPOManager, read_log
 from glompo_like.bounds import as_bounds
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.functions import sphere
-from glompo_like.messages import Ack, Converged, Crashed, Inject, Launch, Retire, Stop
+from glompo_like.execution.messages import Ack, Converged, Crashed, Inject, Launch, Retire, Stop
+from glompo_like.execution.runner import RunnerSpec, _next_spec
+from glompo_like.execution.supervisor import ProcessSupervisor
 from glompo_like.optimizers import CMAOptimizer
-from glompo_like.runner import RunnerSpec, _next_spec
-from glompo_like.selectors import CycleSelector
-from glompo_like.supervision import ProcessSupervisor
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import sphere
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""How Level 2 process-pool workers start (glompo_like.backends.start)."""
+"""How Level 2 process-pool workers start (glompo_like.procs.start)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, GloMPOManager
-from glompo_like.backends.start import (
+from glompo_like.optimizers.cma import CMAOptimizer
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.procs.start import (
     main_module_guarded,
     pool_preload_modules,
     resolve_pool_start_method,
 )
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.log import read_log
-from glompo_like.optimizers.cma import CMAOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.record.log import read_log
 
 pytestmark = pytest.mark.timeout(120)
 

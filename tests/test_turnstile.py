@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from glompo_like import CheckpointingControl, ConfigError, ConfigTypeError, GloMPOManager, read_log
-from glompo_like.backends.turnstile import Turnstile
-from glompo_like.checkers import MaxFuncCalls
-from glompo_like.checkpoint import read_checkpoint
-from glompo_like.functions import rastrigin
-from glompo_like.hunters import BestUnmoving, MinFuncCalls
+from glompo_like.execution.turnstile import Turnstile
 from glompo_like.optimizers import BaseOptimizer, CMAOptimizer, RandomOptimizer
-from glompo_like.selectors import CycleSelector
+from glompo_like.policies.checkers import MaxFuncCalls
+from glompo_like.policies.hunters import BestUnmoving, MinFuncCalls
+from glompo_like.policies.selectors import CycleSelector
+from glompo_like.problems.functions import rastrigin
+from glompo_like.record.checkpoint import read_checkpoint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -232,8 +232,8 @@ def _sleeps_briefly(x):
 def test_the_probe_tells_a_fast_waiting_task_from_a_gil_bound_one(task, releases):
     """Two threads cannot show that 0.2 ms evaluations overlap (handing work to a thread
     costs as much), but the CPU time of the serial ones shows that they wait."""
-    from glompo_like.auto import choose_thread_slice, probe_task
     from glompo_like.bounds import as_bounds
+    from glompo_like.execution.auto import choose_thread_slice, probe_task
 
     profile = probe_task(task, as_bounds([(-1.0, 1.0)] * 3), np.random.default_rng(0), max_serial=16)
     assert profile.releases_gil is releases

@@ -120,7 +120,7 @@ class _Closer:
 
 
 def _stop_keeper(proc: subprocess.Popen, timeout: float) -> None:
-    from ..backends.child import kill_group
+    from ..procs.hygiene import kill_group
 
     try:
         proc.stdin.write(b"stop\n")
@@ -194,7 +194,7 @@ def signal_text(code: int | None) -> str:
 # ----------------------------------------------------------------------------- keeper side
 def _keeper_main() -> None:
     """The keeper subprocess: ``python -c ... N_WORKERS THREADS_PER_WORKER``."""
-    from ..backends.child import become_child
+    from ..procs.hygiene import become_child
 
     become_child()  # own process group; SIGTERM / the manager's death -> kill the group
     n_workers, threads = int(sys.argv[1]), int(sys.argv[2])

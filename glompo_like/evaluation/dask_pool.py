@@ -202,7 +202,7 @@ def _helper_main() -> None:
 
     It speaks on private copies of its standard input and output; the task's own prints go
     to standard error, so they cannot corrupt the protocol."""
-    from ..backends.child import become_child
+    from ..procs.hygiene import become_child
 
     become_child()  # own process group; dies with the worker (PDEATHSIG + watchdog)
     fd_in, fd_out = os.dup(0), os.dup(1)
@@ -289,7 +289,7 @@ class _Helper:
         return pickle.loads(data), True
 
     def kill(self) -> int | None:
-        from ..backends.child import kill_group
+        from ..procs.hygiene import kill_group
 
         if self.proc.poll() is None:
             kill_group(self.pid)

@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from .._io import input_check
-from ..backends.child import add_cleanup, become_child, kill_group, remove_cleanup
-from ..backends.terminate import terminate_process
 from ..errors import WorkerTerminated
+from ..procs.hygiene import add_cleanup, become_child, kill_group, remove_cleanup
+from ..procs.pipes import input_check
+from ..procs.terminate import terminate_process
 from .core import EvalStatus, Outcome, evaluate_one, failed_outcome, value_outcome
 
 __all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name",

@@ -50,7 +50,7 @@ class CMAOptimizer(BaseOptimizer):
         Multiplies the default population ``4 + 3 ln(dim)`` (the result is rounded to the
         nearest integer, at least 2): ``popsize_factor=4`` is four times the default
         population, in any dimension.  Used by
-        :class:`~glompo_like.selectors.IPOPSelector` to grow the population from one
+        :class:`~glompo_like.policies.selectors.IPOPSelector` to grow the population from one
         restart to the next.  Give ``popsize`` or ``popsize_factor``, not both.
     **cma_options:
         Passed to ``cma.CMAEvolutionStrategy`` (e.g. ``tolfun=1e-11``, ``CMA_diagonal=True``).

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, ConfigTypeError
-from .optimizers import BaseOptimizer
-from .snapshot import RunView
+from ..errors import ConfigError, ConfigTypeError
+from ..optimizers import BaseOptimizer
+from ..record.view import RunView
 
 __all__ = [
     "OptimizerEntry",
@@ -477,7 +477,7 @@ class IPOPSelector(BaseSelector):
     ) -> None:
         owner = "IPOPSelector"
         if entry is None:
-            from .optimizers import CMAOptimizer
+            from ..optimizers import CMAOptimizer
 
             entry = CMAOptimizer
         if not _is_single_entry(entry):

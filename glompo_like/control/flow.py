@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .snapshot import OptimizerRecord
+from ..record.view import OptimizerRecord
 
 __all__ = ["Credit", "MAX_GRANT", "ACK_LATENCY"]
 

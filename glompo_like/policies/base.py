@@ -1,6 +1,6 @@
 """Composable yes/no policies (hunters and checkers) with readable reasons.
 
-A condition is called with a :class:`~glompo_like.snapshot.RunView` (and, for hunters, the
+A condition is called with a :class:`~glompo_like.record.view.RunView` (and, for hunters, the
 ids of the hunting and the hunted optimizer) and returns a :class:`Decision`: truthy when it
 fires, with a ``reason`` that says why.  Conditions compose with ``&`` and ``|`` (evaluated
 left to right, short-circuiting like Python's ``and``/``or``), and ``str()`` shows the

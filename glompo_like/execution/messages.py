@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation.core import EvalBatch
+from ..evaluation.core import EvalBatch
 
 __all__ = [
     "Evaluated",

@@ -17,7 +17,7 @@ from typing import Any
 from .bounds import Bounds, as_bounds
 from .errors import ConfigError, ConfigTypeError, TaskNotPicklableError
 from .evaluation.dask_cluster import distributed_available, validate_address
-from .runner import ON_ERROR_POLICIES
+from .execution.runner import ON_ERROR_POLICIES
 
 __all__ = ["ManagerConfig", "default_max_jobs", "pickle_task"]
 
@@ -119,11 +119,11 @@ def build_config(
     dask_address: Any = None,
     pool_start_method: Any = None,
 ) -> ManagerConfig:
-    from . import defaults
-    from .checkers import BaseChecker
-    from .generators import BaseGenerator
-    from .hunters import BaseHunter
-    from .selectors import BaseSelector
+    from .policies import defaults
+    from .policies.checkers import BaseChecker
+    from .policies.generators import BaseGenerator
+    from .policies.hunters import BaseHunter
+    from .policies.selectors import BaseSelector
 
     if not callable(task):
         raise ConfigTypeError(
@@ -150,7 +150,7 @@ def build_config(
         convergence_checker = defaults.default_checker(dim)
     if not isinstance(convergence_checker, BaseChecker) and getattr(convergence_checker, "kind", None) != "checker":
         raise ConfigTypeError(
-            "convergence_checker must be a checker from glompo_like.checkers (e.g. "
+            "convergence_checker must be a checker from glompo_like.policies.checkers (e.g. "
             f"MaxFuncCalls(20_000) | TargetCost(0.0)); got {convergence_checker!r}"
         )
     if killing_conditions is None:
@@ -159,14 +159,14 @@ def build_config(
         isinstance(killing_conditions, BaseHunter) or getattr(killing_conditions, "kind", None) == "hunter"
     ):
         raise ConfigTypeError(
-            "killing_conditions must be a hunter from glompo_like.hunters (e.g. "
+            "killing_conditions must be a hunter from glompo_like.policies.hunters (e.g. "
             f"MinFuncCalls(1000) & BestUnmoving(400, 0.01)) or False to disable hunting; got {killing_conditions!r}"
         )
     if x0_generator is None:
         x0_generator = defaults.default_generator(dim)
     if not isinstance(x0_generator, BaseGenerator):
         raise ConfigTypeError(
-            f"x0_generator must be a generator from glompo_like.generators; got {x0_generator!r}"
+            f"x0_generator must be a generator from glompo_like.policies.generators; got {x0_generator!r}"
         )
     if hunt_frequency is None:
         hunt_frequency = defaults.default_hunt_frequency(dim)
@@ -179,7 +179,7 @@ def build_config(
         working_dir = Path(working_dir)
         if working_dir.exists() and not working_dir.is_dir():
             raise ConfigError(f"working_dir {str(working_dir)!r} exists and is not a directory")
-        from .log import LOG_NAME
+        from .record.log import LOG_NAME
 
         if (working_dir / LOG_NAME).exists() and not overwrite and not resuming:
             raise ConfigError(

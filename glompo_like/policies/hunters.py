@@ -1,7 +1,7 @@
 """Hunters: conditions that decide whether one optimizer (the victim) should be stopped.
 
 A hunter is called as ``hunter(run, hunter_id, victim_id)`` with a read-only
-:class:`~glompo_like.snapshot.RunView` and returns a :class:`~glompo_like._policy.Decision`
+:class:`~glompo_like.record.view.RunView` and returns a :class:`~glompo_like.policies.base.Decision`
 whose ``reason`` says why.  Hunters combine with ``&`` and ``|``::
 
     hunter = MinFuncCalls(2000) & (BestUnmoving(400, tol=0.01) | EvaluationsUnmoving(200, 1e-3))
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ._policy import Condition, Decision
-from .errors import ConfigError
-from .snapshot import RunView
+from ..errors import ConfigError
+from ..record.view import RunView
+from .base import Condition, Decision
 
 __all__ = [
     "BaseHunter",
@@ -98,7 +98,7 @@ class BaseHunter(Condition):
     """Base class of hunters: ``hunter(run, hunter_id, victim_id) -> Decision``.
 
     Subclasses implement ``_check(run, hunter_id, victim_id)`` returning a bool or a
-    :class:`~glompo_like._policy.Decision`, and ``_settings()`` (shown by ``str``/``repr``).
+    :class:`~glompo_like.policies.base.Decision`, and ``_settings()`` (shown by ``str``/``repr``).
     """
 
     kind = "hunter"
@@ -116,7 +116,7 @@ class MinFuncCalls(BaseHunter):
 
     Combine it with other hunters (``&``) to give every optimizer a minimum budget.
     ``min_generations`` makes that budget grow with the victim's population: an optimizer
-    with a large population (see :class:`~glompo_like.selectors.IPOPSelector`) needs more
+    with a large population (see :class:`~glompo_like.policies.selectors.IPOPSelector`) needs more
     evaluations for the same number of generations.
     """
 
@@ -162,7 +162,7 @@ class BestUnmoving(BaseHunter):
         If given, the window is at least this many of the victim's generations: ``generations
         * n_evals // n_generations`` evaluations when that is more than ``calls``.  This keeps
         the window fair to optimizers with large populations (see
-        :class:`~glompo_like.selectors.IPOPSelector`).
+        :class:`~glompo_like.policies.selectors.IPOPSelector`).
     """
 
     def __init__(self, calls: int, tol: float = 0.0, generations: int | None = None) -> None:
@@ -179,7 +179,7 @@ class BestUnmoving(BaseHunter):
 
     def window(self, victim: Any) -> int:
         """The window, in evaluations, for ``victim`` (an
-        :class:`~glompo_like.snapshot.OptimizerView`)."""
+        :class:`~glompo_like.record.view.OptimizerView`)."""
         calls = self.calls
         g = victim.generations
         if self.generations is not None and g > 0:

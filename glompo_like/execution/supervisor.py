@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .backends.level1 import CLOSED, Child, ProcessChild, ThreadChild
-from .backends.terminate import reap, snapshot_tree, terminate_process
-from .backends.turnstile import Turnstile
+from ..procs.terminate import reap, snapshot_tree, terminate_process
+from .handles import CLOSED, Child, ProcessChild, ThreadChild
 from .messages import FINAL_MESSAGES, Converged, Retire, Stop, Stopped
 from .runner import RunnerSpec
+from .turnstile import Turnstile
 
 __all__ = ["Supervisor", "ProcessSupervisor", "ThreadSupervisor", "make_supervisor"]
 

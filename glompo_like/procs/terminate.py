@@ -8,7 +8,7 @@ import time
 
 import psutil
 
-from .child import kill_group
+from .hygiene import kill_group
 
 __all__ = ["terminate_process", "snapshot_tree", "reap"]
 

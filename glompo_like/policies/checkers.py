@@ -1,7 +1,7 @@
 """Checkers: conditions that decide whether the whole run should end.
 
 A checker is called as ``checker(run)`` with a read-only
-:class:`~glompo_like.snapshot.RunView` and returns a :class:`~glompo_like._policy.Decision`
+:class:`~glompo_like.record.view.RunView` and returns a :class:`~glompo_like.policies.base.Decision`
 whose ``reason`` says why.  Checkers combine with ``&`` and ``|``::
 
     checker = MaxFuncCalls(100_000) | TargetCost(1e-6) | MaxSeconds(3600)
@@ -17,9 +17,9 @@ from abc import abstractmethod
 from numbers import Integral, Real
 from typing import Any
 
-from ._policy import Condition, Decision
-from .errors import ConfigError
-from .snapshot import RunView
+from ..errors import ConfigError
+from ..record.view import RunView
+from .base import Condition, Decision
 
 __all__ = [
     "BaseChecker",
@@ -56,7 +56,7 @@ class BaseChecker(Condition):
     """Base class of checkers: ``checker(run) -> Decision``.
 
     Subclasses implement ``_check(run)`` returning a bool or a
-    :class:`~glompo_like._policy.Decision`, and ``_settings()`` (shown by ``str``/``repr``).
+    :class:`~glompo_like.policies.base.Decision`, and ``_settings()`` (shown by ``str``/``repr``).
     """
 
     kind = "checker"

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bounds import Bounds
-from .evaluation.core import EvalStatus, Outcome, evaluate_one
+from ..bounds import Bounds
+from ..evaluation.core import EvalStatus, Outcome, evaluate_one
 
 __all__ = ["TaskProfile", "probe_task", "choose_backends", "CHEAP_BELOW", "probe_for_turns", "choose_thread_slice",
            "TURNS_BELOW", "AUTO_THREAD_SLICE", "PROBE_MIN_EVALS"]

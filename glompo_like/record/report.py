@@ -2,7 +2,7 @@
 
 ::
 
-    from glompo_like.report import make_report
+    from glompo_like.record.report import make_report
 
     make_report("run1")            # three PNG files in run1/
     make_report("run1", "figs")    # ... in figs/

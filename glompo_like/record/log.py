@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation.core import EvalBatch
+from ..evaluation.core import EvalBatch
 
 __all__ = ["EvaluationLog", "read_log", "read_points", "LOG_NAME"]
 

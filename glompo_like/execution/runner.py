@@ -43,12 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from ._io import input_check
-from .backends.start import forget_inherited_forkserver, pool_preload_modules
-from .bounds import Bounds
-from .errors import EvaluationError
-from .evaluation.core import EvalBatch, EvalStatus, Outcome
-from .evaluation.pools import (
+from ..bounds import Bounds
+from ..errors import EvaluationError
+from ..evaluation.core import EvalBatch, EvalStatus, Outcome
+from ..evaluation.pools import (
     AnnouncingPool,
     ExecutorPool,
     Pool,
@@ -57,6 +55,8 @@ from .evaluation.pools import (
     ThreadPool,
     preload_threadpoolctl,
 )
+from ..procs.pipes import input_check
+from ..procs.start import forget_inherited_forkserver, pool_preload_modules
 from .messages import (
     Ack,
     Converged,
@@ -129,7 +129,7 @@ def make_pool(spec: RunnerSpec, task: Callable, announce: tuple[Callable, Callab
             preload_threadpoolctl()  # forked workers then find it imported
         return ProcessPool(spec.task_bytes, spec.l2_workers, ctx, label, spec.task_timeout, spec.blas_threads)
     if b == "dask":
-        from .evaluation.dask_pool import DaskPool
+        from ..evaluation.dask_pool import DaskPool
 
         return DaskPool(spec.task_bytes, spec.l2_workers, spec.dask_address, label, spec.task_timeout)
     raise ValueError(f"unknown Level 2 backend {b!r}")  # validated by the manager already
@@ -509,7 +509,7 @@ def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
     """A Level 1 optimizer process.  With ``reuse``, a runner that ended its optimizer
     cleanly waits for the next one (:class:`Launch`) instead of exiting, which saves the
     manager starting a process per optimizer; the task is unpickled once per process."""
-    from .backends.child import become_child
+    from ..procs.hygiene import become_child
 
     become_child()
     _redirect_prints(spec)  # before the task is loaded: what loading prints goes there too
@@ -536,7 +536,7 @@ def run_in_process(spec: RunnerSpec, conn: Any, reuse: bool = False) -> None:
 
 def _redirect_prints(spec: RunnerSpec) -> None:
     if spec.print_dir:
-        from .streams import redirect_process
+        from ..record.prints import redirect_process
 
         redirect_process(spec.print_dir, spec.opt_id)
 

@@ -1,4 +1,4 @@
-"""Level 1: run each optimizer's :class:`~glompo_like.runner.Runner` in a thread or a process.
+"""Level 1: run each optimizer's :class:`~glompo_like.execution.runner.Runner` in a thread or a process.
 
 A runner talks to the manager through a *channel* with the interface of a
 ``multiprocessing.Connection`` (``send``, ``poll``, ``recv``, ``close``):
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from .._io import input_check
-from ..messages import Launch
-from ..runner import RunnerSpec, run_in_process, run_in_thread
-from .terminate import terminate_process
+from ..procs.pipes import input_check
+from ..procs.terminate import terminate_process
+from .messages import Launch
+from .runner import RunnerSpec, run_in_process, run_in_thread
 
 __all__ = ["LEVEL1_BACKENDS", "Child", "ThreadChild", "ProcessChild", "ThreadChannel", "CLOSED"]
 

@@ -16,7 +16,7 @@ __all__ = ["default_selector", "default_checker", "default_hunters", "default_ge
 def default_selector(dim: int) -> Any:
     """IPOP-style restarts: default-population CMA-ES runs alternate with runs of 2, 4,
     ..., 32 times the default population (tuned on BBOB f15-f24, docs/benchmarks.rst)."""
-    from .optimizers import CMAOptimizer
+    from ..optimizers import CMAOptimizer
     from .selectors import IPOPSelector
 
     return IPOPSelector(CMAOptimizer, growth=2, steps=6, interleave=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ConfigError, ConfigTypeError
+from ..errors import CheckpointError, ConfigError, ConfigTypeError
 
 __all__ = ["CheckpointingControl", "write_checkpoint", "read_checkpoint", "FORMAT_VERSION"]
 

@@ -1,7 +1,7 @@
 """Start-point generators: where the manager starts each new optimizer.
 
 A generator is a pure policy: ``generate(run, rng)`` gets a read-only
-:class:`~glompo_like.snapshot.RunView` and the manager's ``numpy.random.Generator`` (its only
+:class:`~glompo_like.record.view.RunView` and the manager's ``numpy.random.Generator`` (its only
 source of randomness) and returns a float array of shape ``(run.dim,)`` inside
 ``run.bounds``.  Generators that keep state between calls carry it through
 ``get_state()`` / ``set_state()`` so checkpoints resume exactly.
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .bounds import Bounds
-from .errors import ConfigError
-from .snapshot import RunView
+from ..bounds import Bounds
+from ..errors import ConfigError
+from ..record.view import RunView
 
 __all__ = [
     "BaseGenerator",

@@ -1,9 +1,9 @@
 """Export a run's evaluation log to CSV (standard library) or HDF5 (h5py, optional).
 
-The evaluation log (``evaluations.sqlite``, see :mod:`glompo_like.log`) is the record of a
+The evaluation log (``evaluations.sqlite``, see :mod:`glompo_like.record.log`) is the record of a
 run; this module copies its two tables into formats other tools read directly::
 
-    from glompo_like.export import export_log
+    from glompo_like.record.export import export_log
 
     export_log("run1")                          # run1/evaluations.csv, run1/optimizers.csv
     export_log("run1", csv=False, hdf5=True)    # run1/evaluations.h5 (needs h5py)
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GlompoError
+from ..errors import GlompoError
 from .log import LOG_NAME, _log_path
 
 __all__ = ["export_log", "CSV_NAMES", "HDF5_NAME"]

@@ -1,7 +1,7 @@
 """Live status of a running optimization: progress lines in the log, or a live table.
 
 A status reporter has two methods, both called by the manager from its own thread with
-the run's read-only :class:`~glompo_like.snapshot.RunView`:
+the run's read-only :class:`~glompo_like.record.view.RunView`:
 
 ``update(view)``
     while the run goes, at most once every ``status_interval`` seconds;
@@ -32,7 +32,7 @@ import math
 import sys
 from typing import Any, TextIO
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["StatusReporter", "LogStatus", "RichStatus", "make_status", "STATUS_LOGGER", "rich_available"]
 

@@ -1,1 +1,0 @@
-"""Level 1 backends (threads and processes) and process hygiene (no orphans)."""
