@@ -18,7 +18,7 @@ directory) and the platform's default start method.  Evaluations per second are
 ``f_evals / wall time of start_manager()`` (construction is not timed).  Each cell also
 records the median duration of one evaluation where it ran (from the evaluation log; the
 raw pool times its calls in its workers) and how Level 2 process-pool workers started
-(``manager.pool_start_choice``).
+(``manager.plan.pool_start_method``).
 
 Combinations:
 
@@ -35,7 +35,7 @@ Combinations:
     One optimizer, ``workers=4``, ``max_jobs=4`` (for waiting tasks: more threads than cores).
 ``auto``
     ``backend="auto"`` and entry backend ``"auto"``, ``workers=2``, ``max_jobs=2``; the
-    manager's choice (``manager.backend_choice``) is recorded.  Its probe evaluations count.
+    manager's choice (``manager.plan``) is recorded.  Its probe evaluations count.
 ``raw ProcessPoolExecutor(2)``
     ``concurrent.futures.ProcessPoolExecutor(2).map(f, points)`` over the same number of
     random points (the wall time includes starting the pool).  No optimizer at all.
@@ -291,10 +291,12 @@ def measure_manager(combo: Combo, task: Callable, budget: int, seed: int) -> dic
         "end_cond": s["end_cond"],
         "best_fx": result.fx,
         "eval_ms_median": float(np.median(durations)) * 1e3,
-        "pool_start_method": (manager.pool_start_choice or {}).get("start_method"),
+        "pool_start_method": manager.plan.pool_start_method,
     }
-    if manager.backend_choice is not None:
-        out["backend_choice"] = dict(manager.backend_choice)
+    if "backend" in manager.plan.reasons:  # what "auto" chose
+        plan = manager.plan.describe()
+        out["backend_choice"] = {"level1": plan["level1"], "level2": plan["level2"],
+                                 "reason": plan["reasons"]["backend"], **(plan["probe"] or {})}
     return out
 
 

@@ -2,7 +2,7 @@
 
 8 CMA-ES optimizers in 20-D (default popsize 12) on a cheap objective, checkpointing
 every N evaluations.  The pause is measured inside the manager, from asking every
-optimizer for its state until they go on again (GloMPOManager.checkpoint_pauses).
+optimizer for its state until they go on again (GloMPOManager.checkpointer.pauses).
 
     python benchmarks/checkpoint.py [--backend threads|processes] [--evals N] [--out FILE]
 """
@@ -54,7 +54,7 @@ def measure(backend: str, evals: int, every: int) -> dict:
     t1 = time.perf_counter()
     GloMPOManager.load_checkpoint(m.checkpoints[-1], status=None)
     t_load = time.perf_counter() - t1
-    pauses = [1e3 * p for p in m.checkpoint_pauses]
+    pauses = [1e3 * p for p in m.checkpointer.pauses]
     return {
         "backend": backend, "f_evals": r.stats["f_evals"], "checkpoints": len(pauses),
         "optimizers_in_checkpoint": len(data["optimizers"]),

@@ -440,7 +440,7 @@ def run_in_process(case: Case, base: Path) -> dict[str, Any]:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             pids = m.optimizer_pids()
-            if pids and m.counters.f_evals > 40:
+            if pids and m.ledger.counters.f_evals > 40:
                 kill_time.append(time.time())
                 os.kill(pids[min(pids)], signal.SIGKILL)
                 return
@@ -461,8 +461,8 @@ def run_in_process(case: Case, base: Path) -> dict[str, Any]:
             killer.join()
     gone = wait_gone(watcher.ours(), t_end)
     result = m.result
-    if m.pool_start_choice is not None:  # how the Level 2 workers started
-        out["pool_start_method"] = m.pool_start_choice["start_method"]
+    if m.plan is not None and m.plan.pool_start_method is not None:  # how the Level 2 workers started
+        out["pool_start_method"] = m.plan.pool_start_method
     stats = _log_stats(run_dir)
     told = int(result.stats["f_evals"])
     calls = _count_lines(workdir / "calls")

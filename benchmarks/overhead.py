@@ -251,7 +251,8 @@ def measure_manager(backend: str, dim: int, evals: int, seed: int, log: bool = T
         "end_cond": stats.get("end_cond"),
         "best_fx": result.fx,
         "log_bytes": log_bytes,
-        "thread_slice_choice": manager.thread_slice_choice,
+        "thread_slice_choice": ({"thread_slice": manager.plan.thread_slice, "reason": manager.plan.reasons["thread_slice"]}
+                                if "thread_slice" in manager.plan.reasons else None),
     }
 
 

@@ -267,7 +267,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     except (ValueError, ImportError, AttributeError) as e:
         return _error(f"cannot load --task: {e}")
     manager = GloMPOManager.load_checkpoint(args.checkpoint, task=task, **overrides)
-    print(f"{PROG} resume: continuing from {manager.counters.f_evals} evaluations", flush=True)
+    print(f"{PROG} resume: continuing from {manager.view.f_evals} evaluations", flush=True)
     t0 = time.perf_counter()
     with manager:
         result = manager.start_manager()

@@ -1,310 +1,424 @@
-"""Validation of the manager's arguments: every problem is a typed error, raised before
-anything is started, that names the argument and the fix."""
+"""Every setting of a run, defined once.
+
+:class:`Settings` is one frozen dataclass.  Each field is declared with :func:`option`, which
+carries its default, its documentation, its check, and whether a resumed run may change
+it.  Everything else is derived from that one table:
+
+- the parameters of :class:`~glompo_like.GloMPOManager` (its signature and its docstring),
+- the checks run at construction (:meth:`Settings.build`: a wrong type raises
+  :class:`~glompo_like.errors.ConfigTypeError`, a wrong value
+  :class:`~glompo_like.errors.ConfigError`, both naming the argument and the fix),
+- what a checkpoint stores (:meth:`Settings.saved`) and what ``load_checkpoint`` may
+  override (:data:`RESUME_OVERRIDES`),
+- the settings section of the run summary (:meth:`Settings.describe`).
+
+Checks that involve several settings at once (an entry's Level 2 backend against the Level
+1 backend, ``task_timeout`` against both, ...) live with the execution plan
+(:func:`glompo_like.execution.plan.validate`).
+"""
 
 from __future__ import annotations
 
-import math
+import difflib
+import inspect
 import multiprocessing
 import os
-import pickle
-import warnings
+import time
 from collections.abc import Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import validation as v
 from .bounds import Bounds, as_bounds
-from .errors import ConfigError, ConfigTypeError, TaskNotPicklableError
-from .evaluation.dask_cluster import distributed_available, validate_address
-from .execution.runner import ON_ERROR_POLICIES
+from .errors import ConfigError, ConfigTypeError
+from .record.checkpoint import CheckpointingControl
+from .record.status import STATUS_KINDS
 
-__all__ = ["ManagerConfig", "default_max_jobs", "pickle_task"]
+__all__ = ["Settings", "option", "RESUME_OVERRIDES", "default_max_jobs", "LEVEL1", "ON_ERROR_POLICIES"]
 
+OWNER = "GloMPOManager"
 LEVEL1 = ("threads", "processes", "processes_forced", "auto")
-LEVEL2 = ("serial", "threads", "processes", "dask", "auto")
+ON_ERROR_POLICIES = ("penalty", "resample", "raise")
+#: ``max_jobs`` above this many times the CPUs is refused (each slot is a thread or process)
+MAX_JOBS_PER_CPU = 64
 
 
 def default_max_jobs() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
 
 
-def pickle_task(task: Callable) -> bytes:
-    """Serialise the task for process backends (cloudpickle, so lambdas, closures and
-    functions defined in ``__main__`` work), or say exactly what could not be pickled."""
-    import cloudpickle
-
-    try:
-        return cloudpickle.dumps(task)
-    except Exception as e:
-        raise TaskNotPicklableError(
-            f"task {task!r} cannot be sent to a process backend: {type(e).__name__}: {e}. "
-            "Make what it refers to picklable (e.g. open files or connections inside the "
-            "task instead of capturing them), or use backend='threads'."
-        ) from e
+def option(default: Any, doc: str, check: Callable[[Any], Any] | None = None, *, resume: bool = True,
+           saved: bool = True, shown: bool = True) -> Any:
+    """Declare a setting: its ``default``, its ``doc`` (reStructuredText, shown in the
+    manager's docstring), ``check(value) -> value`` (normalises, or raises a typed error),
+    whether ``load_checkpoint`` may override it (``resume``), whether checkpoints store it
+    (``saved``), and whether the summary shows it (``shown``)."""
+    meta = {"doc": doc, "check": check, "resume": resume, "saved": saved, "shown": shown}
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
 
 
-@dataclass(frozen=True)
-class ManagerConfig:
-    task: Callable
-    bounds: Bounds
-    opt_selector: Any
-    backend: str
-    max_jobs: int
-    convergence_checker: Any
-    killing_conditions: Any
-    x0_generator: Any
-    hunt_frequency: int
-    share_best_solutions: bool
-    working_dir: Path | None
-    seed: int | None
-    start_method: str | None
-    pool_start_method: str | None
-    task_timeout: float | None
-    on_error: str
-    penalty: float | None
-    blas_threads: int | None
-    shutdown_grace: float
-    overwrite: bool
-    task_bytes: bytes | None
-    dask_address: str | None = None  # None: Dask entries use an embedded local cluster
-
-    @property
-    def needs_probe(self) -> bool:
-        """Whether ``backend="auto"`` must be resolved (at either level) before starting."""
-        return self.backend == "auto" or any(e.backend == "auto" for e in self.opt_selector.entries)
-
-
-def _positive_int(value: Any, name: str, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigTypeError(f"{name} must be an integer; got {type(value).__name__}. {fix}")
-    if value < 1:
-        raise ConfigError(f"{name} must be >= 1, got {value}. {fix}")
+# ----------------------------------------------------------------------------- checks
+def _task(value: Any) -> Any:
+    if not callable(value):
+        raise ConfigTypeError(f"{OWNER}: task must be a callable taking a 1-D float array and returning "
+                              f"a float; got {type(value).__name__}")
     return value
 
 
-def _positive_number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigTypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return float(value)
+def _of_kind(kind: str, where: str, example: str, allow_false: bool = False) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is None or (allow_false and value is False):
+            return value
+        if getattr(value, "kind", None) == kind:
+            return value
+        raise ConfigTypeError(f"{OWNER}: {where} must be a {kind} from glompo_like.policies (e.g. {example})"
+                              f"{' or False' if allow_false else ''}; got {value!r}")
+    return check
 
 
-def build_config(
-    *,
-    task: Any,
-    bounds: Any,
-    opt_selector: Any,
-    backend: Any,
-    max_jobs: Any,
-    convergence_checker: Any,
-    killing_conditions: Any,
-    x0_generator: Any,
-    hunt_frequency: Any,
-    share_best_solutions: Any,
-    working_dir: Any,
-    seed: Any,
-    start_method: Any,
-    task_timeout: Any,
-    on_error: Any,
-    penalty: Any,
-    blas_threads: Any,
-    shutdown_grace: Any,
-    overwrite: Any = False,
-    resuming: bool = False,
-    dask_address: Any = None,
-    pool_start_method: Any = None,
-) -> ManagerConfig:
-    from .policies import defaults
-    from .policies.checkers import BaseChecker
-    from .policies.generators import BaseGenerator
-    from .policies.hunters import BaseHunter
+def _selector(value: Any) -> Any:
     from .policies.selectors import BaseSelector
 
-    if not callable(task):
-        raise ConfigTypeError(
-            f"task must be a callable taking a 1-D float array and returning a float; got "
-            f"{type(task).__name__}"
-        )
-    b = as_bounds(bounds)
-    dim = b.dim
+    if value is None or isinstance(value, BaseSelector):
+        return value
+    raise ConfigTypeError(f"{OWNER}: opt_selector must be a selector such as "
+                          f"CycleSelector([(CMAOptimizer, {{...}})]); got {type(value).__name__}")
 
-    if backend not in LEVEL1:
-        raise ConfigError(f"backend must be one of {LEVEL1}, got {backend!r}")
-    if max_jobs is None:
-        max_jobs = default_max_jobs()
-    max_jobs = _positive_int(max_jobs, "max_jobs", "It is the number of slots (cores) the run may use.")
 
-    if opt_selector is None:
-        opt_selector = defaults.default_selector(dim)
-    if not isinstance(opt_selector, BaseSelector):
-        raise ConfigTypeError(
-            "opt_selector must be a selector such as CycleSelector([(CMAOptimizer, {...})]); "
-            f"got {type(opt_selector).__name__}"
-        )
-    if convergence_checker is None:
-        convergence_checker = defaults.default_checker(dim)
-    if not isinstance(convergence_checker, BaseChecker) and getattr(convergence_checker, "kind", None) != "checker":
-        raise ConfigTypeError(
-            "convergence_checker must be a checker from glompo_like.policies.checkers (e.g. "
-            f"MaxFuncCalls(20_000) | TargetCost(0.0)); got {convergence_checker!r}"
-        )
-    if killing_conditions is None:
-        killing_conditions = defaults.default_hunters(dim)
-    if killing_conditions is not False and not (
-        isinstance(killing_conditions, BaseHunter) or getattr(killing_conditions, "kind", None) == "hunter"
-    ):
-        raise ConfigTypeError(
-            "killing_conditions must be a hunter from glompo_like.policies.hunters (e.g. "
-            f"MinFuncCalls(1000) & BestUnmoving(400, 0.01)) or False to disable hunting; got {killing_conditions!r}"
-        )
-    if x0_generator is None:
-        x0_generator = defaults.default_generator(dim)
-    if not isinstance(x0_generator, BaseGenerator):
-        raise ConfigTypeError(
-            f"x0_generator must be a generator from glompo_like.policies.generators; got {x0_generator!r}"
-        )
-    if hunt_frequency is None:
-        hunt_frequency = defaults.default_hunt_frequency(dim)
-    hunt_frequency = _positive_int(hunt_frequency, "hunt_frequency", "It is the number of evaluations between hunts.")
-    if not isinstance(share_best_solutions, bool):
-        raise ConfigTypeError("share_best_solutions must be True or False")
-    if working_dir is not None:
-        if not isinstance(working_dir, (str, os.PathLike)):
-            raise ConfigTypeError(f"working_dir must be a path or None, got {type(working_dir).__name__}")
-        working_dir = Path(working_dir)
-        if working_dir.exists() and not working_dir.is_dir():
-            raise ConfigError(f"working_dir {str(working_dir)!r} exists and is not a directory")
-        from .record.log import LOG_NAME
+def _generator(value: Any) -> Any:
+    from .policies.generators import BaseGenerator
 
-        if (working_dir / LOG_NAME).exists() and not overwrite and not resuming:
-            raise ConfigError(
-                f"working_dir {str(working_dir)!r} already holds a run's evaluation log; choose a "
-                "new directory, pass overwrite=True to replace it, or resume that run from a checkpoint"
-            )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
-    methods = multiprocessing.get_all_start_methods()
-    if start_method is not None and start_method not in methods:
-        raise ConfigError(f"start_method must be one of {methods} or None (the platform default), got {start_method!r}")
-    if pool_start_method is not None and pool_start_method not in methods:
-        raise ConfigError(f"pool_start_method must be one of {methods} or None (a forkserver where possible), "
-                          f"got {pool_start_method!r}")
-    if task_timeout is not None:
-        task_timeout = _positive_number(task_timeout, "task_timeout")
-    if on_error not in ON_ERROR_POLICIES:
-        raise ConfigError(f"on_error must be one of {ON_ERROR_POLICIES}, got {on_error!r}")
-    if penalty is not None:
-        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not math.isfinite(penalty):
-            raise ConfigError(f"penalty must be a finite number or None (automatic), got {penalty!r}")
-        penalty = float(penalty)
-    if blas_threads is not None:
-        blas_threads = _positive_int(blas_threads, "blas_threads", "Use None to leave BLAS threading alone.")
-    shutdown_grace = _positive_number(shutdown_grace, "shutdown_grace")
-    dask_address = validate_address(dask_address)
+    if value is None or isinstance(value, BaseGenerator):
+        return value
+    raise ConfigTypeError(f"{OWNER}: x0_generator must be a generator from glompo_like.policies "
+                          f"(e.g. RandomGenerator()); got {value!r}")
 
-    entries = opt_selector.entries
-    needs_bytes = backend not in ("threads", "auto")
-    may_need_bytes = backend == "auto"
-    for i, e in enumerate(entries):
-        where = f"opt_selector entry {i} ({e.cls.__name__})"
-        if e.workers > max_jobs:
-            raise ConfigError(
-                f"{where} asks for workers={e.workers} but max_jobs={max_jobs}; an optimizer "
-                "occupies `workers` slots, so raise max_jobs or lower workers"
-            )
-        l2 = e.backend
-        if isinstance(l2, Executor):
-            if backend != "threads":
-                raise ConfigError(
-                    f"{where}: a user-supplied executor can only be used with backend='threads' "
-                    "(it cannot be sent to another process); pass backend='processes' to the "
-                    "entry to get a process pool per optimizer instead"
-                )
-        elif l2 not in LEVEL2:
-            raise ConfigError(f"{where}: Level 2 backend {l2!r} is not supported here; use one of {LEVEL2}")
-        if l2 == "auto":
-            may_need_bytes = True
-        if l2 == "dask":  # works with every Level 1 backend; task_timeout: killable helpers on the workers
-            needs_bytes = True
-            if not distributed_available():
-                raise ConfigError(f"{where}: Level 2 backend 'dask' needs the distributed package: "
-                                  "pip install 'glompo_like[dask]'")
-        if l2 == "processes":
-            needs_bytes = True
-            if backend == "processes":
-                raise ConfigError(
-                    f"{where}: backend='processes' (daemonic) × Level 2 'processes' is not possible: "
-                    "daemonic processes may not start processes of their own. Use "
-                    "backend='processes_forced' (non-daemonic optimizer processes) or backend='threads'."
-                )
-        if task_timeout is not None and l2 == "auto":
-            if backend == "processes":
-                raise ConfigError(
-                    f"task_timeout with {where}: Level 2 'auto' must then run evaluations in "
-                    "killable worker processes, which daemonic backend='processes' cannot own; "
-                    "use backend='processes_forced', 'threads' or 'auto'"
-                )
-            continue
-        if backend == "threads" and task_timeout is not None and l2 not in ("processes", "dask"):
-            raise ConfigError(
-                f"task_timeout cannot be enforced for {where} with backend='threads' × Level 2 "
-                f"{l2!r}: a thread cannot be killed. Give the entry backend='processes' "
-                "(evaluations in killable worker processes) or use a process backend."
-            )
-        if backend in ("processes", "processes_forced") and task_timeout is not None and (
-            l2 not in ("processes", "serial", "dask")
-        ):
-            raise ConfigError(
-                f"task_timeout cannot be enforced for {where} with Level 2 {l2!r}: a thread "
-                "cannot be killed. Use Level 2 'serial' (the optimizer process is killed at "
-                "the deadline) or 'processes' (the worker is killed and replaced)."
-            )
-        if backend not in ("threads", "auto"):
-            try:
-                pickle.dumps((e.cls, dict(e.kwargs)))
-            except Exception as err:
-                raise ConfigError(
-                    f"{where} cannot be sent to backend={backend!r}: {type(err).__name__}: {err}. "
-                    "Define the optimizer class at module level and pass picklable kwargs, or use backend='threads'."
-                ) from err
-    if dask_address is not None and not any(e.backend == "dask" for e in entries):
-        warnings.warn(f"dask_address={dask_address!r} is set but no opt_selector entry uses "
-                      "backend='dask'; it is not used", UserWarning, stacklevel=3)
-    task_bytes = None
-    if needs_bytes:
-        task_bytes = pickle_task(task)
-    elif may_need_bytes:  # "auto" falls back to threads for a task that cannot be pickled
-        try:
-            task_bytes = pickle_task(task)
-        except TaskNotPicklableError:
-            task_bytes = None
 
-    return ManagerConfig(
-        task=task,
-        bounds=b,
-        opt_selector=opt_selector,
-        backend=backend,
-        max_jobs=max_jobs,
-        convergence_checker=convergence_checker,
-        killing_conditions=killing_conditions,
-        x0_generator=x0_generator,
-        hunt_frequency=hunt_frequency,
-        share_best_solutions=share_best_solutions,
-        working_dir=working_dir,
-        seed=seed,
-        start_method=start_method,
-        pool_start_method=pool_start_method,
-        task_timeout=task_timeout,
-        on_error=on_error,
-        penalty=penalty,
-        blas_threads=blas_threads,
-        shutdown_grace=shutdown_grace,
-        overwrite=bool(overwrite),
-        task_bytes=task_bytes,
-        dask_address=dask_address,
-    )
+def _backend(value: Any) -> str:
+    return v.one_of(value, "backend", LEVEL1, owner=OWNER)
+
+
+def _max_jobs(value: Any) -> int | None:
+    n = v.integer(value, "max_jobs", owner=OWNER, minimum=1, none_ok=True,
+                  fix="It is the number of slots (cores) the run may use.")
+    limit = MAX_JOBS_PER_CPU * default_max_jobs()
+    if n is not None and n > limit:
+        raise ConfigError(f"{OWNER}: max_jobs={n} is more than {MAX_JOBS_PER_CPU} slots per CPU "
+                          f"({default_max_jobs()} CPUs here, so at most {limit}); each slot runs a thread "
+                          "or a process: lower max_jobs")
+    return n
+
+
+def _working_dir(value: Any) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigTypeError(f"{OWNER}: working_dir must be a path or None, got {type(value).__name__}")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{OWNER}: working_dir {str(path)!r} exists and is not a directory")
+    return path
+
+
+def _start_method(name: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        methods = multiprocessing.get_all_start_methods()
+        if value is None:
+            return None
+        return v.one_of(value, name, methods, owner=OWNER, fix="None picks the default")
+    return check
+
+
+def _seconds(name: str, *, none_ok: bool = False, zero_ok: bool = False) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        return v.number(value, name, owner=OWNER, low=0.0, low_ok=zero_ok, none_ok=none_ok, unit="seconds")
+    return check
+
+
+def _thread_slice(value: Any) -> Any:
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, (str, bool)):
+        raise ConfigTypeError(f"{OWNER}: thread_slice must be a number of seconds (e.g. 0.005), 'auto' or "
+                              f"None, got {value!r}")
+    return v.number(value, "thread_slice", owner=OWNER, low=0.0, low_ok=False, unit="seconds",
+                    example=0.005, fix="a positive number of seconds, 'auto' or None")
+
+
+def _checkpoint_control(value: Any) -> Any:
+    if value is None or isinstance(value, CheckpointingControl):
+        return value
+    raise ConfigTypeError(f"{OWNER}: checkpoint_control must be a CheckpointingControl(...) or None, "
+                          f"got {type(value).__name__}")
+
+
+def _status(value: Any) -> Any:
+    if isinstance(value, str) or value is None:
+        return v.one_of(value, "status", STATUS_KINDS, owner=OWNER,
+                        fix="or pass an object with update(view) and close(view) methods")
+    if callable(getattr(value, "update", None)) and callable(getattr(value, "close", None)):
+        return value
+    raise ConfigTypeError(f"{OWNER}: status must be one of {STATUS_KINDS} or an object with update(view) "
+                          f"and close(view) methods, got {value!r}")
+
+
+def _clock(value: Any) -> Any:
+    if not callable(value):
+        raise ConfigTypeError(f"{OWNER}: clock must be a callable returning seconds (e.g. time.monotonic), "
+                              f"got {value!r}")
+    return value
+
+
+def _dask_address(value: Any) -> Any:
+    from .evaluation.dask_cluster import validate_address
+
+    return validate_address(value)
+
+
+def _flag(name: str) -> Callable[[Any], bool]:
+    return lambda value: v.boolean(value, name, owner=OWNER)
+
+
+# ----------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one run (see the module docstring); build one with :meth:`build`."""
+
+    task: Callable[..., Any] = option(
+        MISSING, "The objective: a callable taking a 1-D float array and returning a float.",
+        _task, resume=False, saved=False)
+    bounds: Bounds = option(
+        MISSING, "``[(lower, upper), ...]``, one pair per parameter (or a :class:`~glompo_like.Bounds`).",
+        as_bounds, resume=False)
+    opt_selector: Any = option(
+        None, "Which optimizers to start (a selector from :mod:`glompo_like.policies`).  Default: "
+        ":func:`~glompo_like.policies.defaults.default_selector`.", _selector)
+    backend: str = option(
+        "processes", "Level 1 parallelism: ``\"threads\"``, ``\"processes\"`` (default), "
+        "``\"processes_forced\"`` (non-daemonic, so optimizers may own process pools), or ``\"auto\"`` "
+        "(measure the task briefly and choose; see :mod:`glompo_like.execution.auto`).  An optimizer "
+        "entry's own ``backend`` (Level 2) may be ``\"auto\"`` too.", _backend)
+    max_jobs: int | None = option(
+        None, "Slots (cores) the run may use; an optimizer takes ``workers`` slots.  Default: the cores "
+        "available to this process.", _max_jobs)
+    convergence_checker: Any = option(
+        None, "When the run ends (checkers compose with ``|`` and ``&``).  Default: "
+        "``MaxFuncCalls(10_000 * dim)``.",
+        _of_kind("checker", "convergence_checker", "MaxFuncCalls(20_000) | TargetCost(0.0)"))
+    killing_conditions: Any = option(
+        None, "When the best optimizer stops another (hunters compose with ``&`` and ``|``), or "
+        "``False`` for no hunting.  Default: :func:`~glompo_like.policies.defaults.default_hunters`.",
+        _of_kind("hunter", "killing_conditions", "MinFuncCalls(1000) & BestUnmoving(400, 0.01)", True))
+    x0_generator: Any = option(
+        None, "Start points of new optimizers.  Default: ``RandomGenerator()``.", _generator)
+    hunt_frequency: int | None = option(
+        None, "Evaluations between hunts.  Default ``10 * dim``.",
+        lambda x: v.integer(x, "hunt_frequency", owner=OWNER, minimum=1, none_ok=True,
+                            fix="It is the number of evaluations between hunts."))
+    share_best_solutions: bool = option(
+        False, "Send every new incumbent to the running optimizers (``inject``).",
+        _flag("share_best_solutions"))
+    working_dir: Path | None = option(
+        None, "Where the evaluation log (``evaluations.sqlite``) and ``summary.yml`` go; ``None`` writes "
+        "nothing.", _working_dir)
+    seed: int | None = option(
+        None, "Makes the run reproducible: start points, selector choices and every optimizer's seed "
+        "derive from it.  A seeded run with ``max_jobs=1`` repeats exactly.",
+        lambda x: v.integer(x, "seed", owner=OWNER, minimum=0, none_ok=True, example=1), resume=False)
+    start_method: str | None = option(
+        None, "``multiprocessing`` start method of optimizer processes (``None``: the platform default), "
+        "and of Level 2 workers unless ``pool_start_method`` is given.", _start_method("start_method"))
+    pool_start_method: str | None = option(
+        None, "Start method of Level 2 process-pool workers.  ``None`` (the default): ``start_method`` if "
+        "that is given, else ``\"forkserver\"`` where the platform has one and the main script keeps its "
+        "run under ``if __name__ == \"__main__\":``, else the platform default (see :doc:`parallelism`).  "
+        "The choice and its reason are in the execution plan and the run summary.",
+        _start_method("pool_start_method"))
+    task_timeout: float | None = option(
+        None, "Seconds one evaluation may take; needs evaluations in killable processes.  The worker is "
+        "killed and the evaluation logged as ``timed_out``.", _seconds("task_timeout", none_ok=True))
+    on_error: str = option(
+        "penalty", "What an optimizer is told about a failed evaluation (exception, NaN, inf, None, an "
+        "array): ``\"penalty\"`` (default: ``penalty``, or if ``None`` a value worse than any it has "
+        "seen), ``\"resample\"`` (evaluate the point once more, then penalise), or ``\"raise\"`` (end the "
+        "run with :class:`~glompo_like.errors.EvaluationError`).",
+        lambda x: v.one_of(x, "on_error", ON_ERROR_POLICIES, owner=OWNER))
+    penalty: float | None = option(
+        None, "The value an optimizer is told for a failed evaluation (``None``: automatic).",
+        lambda x: v.number(x, "penalty", owner=OWNER, none_ok=True, fix="None is automatic"))
+    blas_threads: int | None = option(
+        1, "BLAS/OpenMP threads in Level 2 worker processes (``None``: untouched).",
+        lambda x: v.integer(x, "blas_threads", owner=OWNER, minimum=1, none_ok=True,
+                            fix="Use None to leave BLAS threading alone."))
+    shutdown_grace: float = option(
+        2.0, "Seconds children get to finish their generation when stopped, before they are terminated.",
+        _seconds("shutdown_grace"))
+    overwrite: bool = option(
+        False, "Replace the log of an earlier, finished run in ``working_dir`` (otherwise that is an "
+        "error).", _flag("overwrite"), resume=False, saved=False)
+    report_interval: float = option(
+        0.02, "Longest time (seconds) an optimizer keeps evaluated generations before reporting them.  "
+        "Optimizers with fast generations report a few at a time, which keeps the manager's cost low; near "
+        "the end of an evaluation budget they report every generation, so the budget is overshot by at "
+        "most one generation per optimizer.  ``0`` makes every optimizer report each generation and wait "
+        "for the manager's decision (hunt, stop) before evaluating the next.",
+        _seconds("report_interval", zero_ok=True))
+    thread_slice: float | str | None = option(
+        "auto", "``backend=\"threads\"``: runner threads take turns, each running whole generations for "
+        "this many seconds (e.g. ``0.01``), instead of contending for the interpreter lock all the time, "
+        "which costs 10–25% of the throughput when the task is fast and holds the GIL.  ``\"auto\"`` "
+        "(default): the manager measures the task when the run starts and takes turns of 10 ms only for "
+        "a fast task that holds the GIL; the choice and its reason are in the execution plan.  ``None``: "
+        "never take turns.  A number forces turns, which serialises tasks that release the GIL.",
+        _thread_slice)
+    reuse_processes: bool = option(
+        True, "Process backends: when an optimizer ends cleanly, its process stays and runs the next "
+        "optimizer, which saves starting a process for every restart.  The task is unpickled once per "
+        "process, so what it keeps in module or object state carries over.  ``False``: a new process for "
+        "every optimizer.  A process whose optimizer crashed is never reused.", _flag("reuse_processes"))
+    checkpoint_control: CheckpointingControl | None = option(
+        None, "When to write checkpoints (a :class:`~glompo_like.CheckpointingControl`); resume with "
+        ":meth:`load_checkpoint`.  A ``CHKPT`` file in ``working_dir`` or :meth:`checkpoint` writes one at "
+        "once; Ctrl-C writes one when this is set.", _checkpoint_control)
+    status: Any = option(
+        "auto", "Live status while the run goes: ``\"auto\"`` (a live table in a terminal when ``rich`` is "
+        "installed, otherwise a line on the ``glompo_like.status`` logger), ``\"rich\"``, ``\"log\"``, a "
+        "reporter object (see :mod:`glompo_like.record.status`), or ``None`` for none.", _status,
+        saved=False)
+    status_interval: float = option(
+        10.0, "Seconds between status updates.", _seconds("status_interval", zero_ok=True))
+    capture_prints: bool = option(
+        True, "With a ``working_dir``, what each optimizer (and its task) prints goes to "
+        "``<working_dir>/prints/opt_<id>.out`` and ``.err``.", _flag("capture_prints"))
+    clock: Callable[[], float] = option(
+        time.monotonic, "The time source (seconds, monotonic) for policies; tests inject a fake one.",
+        _clock, resume=False, saved=False, shown=False)
+    dask_address: str | None = option(
+        None, "Scheduler of an existing Dask cluster (``\"tcp://host:8786\"``) for entries with "
+        "``backend=\"dask\"``; ``None`` starts an embedded cluster on 127.0.0.1 for the run.",
+        _dask_address)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, **given: Any) -> Settings:
+        """Check every given setting, fill in the defaults (some depend on the dimension),
+        and return the frozen settings.  Unknown names raise ``ConfigTypeError`` with the
+        closest known name."""
+        names = [f.name for f in fields(cls)]
+        for name in given:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; the settings are {names}"
+                raise ConfigTypeError(f"{OWNER}() got an unexpected keyword argument {name!r}{hint}")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in given:
+                value = given[f.name]
+            elif f.default is not MISSING:
+                value = f.default
+            else:
+                raise ConfigTypeError(f"{OWNER}() missing required argument: {f.name!r}")
+            check = f.metadata["check"]
+            values[f.name] = check(value) if check is not None else value
+        return cls(**values)._with_defaults()
+
+    def _with_defaults(self) -> Settings:
+        from .policies import defaults
+
+        dim = self.bounds.dim
+        return replace(
+            self,
+            opt_selector=self.opt_selector if self.opt_selector is not None else defaults.default_selector(dim),
+            max_jobs=self.max_jobs if self.max_jobs is not None else default_max_jobs(),
+            convergence_checker=(self.convergence_checker if self.convergence_checker is not None
+                                 else defaults.default_checker(dim)),
+            killing_conditions=(self.killing_conditions if self.killing_conditions is not None
+                                else defaults.default_hunters(dim)),
+            x0_generator=self.x0_generator if self.x0_generator is not None else defaults.default_generator(dim),
+            hunt_frequency=(self.hunt_frequency if self.hunt_frequency is not None
+                            else defaults.default_hunt_frequency(dim)),
+        )
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def dim(self) -> int:
+        return self.bounds.dim
+
+    @property
+    def hunting(self) -> bool:
+        return self.killing_conditions is not False
+
+    @property
+    def lockstep(self) -> bool:
+        """A seeded single-optimizer run is exactly reproducible: strict lock-step."""
+        return self.max_jobs == 1 and self.seed is not None
+
+    def saved(self) -> dict[str, Any]:
+        """The settings a checkpoint stores (``bounds`` as pairs)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["saved"]}
+        out["bounds"] = self.bounds.as_pairs()
+        if out.get("working_dir") is not None:
+            out["working_dir"] = str(out["working_dir"])
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """The summary's settings section: every shown setting, policies by their ``repr``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if not f.metadata["shown"]:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "task":
+                value = getattr(value, "__qualname__", repr(value))
+            elif f.name == "bounds":
+                value = value.as_pairs()
+            elif not (value is None or isinstance(value, (bool, int, float, str))):
+                value = repr(value) if not isinstance(value, Path) else str(value)
+            out[f.name] = value
+        out["dim"] = self.dim
+        return out
+
+
+#: what ``load_checkpoint`` lets a resumed run change
+RESUME_OVERRIDES = frozenset(f.name for f in fields(Settings) if f.metadata["resume"])
+
+
+def parameters_doc(indent: str = "    ") -> str:
+    """The numpydoc ``Parameters`` section of every setting (for the manager's docstring)."""
+    import textwrap
+
+    lines = ["Parameters", "----------"]
+    for f in fields(Settings):
+        lines.append(f"{f.name}:")
+        lines.extend(textwrap.wrap(f.metadata["doc"], 88, initial_indent=indent, subsequent_indent=indent,
+                                   break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def signature(first: list[inspect.Parameter]) -> inspect.Signature:
+    """The manager's constructor signature: ``first`` (``self``), then every setting
+    (``task`` and ``bounds`` positional or keyword, the rest keyword-only)."""
+    params = list(first)
+    for f in fields(Settings):
+        kind = (inspect.Parameter.POSITIONAL_OR_KEYWORD if f.default is MISSING
+                else inspect.Parameter.KEYWORD_ONLY)
+        default = inspect.Parameter.empty if f.default is MISSING else f.default
+        params.append(inspect.Parameter(f.name, kind, default=default, annotation=f.type))
+    return inspect.Signature(params)
+
+
+def document_settings(cls: type) -> type:
+    """Give ``cls`` (the manager) the settings as its constructor's signature, and their
+    docs as the ``Parameters`` section of its docstring."""
+    cls.__init__.__signature__ = signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n" + "\n".join(
+        ("    " + line).rstrip() for line in parameters_doc().splitlines()) + "\n"
+    return cls

@@ -28,7 +28,7 @@ def announce(m: GloMPOManager, pidfile: str, every: int | None) -> None:
     deadline = time.monotonic() + 30
     me = psutil.Process()
     while time.monotonic() < deadline:
-        if m.counters.f_evals > 20 and (not every or every > 100 or len(m.checkpoints) >= 2):  # optimizers (and their pools) are up and evaluating
+        if m.ledger.counters.f_evals > 20 and (not every or every > 100 or len(m.checkpoints) >= 2):  # optimizers (and their pools) are up and evaluating
             kids = me.children(recursive=True)
             with open(pidfile, "w") as f:
                 f.write("\n".join(str(k.pid) for k in kids))

@@ -78,11 +78,16 @@ def test_checkpoint_holds_an_explicit_versioned_record(tmp_path):
     m.start_manager()
     data = read_checkpoint(m.checkpoints[-1])
     assert data["format"] == "glompo_like-checkpoint"
-    assert set(data) >= {"config", "policies", "manager", "optimizers", "task"}
+    assert set(data) >= {"settings", "manager", "optimizers", "task"}
+    from glompo_like.settings import RESUME_OVERRIDES
+
+    assert "max_jobs" in RESUME_OVERRIDES and "seed" not in RESUME_OVERRIDES  # (from the one table)
+    assert "convergence_checker" in data["settings"] and "clock" not in data["settings"]
     (opt,) = data["optimizers"]
     assert opt["cls"] is CMAOptimizer and "es" in opt["state"]["own"]  # CMA-ES's own state
     assert data["manager"]["counters"].f_evals == 300
-    assert data["config"]["bounds"] == [(-5.12, 5.12)] * 4
+    assert data["settings"]["bounds"] == [(-5.12, 5.12)] * 4
+    assert data["manager"]["plan"].level1 == m.plan.level1
 
 
 def test_checkpoints_leave_the_points_to_the_log_and_resume_rebuilds_them(tmp_path):
@@ -90,10 +95,10 @@ def test_checkpoints_leave_the_points_to_the_log_and_resume_rebuilds_them(tmp_pa
     m.start_manager()
     data = read_checkpoint(m.checkpoints[-1])
     assert all(r.xs is None for r in data["manager"]["records"].values())  # not pickled
-    before = {k: r.xs.view().copy() for k, r in m.records.items()}
+    before = {k: r.xs.view().copy() for k, r in m.ledger.records.items()}
     resumed = GloMPOManager.load_checkpoint(m.checkpoints[-1], convergence_checker=MaxFuncCalls(1500))
     log = read_log(tmp_path)
-    for k, r in resumed.records.items():
+    for k, r in resumed.ledger.records.items():
         assert len(r.xs) == len(r.fx)
         np.testing.assert_array_equal(r.xs.view(), before[k])
         mine = np.asarray(log["opt_id"]) == k
@@ -108,7 +113,7 @@ def test_resuming_elsewhere_keeps_histories_aligned(tmp_path, caplog):
         resumed = GloMPOManager.load_checkpoint(m.checkpoints[-1], working_dir=tmp_path / "b",
                                                 convergence_checker=MaxFuncCalls(900))
     assert "x_history" in caplog.text
-    for r in resumed.records.values():
+    for r in resumed.ledger.records.values():
         assert len(r.xs) == len(r.fx) and np.isnan(r.xs.view()).all()
     assert resumed.start_manager().stats["f_evals"] >= 900
 
@@ -212,7 +217,7 @@ def test_overrides_are_applied_and_unknown_ones_refused(tmp_path):
         m.checkpoints[-1], convergence_checker=MaxFuncCalls(700), max_jobs=2, killing_conditions=False,
         working_dir=tmp_path / "b",
     )
-    assert r.config.max_jobs == 2 and r.config.killing_conditions is False
+    assert r.settings.max_jobs == 2 and r.settings.killing_conditions is False
     result = r.start_manager()
     assert 700 <= result.stats["f_evals"] < 700 + 2 * 6
     assert len(read_log(tmp_path / "b")) == result.stats["f_evals"] - 300  # the new directory's share
@@ -251,7 +256,7 @@ def test_chkpt_file_and_checkpoint_method_trigger_checkpoints(backend, tmp_path)
                       checkpoint_control=CheckpointingControl(at_end=False, keep_last=None))
 
     def poke():
-        while m.counters.f_evals < 30:
+        while m.ledger.counters.f_evals < 30:
             time.sleep(0.01)
         (tmp_path / "CHKPT").touch()
         while len(m.checkpoints) < 1:
@@ -274,10 +279,10 @@ def test_stop_files(tmp_path):
                       convergence_checker=MaxFuncCalls(10_000), working_dir=tmp_path)
 
     def poke():
-        while 1 not in m.records or m.counters.f_evals < 20:
+        while 1 not in m.ledger.records or m.ledger.counters.f_evals < 20:
             time.sleep(0.01)
         (tmp_path / "STOP_1").touch()
-        while m.records[1].alive:
+        while m.ledger.records[1].alive:
             time.sleep(0.01)
         (tmp_path / "STOP").touch()
 
@@ -285,7 +290,7 @@ def test_stop_files(tmp_path):
     t.start()
     r = m.start_manager()
     t.join()
-    assert m.records[1].end_kind == "stopped" and "STOP_1" in m.records[1].end_reason
+    assert m.ledger.records[1].end_kind == "stopped" and "STOP_1" in m.ledger.records[1].end_reason
     assert r.stats["end_cond"] == "STOP file in the working directory"
     assert r.stats["f_evals"] < 10_000
     assert (tmp_path / "summary.yml").exists()

@@ -133,7 +133,7 @@ def test_losing_the_scheduler_mid_run_ends_the_run_cleanly(tmp_path):
         m = _manager(slow_sphere, "threads", budget=100_000, working_dir=tmp_path / "run", dask_address=address)
 
         def lose_the_scheduler():
-            _wait_for(lambda: m.counters.f_evals >= 20, "the first evaluations")
+            _wait_for(lambda: m.ledger.counters.f_evals >= 20, "the first evaluations")
             procs[0].kill()  # the scheduler, SIGKILL
 
         t = threading.Thread(target=lose_the_scheduler)
@@ -250,7 +250,7 @@ def test_a_worker_sigkilled_mid_evaluation_is_resubmitted(cluster, tmp_path, req
 
     def arm():  # once the run is under way, the next evaluation kills its worker
         deadline = time.monotonic() + 30
-        while m.counters.f_evals < 30 and time.monotonic() < deadline:
+        while m.ledger.counters.f_evals < 30 and time.monotonic() < deadline:
             time.sleep(0.01)
         trigger.touch()
 

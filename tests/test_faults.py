@@ -207,7 +207,7 @@ def test_an_optimizer_process_killed_from_outside(tmp_path):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             pids = m.optimizer_pids()
-            if pids and m.counters.f_evals > 10:
+            if pids and m.ledger.counters.f_evals > 10:
                 os.kill(pids[min(pids)], signal.SIGKILL)
                 return
             time.sleep(0.02)
@@ -312,7 +312,6 @@ def test_the_tree_snapshot_finds_every_descendant(proc_files, monkeypatch):
     psutil elsewhere) holds children, grandchildren and theirs, like psutil's own walk;
     the sweep then ends them all."""
     from glompo_like.procs import terminate
-
     from glompo_like.procs.terminate import reap, snapshot_tree
 
     if proc_files and not terminate._HAVE_CHILDREN_FILES:

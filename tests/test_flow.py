@@ -10,18 +10,21 @@ from glompo_like.control.flow import MAX_GRANT, Credit
 from glompo_like.execution.messages import Ack, Evaluated
 from glompo_like.execution.runner import Runner, RunnerSpec
 from glompo_like.optimizers import RandomOptimizer
-from glompo_like.record.view import OptimizerRecord
+from glompo_like.record.ledger import OptimizerRecord
+from glompo_like.states import EndKind, OptState
 
 POP = 8
 
 
-def _rec(opt_id: int, generations: int, granted_until: int, t_start: float = 0.0, alive: bool = True):
+def _rec(opt_id: int, generations: int, granted_until: int, t_start: float = 0.0, alive: bool = True,
+         stopping: bool = False):
     r = OptimizerRecord(opt_id=opt_id, opt_type="T", description="T", slots=1, t_start=t_start,
                         x0=np.zeros(2), dim=2)
     for _ in range(generations):
         r.add_batch(np.zeros((POP, 2)), np.ones(POP), np.ones(POP, bool))
     r.granted_until = granted_until
-    r.alive = alive
+    if not alive:  # its end is decided: told to stop (still running), or ended
+        r.decide_end(EndKind.KILLED, "test", 0.0, finished=not stopping)
     return r
 
 
@@ -145,8 +148,10 @@ def test_an_optimizer_told_to_stop_holds_its_credit_until_it_has_ended():
     the killed one's grant)."""
     c = Credit(report_interval=0.02)
     a = _rec(1, generations=10, granted_until=10)  # out of credit, 1 ms per generation
-    killed = _rec(2, generations=10, granted_until=40, alive=False)
-    killed.stopping = True  # told to stop, still running: up to 30 generations unseen
+    killed = _rec(2, generations=10, granted_until=40, alive=False, stopping=True)
+    assert killed.state is OptState.STOPPING  # told to stop, still running: up to 30 generations unseen
+    assert killed.holds_credit and not killed.alive
     assert c.grant(a, [a, killed], left=32 * POP, running=1, now=0.01) == 12  # the 2 left over
-    killed.stopping = False  # it has ended
+    killed.decide_end(EndKind.STOPPED, "its runner ended", 0.02, finished=True)  # it has ended
+    assert killed.state is OptState.FINISHED and killed.end_kind is EndKind.KILLED  # the first word stays
     assert c.grant(a, [a, killed], left=32 * POP, running=1, now=0.01) == 42  # all 32

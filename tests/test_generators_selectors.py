@@ -30,7 +30,9 @@ from glompo_like.policies.selectors import (
     RandomSelector,
     as_entry,
 )
-from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
+from glompo_like.record.ledger import OptimizerRecord, RunCounters
+from glompo_like.record.view import RunView
+from glompo_like.states import EndKind
 
 BOUNDS = [(-1.0, 1.0), (0.0, 10.0), (5.0, 5.5)]
 
@@ -252,7 +254,8 @@ def _record(opt_id: int, x0: np.ndarray, values: list[float], alive: bool = True
     rec = OptimizerRecord(opt_id, "RandomOptimizer", "RandomOptimizer()", 1, 0.0, x0, len(x0))
     f = np.array(values, dtype=float)
     rec.add_batch(np.tile(x0, (len(f), 1)), f, np.ones(len(f), dtype=bool))
-    rec.alive = alive
+    if not alive:
+        rec.decide_end(EndKind.STOPPED, "test", 0.0, finished=True)
     return rec
 
 

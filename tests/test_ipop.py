@@ -16,7 +16,8 @@ from glompo_like.policies.checkers import MaxFuncCalls
 from glompo_like.policies.hunters import BestUnmoving, MinFuncCalls
 from glompo_like.policies.selectors import IPOPSelector, OptimizerEntry
 from glompo_like.problems.functions import rastrigin
-from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
+from glompo_like.record.ledger import OptimizerRecord, RunCounters
+from glompo_like.record.view import RunView
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -183,10 +184,10 @@ def test_generation_options_validated(make, match: str) -> None:
 def test_defaults_use_the_ipop_schedule_and_generation_windows() -> None:
     m = GloMPOManager(rastrigin, [(-5.12, 5.12)] * 4, convergence_checker=MaxFuncCalls(10), backend="threads",
                       max_jobs=1, status=None)
-    sel = m.config.opt_selector
+    sel = m.settings.opt_selector
     assert isinstance(sel, IPOPSelector)
     assert (sel.growth, sel.steps, sel.interleave) == (2.0, 6, True)
-    text = repr(m.config.killing_conditions)
+    text = repr(m.settings.killing_conditions)
     assert "min_evals=400, min_generations=50" in text and "calls=160, tol=0.01, generations=25" in text
 
 
@@ -195,7 +196,7 @@ def test_default_run_starts_growing_populations() -> None:
                       backend="threads", max_jobs=1, seed=3, status=None)
     with m:
         m.start_manager()
-    recs = list(m.records.values())
+    recs = list(m.ledger.records.values())
     assert len(recs) >= 3  # CMA-ES converges on 3-D Rastrigin well before 4000 evaluations
     assert [r.description for r in recs[:3]] == [f"CMAOptimizer(popsize_factor={f})" for f in (1.0, 2.0, 1.0)]
     pops = [len(r.fx) // r.generations for r in recs]  # evaluations per generation

@@ -377,7 +377,7 @@ def test_a_slow_generation_does_not_hold_back_the_reports_before_it():
     def watch():
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not seen:
-            if m.counters.f_evals >= 40:
+            if m.ledger.counters.f_evals >= 40:
                 seen.append(time.monotonic())
             time.sleep(0.005)
 

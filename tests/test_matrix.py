@@ -332,15 +332,16 @@ def test_auto_measures_and_picks_different_backends(tmp_path):
         m = GloMPOManager(task=f, bounds=[(-1, 1)] * 2, opt_selector=sel, backend="auto", max_jobs=2,
                           convergence_checker=MaxFuncCalls(60), seed=1, working_dir=tmp_path / f.__name__)
         r = m.start_manager()
-        choices[f.__name__] = (m.backend_choice["level1"], m.backend_choice["level2"][0])
+        choices[f.__name__] = (m.plan.level1, m.plan.level2[0])
         # the probe's evaluations are logged and counted, as optimizer 0
         log = read_log(tmp_path / f.__name__)
         assert len(log) == r.stats["f_evals"]
-        assert (np.asarray(log["opt_id"]) == 0).sum() == m.backend_choice["probe_evals"]
+        assert (np.asarray(log["opt_id"]) == 0).sum() == m.plan.probe["probe_evals"]
         import yaml
 
         summary = yaml.safe_load((tmp_path / f.__name__ / "summary.yml").read_text())
-        assert summary["settings"]["backend_choice"]["level1"] == m.backend_choice["level1"]
+        assert summary["settings"]["plan"]["level1"] == m.plan.level1
+        assert "holds the GIL" in m.plan.reasons["backend"] or "releases" in m.plan.reasons["backend"]
     assert choices["_gil_holding"] == ("threads", "processes")
     assert choices["_gil_releasing"] == ("threads", "threads")
 

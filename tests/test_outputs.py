@@ -25,10 +25,12 @@ from glompo_like.policies.hunters import MinFuncCalls
 from glompo_like.policies.selectors import CycleSelector
 from glompo_like.problems.functions import rastrigin, sphere
 from glompo_like.record.export import CSV_NAMES, HDF5_NAME, export_log
+from glompo_like.record.ledger import OptimizerRecord, RunCounters
 from glompo_like.record.log import LOG_NAME, EvaluationLog
 from glompo_like.record.report import REPORT_NAMES, make_report
 from glompo_like.record.status import LogStatus, RichStatus, StatusReporter, make_status
-from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
+from glompo_like.record.view import RunView
+from glompo_like.states import EndKind
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -335,7 +337,7 @@ def test_log_status_lines(caplog):
     add(2, [3.0, 0.25] * 25)
     clock.t = 2.0
     status.update(view)
-    records[1].alive, records[1].end_kind = False, "killed"
+    records[1].decide_end(EndKind.KILLED, "test", 2.0, finished=True)
     counters.opts_killed += 1
     add(2, [0.125] * 100)
     clock.t = 3.0
@@ -369,7 +371,7 @@ def test_rich_status_draws_a_table():
     add(7, [0.5] * 10)
     clock.t = 2.0
     status.update(view)
-    records[7].alive, records[7].end_kind = False, "converged"
+    records[7].decide_end(EndKind.CONVERGED, "test", 2.0, finished=True)
     status.close(view)
     status.close(view)  # idempotent
 

@@ -33,7 +33,8 @@ from glompo_like.policies.hunters import (
     TypeHunter,
     ValueAnnealing,
 )
-from glompo_like.record.view import OptimizerRecord, RunCounters, RunView
+from glompo_like.record.ledger import OptimizerRecord, RunCounters
+from glompo_like.record.view import RunView
 
 DIM = 2
 NAN = float("nan")

@@ -154,13 +154,13 @@ def test_workers_of_a_threads_run_do_not_fork_from_the_manager(tmp_path):
     """pytest's main script is guarded, so the default applies: the workers' parent is a
     forkserver, not this (busy, multi-threaded) process."""
     m, r = _run(_parent_pid, "threads", tmp_path, "fs")
-    assert m.pool_start_choice["start_method"] == "forkserver"
+    assert m.plan.pool_start_method == "forkserver"
     parents = set(np.asarray(read_log(tmp_path / "fs")["fx"]).tolist())
     assert r.stats["f_evals"] == 48
     assert float(os.getpid()) not in parents
     # asked for: fork, and the workers are this process's children
     m, r = _run(_parent_pid, "threads", tmp_path, "fork", pool_start_method="fork")
-    assert m.pool_start_choice == {"start_method": "fork", "reason": "pool_start_method"}
+    assert (m.plan.pool_start_method, m.plan.reasons["pool_start_method"]) == ("fork", "pool_start_method")
     assert set(np.asarray(read_log(tmp_path / "fork")["fx"]).tolist()) == {float(os.getpid())}
 
 
@@ -175,7 +175,7 @@ def test_forked_optimizer_processes_start_their_own_forkserver(tmp_path):
     assert forkserver._forkserver._forkserver_pid is not None
     m, r = _run(_parent_pid, "processes_forced", tmp_path, "b", start_method="fork",
                pool_start_method="forkserver")
-    assert m.pool_start_choice["start_method"] == "forkserver"
+    assert m.plan.pool_start_method == "forkserver"
     assert r.stats["f_evals"] == 48
     assert r.stats["opts_crashed"] == 0
     parents = set(np.asarray(read_log(tmp_path / "b")["fx"]).tolist())
@@ -186,5 +186,6 @@ def test_forked_optimizer_processes_start_their_own_forkserver(tmp_path):
 def test_the_choice_is_in_the_summary_and_checkpoint_config(tmp_path):
     m, _ = _run(_sphere, "threads", tmp_path, "s", pool_start_method="fork")
     text = (tmp_path / "s" / "summary.yml").read_text(encoding="utf-8")
-    assert "pool_start_choice" in text
-    assert m._checkpoint_data({})["config"]["pool_start_method"] == "fork"
+    assert "pool_start_method: fork" in text
+    assert m._checkpoint_record({})["settings"]["pool_start_method"] == "fork"
+    assert m._checkpoint_record({})["manager"]["plan"].pool_start_method == "fork"

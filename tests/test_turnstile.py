@@ -124,7 +124,7 @@ def test_checkpoint_while_taking_turns(tmp_path):
             checkpoint_control=CheckpointingControl(at_end=False, keep_last=None))
 
     def poke():
-        while m.counters.f_evals < 500:
+        while m.ledger.counters.f_evals < 500:
             time.sleep(0.005)
         m.checkpoint()
 
@@ -190,10 +190,10 @@ def test_auto_thread_slice_measures_the_task_and_says_why(tmp_path, task, chosen
     import yaml
 
     m = _auto(tmp_path, task, budget=600 if task is _slow else 2000)
-    choice = m.thread_slice_choice
-    assert choice["thread_slice"] == chosen and words in choice["reason"]
+    assert m.plan.thread_slice == chosen and words in m.plan.reasons["thread_slice"]
     summary = yaml.safe_load((tmp_path / "summary.yml").read_text())
-    assert summary["settings"]["thread_slice_choice"] == choice
+    assert summary["settings"]["plan"]["thread_slice"] == chosen
+    assert summary["settings"]["plan"]["reasons"]["thread_slice"] == m.plan.reasons["thread_slice"]
     opt_ids = np.asarray(read_log(tmp_path)["opt_id"])  # (pandas or not)
     n_probe = int((opt_ids == 0).sum())  # the probe's evaluations are logged and counted
     assert probes[0] <= n_probe <= probes[1]
@@ -210,7 +210,7 @@ def test_auto_thread_slice_measures_the_task_and_says_why(tmp_path, task, chosen
 ], ids=["small budget", "level 2 pool"])
 def test_auto_thread_slice_does_not_probe_when_it_should_not(tmp_path, kw, words):
     m = _auto(tmp_path, _gil_bound, **kw)
-    assert m.thread_slice_choice["thread_slice"] is None and words in m.thread_slice_choice["reason"]
+    assert m.plan.thread_slice is None and words in m.plan.reasons["thread_slice"]
     assert 0 not in set(read_log(tmp_path)["opt_id"])
 
 
@@ -218,7 +218,7 @@ def test_auto_thread_slice_does_not_probe_when_it_should_not(tmp_path, kw, words
                          ids=["processes", "one job", "off"])
 def test_auto_thread_slice_is_not_needed_without_runner_threads_side_by_side(tmp_path, kw):
     m = _auto(tmp_path, _gil_bound, **kw)
-    assert m.thread_slice_choice is None
+    assert m.plan.thread_slice is None and "thread_slice" not in m.plan.reasons
     assert 0 not in set(read_log(tmp_path)["opt_id"])
 
 

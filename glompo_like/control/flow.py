@@ -24,12 +24,14 @@ A runner may *start* generations up to the last one the manager has granted
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ..record.view import OptimizerRecord
+from ..execution.messages import Ack
+from ..record.ledger import OptimizerRecord
 
-__all__ = ["Credit", "MAX_GRANT", "ACK_LATENCY"]
+__all__ = ["Credit", "Acks", "MAX_GRANT", "ACK_LATENCY"]
 
 #: most generations an optimizer may run ahead of the manager's acknowledgement
 MAX_GRANT = 64
@@ -71,7 +73,7 @@ class Credit:
             return ahead + need
         per_gen = max(1, len(rec.fx) // max(1, rec.generations))
         for r in others:
-            if r.opt_id and (r.alive or r.stopping):  # credit others (and rec) may be using unseen
+            if r.opt_id and r.holds_credit:  # credit others (and rec) may be using unseen
                 size = len(r.fx) // r.generations if r.generations else per_gen
                 left -= max(0, r.granted_until - r.generations) * size
         extra = min(need, (left // max(1, running)) // per_gen)
@@ -93,3 +95,71 @@ class Credit:
         if per_gen_s <= horizon / self.max_grant:
             return self.max_grant
         return max(2, min(self.max_grant, 1 + math.ceil(horizon / per_gen_s)))
+
+
+class Acks:
+    """The manager's side of flow control: which runners wait for an acknowledgement.
+
+    A runner's report is answered only after the checkers and hunters have seen it
+    (:meth:`reported`, then :meth:`send` once per turn of the event loop), so no stop
+    decision comes late.  Runners that cannot be given credit now (the budget left is
+    promised to others) are *starved*: they wait, and are looked at again on every turn.
+    If nobody can move, the lowest starved optimizer gets one generation, so the run goes
+    on.
+
+    Parameters
+    ----------
+    credit:
+        Sizes each grant.
+    records:
+        The ledger's optimizer records (read).
+    clock:
+        The manager's clock.
+    """
+
+    def __init__(self, credit: Credit, records: Callable[[], Mapping[int, OptimizerRecord]],
+                 clock: Callable[[], float]) -> None:
+        self.credit = credit
+        self._records = records
+        self._clock = clock
+        self._pending: dict[int, Any] = {}  # opt_id -> handle (anything with .send)
+        self._starved: dict[int, Any] = {}
+
+    def reported(self, opt_id: int, handle: Any) -> None:
+        """``opt_id`` reported and is still running: answer it at the next :meth:`send`."""
+        self._pending[opt_id] = handle
+
+    def send(self, running: Mapping[int, Any], n_running: int, left: int | None) -> None:
+        """Acknowledge every pending report that can be given credit.
+
+        ``running``: the handles of optimizers whose runner still runs; ``n_running``: how
+        many of them are not stopping; ``left``: evaluations left in the budget (``None``:
+        no evaluation budget)."""
+        waiting = {**self._pending, **self._starved}
+        self._pending, self._starved = {}, {}
+        records = self._records()
+        now = self._clock()
+        for opt_id, handle in sorted(waiting.items()):
+            rec = records[opt_id]
+            if not rec.alive or opt_id not in running:
+                continue
+            until = self.credit.grant(rec, records.values(), left, n_running, now)
+            if until > rec.generations:
+                if until > rec.granted_until or rec.granted_until <= rec.generations:
+                    rec.granted_until = until
+                    handle.send(Ack(until=until))
+            else:
+                self._starved[opt_id] = handle
+        if self._starved and not any(
+            r.alive and r.granted_until > r.generations for r in records.values() if r.opt_id
+        ):  # nobody can move: one generation for one optimizer, so the run goes on
+            opt_id = min(self._starved)
+            handle = self._starved.pop(opt_id)
+            rec = records[opt_id]
+            rec.granted_until = rec.generations + 1
+            handle.send(Ack(until=rec.granted_until))
+
+    def forget(self, opt_id: int) -> None:
+        """``opt_id`` has ended."""
+        self._pending.pop(opt_id, None)
+        self._starved.pop(opt_id, None)

@@ -4,18 +4,20 @@
 - ``STOP_<opt_id>``: stop that optimizer (its slot is refilled as usual).
 - ``CHKPT``: write a checkpoint now (needs ``checkpoint_control``).
 
-Each file is removed once acted on.  The directory is looked at no more than once per
-``period`` seconds, so it costs nothing measurable.
+Each file is removed once acted on.  The manager looks at the directory every
+:data:`LOOK_EVERY` seconds (a deadline of its event loop), so it costs nothing measurable.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Interventions", "Requests"]
+__all__ = ["SteeringFiles", "Requests", "LOOK_EVERY"]
+
+#: seconds between two looks at the working directory
+LOOK_EVERY = 1.0
 
 _STOP_ONE = re.compile(r"^STOP_(\d+)$")
 
@@ -30,22 +32,15 @@ class Requests:
         return self.stop_run or self.checkpoint or bool(self.stop_optimizers)
 
 
-class Interventions:
-    def __init__(self, directory: Path, period: float = 1.0) -> None:
-        self.directory = directory
-        self.period = period
-        self.next_look = 0.0
+class SteeringFiles:
+    """The steering files of one working directory."""
 
-    def seconds_to_next_look(self) -> float:
-        return max(0.0, self.next_look - time.monotonic())
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
 
     def look(self) -> Requests:
         """Return (and consume) the requests dropped since the last look."""
         req = Requests()
-        now = time.monotonic()
-        if now < self.next_look:
-            return req
-        self.next_look = now + self.period
         try:
             names = [p.name for p in self.directory.iterdir() if p.name.startswith(("STOP", "CHKPT"))]
         except OSError:

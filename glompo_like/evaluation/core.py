@@ -133,6 +133,12 @@ class EvalBatch:
         )
 
     @classmethod
+    def timed_out(cls, x: np.ndarray, t_start: float, worker: str, message: str) -> EvalBatch:
+        """One evaluation of ``x`` that was killed at its deadline."""
+        outcome = Outcome(math.nan, EvalStatus.TIMED_OUT, t_start, time.time() - t_start, worker, message)
+        return cls.from_outcomes(np.asarray([x], dtype=float), [outcome])
+
+    @classmethod
     def concat(cls, batches: Sequence[EvalBatch]) -> EvalBatch:
         if len(batches) == 1:
             return batches[0]

@@ -60,10 +60,12 @@ class Converged:
 
 @dataclass(frozen=True)
 class Stopped:
-    """The runner obeyed a :class:`Stop` (or ended because every evaluation failed)."""
+    """The runner obeyed a :class:`Stop`, or gave up: ``failed`` when every evaluation of
+    its last generations failed."""
 
     opt_id: int
     reason: str = ""
+    failed: bool = False
 
 
 @dataclass(frozen=True)

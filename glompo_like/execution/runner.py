@@ -164,6 +164,7 @@ class Runner:
         self.in_process = False  # set when the runner owns its process (may be killed)
         self.close_conn = True  # a reusable runner process keeps its pipe for the next one
         self.ended_cleanly = False  # converged or stopped, and the manager was told
+        self.gave_up = False  # asynchronous mode: stopping because every evaluation failed
 
     # ------------------------------------------------------------------ commands
     def _handle(self, msg: Any) -> None:
@@ -309,7 +310,7 @@ class Runner:
             reasons = opt.stop()
             if reasons:
                 if self.generation and not self._n_ok:  # "converged" on penalties only
-                    return Stopped(s.opt_id, f"all_failed: every evaluation failed (it stopped: {reasons})")
+                    return Stopped(s.opt_id, f"every evaluation failed (it stopped: {reasons})", failed=True)
                 return Converged(s.opt_id, dict(reasons))
             nxt = self.generation + 1
             # Wait for credit before asking: every wait is then at a clean point (no ask
@@ -352,10 +353,8 @@ class Runner:
             if not n_ok:
                 self._failed_gens += 1
                 if self._failed_gens >= s.max_failed_generations:
-                    return Stopped(
-                        s.opt_id,
-                        f"all_failed: every evaluation of the last {self._failed_gens} generations failed",
-                    )
+                    return Stopped(s.opt_id, f"every evaluation of the last {self._failed_gens} generations "
+                                   "failed", failed=True)
             else:
                 self._failed_gens = 0
 
@@ -422,8 +421,9 @@ class Runner:
                     self._failed_gens = 0 if ok_in_gen else self._failed_gens + 1
                     ok_in_gen = 0
                     if self._failed_gens >= s.max_failed_generations:
-                        self.stop_reason = (f"all_failed: every evaluation of the last "
-                                            f"{self._failed_gens} generations failed")
+                        self.stop_reason = (f"every evaluation of the last {self._failed_gens} "
+                                            "generations failed")
+                        self.gave_up = True
                     if (s.lockstep or self.generation >= self.until
                             or time.monotonic() - self._last_report >= s.report_interval):
                         self._report()
@@ -436,9 +436,9 @@ class Runner:
         if rows_o:  # a partial generation: its evaluations are logged, no generation counted
             self._pending.append(EvalBatch.from_outcomes(np.asarray(rows_x), rows_o))
         if self.stop_reason is not None:
-            return Stopped(s.opt_id, self.stop_reason)
+            return Stopped(s.opt_id, self.stop_reason, failed=self.gave_up)
         if self.generation and not self._n_ok:
-            return Stopped(s.opt_id, f"all_failed: every evaluation failed (it stopped: {reasons})")
+            return Stopped(s.opt_id, f"every evaluation failed (it stopped: {reasons})", failed=True)
         return Converged(s.opt_id, dict(reasons))
 
     def _resolve_failures(

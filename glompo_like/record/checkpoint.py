@@ -5,7 +5,7 @@ File layout::
     b"GLOMPOCK"  (8 bytes, magic)
     version      (2 bytes, big-endian unsigned)
     sha256       (32 bytes, of the payload)
-    payload      (pickle of a plain dict, see GloMPOManager._checkpoint_data)
+    payload      (pickle of a plain dict: see glompo_like.control.checkpointer)
 
 A file that is not a checkpoint, was cut short, was corrupted, or was written by a newer
 format version is refused with :class:`~glompo_like.errors.CheckpointError` naming the
@@ -33,7 +33,9 @@ from ..errors import CheckpointError, ConfigError, ConfigTypeError
 __all__ = ["CheckpointingControl", "write_checkpoint", "read_checkpoint", "FORMAT_VERSION"]
 
 MAGIC = b"GLOMPOCK"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: formats this version reads (format 1: glompo_like 0.1, before settings were defined once)
+OLDEST_FORMAT = 2
 _HEADER = struct.Struct(">8sH32s")
 
 
@@ -121,6 +123,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(
             f"{str(path)!r} was written in checkpoint format {version}; this version of "
             f"glompo_like reads up to format {FORMAT_VERSION}: upgrade glompo_like"
+        )
+    if version < OLDEST_FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} was written in checkpoint format {version} by glompo_like 0.1; this "
+            f"version reads formats {OLDEST_FORMAT} to {FORMAT_VERSION}: finish that run with glompo_like 0.1"
         )
     payload = raw[_HEADER.size:]
     if hashlib.sha256(payload).digest() != digest:

@@ -34,7 +34,8 @@ from typing import Any, TextIO
 
 from ..errors import ConfigError
 
-__all__ = ["StatusReporter", "LogStatus", "RichStatus", "make_status", "STATUS_LOGGER", "rich_available"]
+__all__ = ["StatusReporter", "LogStatus", "RichStatus", "SafeStatus", "make_status", "STATUS_LOGGER",
+           "rich_available"]
 
 #: name of the logger :class:`LogStatus` writes to
 STATUS_LOGGER = "glompo_like.status"
@@ -291,3 +292,34 @@ def make_status(kind: str | StatusReporter | None = "auto", stream: TextIO | Non
             return RichStatus(console=Console(file=stream) if stream is not sys.stdout else None)
         return LogStatus()
     raise ConfigError(f"status must be one of {STATUS_KINDS}, got {kind!r}")
+
+
+class SafeStatus:
+    """The manager's hold on its reporter (or on none): a reporter that fails is switched
+    off and logged, never allowed to end the run."""
+
+    def __init__(self, reporter: Any) -> None:
+        self.reporter = reporter
+
+    @property
+    def on(self) -> bool:
+        return self.reporter is not None
+
+    def _call(self, method: str, view: Any) -> bool:
+        if self.reporter is None:
+            return False
+        try:
+            getattr(self.reporter, method)(view)
+            return True
+        except Exception:
+            logging.getLogger("glompo_like.manager").exception(
+                "the status reporter failed; status is off for the rest of the run")
+            self.reporter = None
+            return False
+
+    def update(self, view: Any) -> bool:
+        """Show the run; returns whether the reporter is still on."""
+        return self._call("update", view)
+
+    def close(self, view: Any) -> None:
+        self._call("close", view)

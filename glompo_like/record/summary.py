@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_summary"]
+__all__ = ["write_summary", "resource_use", "describe_run", "run_summary"]
 
 
 def _plain(obj: Any) -> Any:
@@ -43,3 +43,46 @@ def write_summary(path: str | os.PathLike, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def resource_use() -> dict[str, Any]:
+    """CPU time and peak memory of this process and of its finished children."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out: dict[str, Any] = {
+        "manager_cpu_s": me.ru_utime + me.ru_stime,
+        "manager_max_rss_mb": me.ru_maxrss / 1024,
+        "children_cpu_s": kids.ru_utime + kids.ru_stime,
+        "children_max_rss_mb": kids.ru_maxrss / 1024,
+    }
+    try:
+        import psutil
+
+        out["manager_rss_mb_now"] = psutil.Process().memory_info().rss / 2**20
+        out["cpu_count"] = psutil.cpu_count()
+    except Exception:  # resource use is informative only
+        pass
+    return out
+
+
+def describe_run(settings: Any, plan: Any, entropy: int) -> dict[str, Any]:
+    """The summary's ``settings`` section: every shown setting, the seed's entropy and the
+    execution plan with its reasons."""
+    out = settings.describe()
+    out["seed_entropy"] = entropy
+    out["plan"] = None if plan is None else plan.describe()
+    return out
+
+
+def run_summary(settings: dict[str, Any], result: Any, ledger: Any) -> dict[str, Any]:
+    """The whole summary of a finished run."""
+    return {
+        "settings": settings,
+        "result": {"fx": None if not np.isfinite(result.fx) else result.fx,
+                   "x": None if result.x is None else result.x.tolist(), "origin": dict(result.origin)},
+        "stats": dict(result.stats),
+        "resources": resource_use(),
+        "optimizers": ledger.optimizers_table(),
+    }
