@@ -45,15 +45,14 @@ def integer(value: Any, name: str, *, owner: str | None = None, minimum: int | N
     message."""
     if value is None and none_ok:
         return None
-    what = "an integer" + (" or None" if none_ok else "")
+    parts = ([] if minimum is None else [f">= {minimum}"]) + ([] if maximum is None else [f"<= {maximum}"])
+    what = ("None or " if none_ok else "") + "an integer" + (" " + " and ".join(parts) if parts else "")
     tail = _example(name, example) + (f". {fix}" if fix else "")
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ConfigTypeError(f"{describe(owner, name)} must be {what}, got {type(value).__name__} "
                               f"{value!r}{tail}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{describe(owner, name)} must be >= {minimum}, got {value!r}{tail}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{describe(owner, name)} must be <= {maximum}, got {value!r}{tail}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(f"{describe(owner, name)} must be {what}, got {value!r}{tail}")
     return int(value)
 
 
@@ -65,10 +64,13 @@ def number(value: Any, name: str, *, owner: str | None = None, low: float | None
     in the message."""
     if value is None and none_ok:
         return None
-    kind = "a number" + (f" of {unit}" if unit else "") + (" or None" if none_ok else "")
+    parts = ([] if low is None else [f"{'>=' if low_ok else '>'} {low:g}"]) + (
+        [] if high is None else [f"{'<=' if high_ok else '<'} {high:g}"])
+    what = (("None or " if none_ok else "") + "a finite number" + (f" of {unit}" if unit else "")
+            + (" " + " and ".join(parts) if parts else ""))
     tail = _example(name, example) + (f". {fix}" if fix else "")
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ConfigTypeError(f"{describe(owner, name)} must be {kind}, got {type(value).__name__} "
+        raise ConfigTypeError(f"{describe(owner, name)} must be {what}, got {type(value).__name__} "
                               f"{value!r}{tail}")
     ok = math.isfinite(value)
     if ok and low is not None:
@@ -76,14 +78,7 @@ def number(value: Any, name: str, *, owner: str | None = None, low: float | None
     if ok and high is not None:
         ok = value <= high if high_ok else value < high
     if not ok:
-        parts = []
-        if low is not None:
-            parts.append(f"{'>=' if low_ok else '>'} {low:g}")
-        if high is not None:
-            parts.append(f"{'<=' if high_ok else '<'} {high:g}")
-        where = " and ".join(parts)
-        raise ConfigError(f"{describe(owner, name)} must be a finite number{' ' + where if where else ''}, "
-                          f"got {value!r}{tail}")
+        raise ConfigError(f"{describe(owner, name)} must be {what}, got {value!r}{tail}")
     return float(value)
 
 

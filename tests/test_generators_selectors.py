@@ -420,7 +420,7 @@ def test_qmc_reprs() -> None:
     ],
 )
 def test_new_generators_validate_settings(make, match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises((ConfigError, ConfigTypeError), match=match):
         make()
 
 

@@ -176,7 +176,7 @@ def test_best_unmoving_window_in_generations() -> None:
     ],
 )
 def test_generation_options_validated(make, match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises((ConfigError, ConfigTypeError), match=match):
         make()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from glompo_like.bounds import as_bounds
-from glompo_like.errors import ConfigError
+from glompo_like.errors import ConfigError, ConfigTypeError
 from glompo_like.optimizers import CMAOptimizer, RandomOptimizer
 from glompo_like.policies.base import AllOf, AnyOf, Decision, next_check_in
 from glompo_like.policies.checkers import (
@@ -726,8 +726,27 @@ def test_compound_state_round_trip() -> None:
     ],
 )
 def test_bad_settings_raise_config_error_naming_the_argument(make, argument: str) -> None:
-    with pytest.raises(ConfigError, match=rf": {argument} must be"):
+    with pytest.raises((ConfigError, ConfigTypeError), match=rf": {argument} must be"):
         make()
+
+
+@pytest.mark.parametrize("make", [lambda: MinFuncCalls(2.5), lambda: MaxFuncCalls("10"),
+                                  lambda: BestUnmoving(3, tol="small"), lambda: ParameterDistance(0.1, test_all="yes"),
+                                  lambda: TimeAnnealing(1.0, seed=1.5), lambda: MaxSeconds(True)])
+def test_a_wrong_type_is_a_type_error(make) -> None:
+    """The one rule: a wrong type raises ConfigTypeError (a TypeError) ..."""
+    with pytest.raises(ConfigTypeError) as info:
+        make()
+    assert isinstance(info.value, TypeError) and not isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("make", [lambda: MinFuncCalls(0), lambda: MaxFuncCalls(-3), lambda: BestUnmoving(3, tol=-0.1),
+                                  lambda: TimeAnnealing(0), lambda: TargetCost(math.nan), lambda: MaxSeconds(0)])
+def test_a_wrong_value_is_a_value_error(make) -> None:
+    """... and a wrong value of the right type raises ConfigError (a ValueError)."""
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert isinstance(info.value, ValueError) and not isinstance(info.value, TypeError)
 
 
 def test_validation_message_says_how_to_fix() -> None:

@@ -12,11 +12,9 @@ a bool or a ``Decision``) and ``_settings()``.
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
-from numbers import Integral, Real
-from typing import Any
 
+from .. import validation as v
 from ..errors import ConfigError
 from ..record.view import RunView
 from .base import Condition, Decision
@@ -31,25 +29,6 @@ __all__ = [
     "MaxKills",
     "KillsAfterConvergence",
 ]
-
-
-def _int_at_least(owner: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ConfigError(
-            f"{owner}: {name} must be an integer >= {minimum}, got {value!r}; "
-            f"e.g. {name}={max(minimum, 10)}"
-        )
-    return int(value)
-
-
-def _real(owner: str, name: str, value: Any, *, minimum: float | None = None, strict: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
-    if ok and minimum is not None:
-        ok = value > minimum if strict else value >= minimum
-    if not ok:
-        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
-        raise ConfigError(f"{owner}: {name} must be a finite number{bound}, got {value!r}")
-    return float(value)
 
 
 class BaseChecker(Condition):
@@ -76,7 +55,7 @@ class _CounterChecker(BaseChecker):
 
     def __init__(self, n: int) -> None:
         super().__init__()
-        self.n = _int_at_least(type(self).__name__, "n", n, 1)
+        self.n = v.integer(n, "n", owner=type(self).__name__, minimum=1, example=10)
 
     def _settings(self) -> str:
         return f"n={self.n}"
@@ -92,7 +71,7 @@ class MaxFuncCalls(BaseChecker):
 
     def __init__(self, max_evals: int) -> None:
         super().__init__()
-        self.max_evals = _int_at_least("MaxFuncCalls", "max_evals", max_evals, 1)
+        self.max_evals = v.integer(max_evals, "max_evals", owner="MaxFuncCalls", minimum=1, example=10)
 
     def _settings(self) -> str:
         return f"max_evals={self.max_evals}"
@@ -114,8 +93,8 @@ class TargetCost(BaseChecker):
 
     def __init__(self, target: float, atol: float = 0.0) -> None:
         super().__init__()
-        self.target = _real("TargetCost", "target", target)
-        self.atol = _real("TargetCost", "atol", atol, minimum=0.0)
+        self.target = v.number(target, "target", owner="TargetCost")
+        self.atol = v.number(atol, "atol", owner="TargetCost", low=0.0)
 
     def _settings(self) -> str:
         return f"target={self.target:g}" + (f", atol={self.atol:g}" if self.atol else "")
@@ -143,7 +122,7 @@ class MaxSeconds(BaseChecker):
 
     def __init__(self, seconds: float, overall: bool = False) -> None:
         super().__init__()
-        self.seconds = _real("MaxSeconds", "seconds", seconds, minimum=0.0, strict=True)
+        self.seconds = v.number(seconds, "seconds", owner="MaxSeconds", low=0.0, low_ok=False)
         if not isinstance(overall, bool):
             raise ConfigError(f"MaxSeconds: overall must be True or False, got {overall!r}")
         self.overall = overall
@@ -195,8 +174,8 @@ class KillsAfterConvergence(BaseChecker):
 
     def __init__(self, kills: int = 1, converged: int = 1) -> None:
         super().__init__()
-        self.kills = _int_at_least("KillsAfterConvergence", "kills", kills, 1)
-        self.converged = _int_at_least("KillsAfterConvergence", "converged", converged, 1)
+        self.kills = v.integer(kills, "kills", owner="KillsAfterConvergence", minimum=1, example=10)
+        self.converged = v.integer(converged, "converged", owner="KillsAfterConvergence", minimum=1, example=10)
 
     def _settings(self) -> str:
         return f"kills={self.kills}, converged={self.converged}"

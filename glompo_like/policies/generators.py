@@ -9,14 +9,13 @@ source of randomness) and returns a float array of shape ``(run.dim,)`` inside
 
 from __future__ import annotations
 
-import math
 import warnings
 from abc import ABC, abstractmethod
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from .. import validation as v
 from ..bounds import Bounds
 from ..errors import ConfigError
 from ..record.view import RunView
@@ -76,35 +75,6 @@ def _check_point(owner: str, name: str, x: np.ndarray, bounds: Bounds) -> None:
             "choose a point inside the bounds"
         )
 
-
-def _number(
-    owner: str,
-    name: str,
-    value: Any,
-    example: str,
-    *,
-    low: float,
-    high: float = math.inf,
-    low_ok: bool = False,
-    high_ok: bool = True,
-) -> float:
-    """A finite real in the interval given by ``low``/``high`` (``*_ok``: end included)."""
-    ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
-    if ok:
-        ok = (value >= low if low_ok else value > low) and (value <= high if high_ok else value < high)
-    if not ok:
-        lo = f"{'>=' if low_ok else '>'} {low:g}"
-        hi = "" if math.isinf(high) else f" and {'<=' if high_ok else '<'} {high:g}"
-        raise ConfigError(
-            f"{owner}: {name} must be a finite number {lo}{hi}, got {value!r}; e.g. {name}={example}"
-        )
-    return float(value)
-
-
-def _count(owner: str, name: str, value: Any, example: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ConfigError(f"{owner}: {name} must be an integer >= 1, got {value!r}; e.g. {name}={example}")
-    return int(value)
 
 
 class BaseGenerator(ABC):
@@ -212,9 +182,9 @@ class ExploitExploreGenerator(BaseGenerator):
 
     def __init__(self, max_evals: int, switch: float = 0.5, focus: float = 1.0) -> None:
         owner = "ExploitExploreGenerator"
-        self.max_evals = _count(owner, "max_evals", max_evals, 10_000)
-        self.switch = _number(owner, "switch", switch, "0.5", low=0.0, low_ok=True, high=1.0, high_ok=False)
-        self.focus = _number(owner, "focus", focus, "1.0", low=0.0)
+        self.max_evals = v.integer(max_evals, "max_evals", owner=owner, minimum=1, example=10_000)
+        self.switch = v.number(switch, "switch", owner=owner, low=0.0, low_ok=True, high=1.0, high_ok=False, example=0.5)
+        self.focus = v.number(focus, "focus", owner=owner, low=0.0, low_ok=False, example=1.0)
 
     def _settings(self) -> str:
         return f"max_evals={self.max_evals}, switch={self.switch:g}, focus={self.focus:g}"
@@ -251,7 +221,7 @@ class PerturbationGenerator(BaseGenerator):
 
     def __init__(self, x0: Any = None, scale: float = 0.1) -> None:
         self._given = None if x0 is None else _point("PerturbationGenerator", "x0", x0)
-        self.scale = _number("PerturbationGenerator", "scale", scale, "0.1", low=0.0)
+        self.scale = v.number(scale, "scale", owner="PerturbationGenerator", low=0.0, low_ok=False, example=0.1)
 
     def _settings(self) -> str:
         centre = "" if self._given is None else f"x0={self._given.tolist()}, "
@@ -299,15 +269,15 @@ class BasinHoppingGenerator(BaseGenerator):
         self, step: float = 0.5, factor: float = 2.0, min_step: float = 1e-3, max_step: float = 1.0
     ) -> None:
         owner = "BasinHoppingGenerator"
-        self.factor = _number(owner, "factor", factor, "2.0", low=1.0)
-        self.min_step = _number(owner, "min_step", min_step, "0.001", low=0.0)
-        self.max_step = _number(owner, "max_step", max_step, "1.0", low=0.0)
+        self.factor = v.number(factor, "factor", owner=owner, low=1.0, low_ok=False, example=2.0)
+        self.min_step = v.number(min_step, "min_step", owner=owner, low=0.0, low_ok=False, example=0.001)
+        self.max_step = v.number(max_step, "max_step", owner=owner, low=0.0, low_ok=False, example=1.0)
         if self.min_step > self.max_step:
             raise ConfigError(
                 f"{owner}: min_step ({self.min_step:g}) must be <= max_step ({self.max_step:g}); "
                 "swap or widen them"
             )
-        self.initial_step = _number(owner, "step", step, "0.5", low=0.0)
+        self.initial_step = v.number(step, "step", owner=owner, low=0.0, low_ok=False, example=0.5)
         if not self.min_step <= self.initial_step <= self.max_step:
             raise ConfigError(
                 f"{owner}: step must lie between min_step ({self.min_step:g}) and max_step "
@@ -401,7 +371,7 @@ class QMCGenerator(BaseGenerator):
             raise ConfigError(f"QMCGenerator: scramble must be True or False, got {scramble!r}")
         self.method = method
         self.scramble = bool(scramble)
-        self.lhs_size = _count("QMCGenerator", "lhs_size", lhs_size, 32)
+        self.lhs_size = v.integer(lhs_size, "lhs_size", owner="QMCGenerator", minimum=1, example=32)
         self._seed: int | None = None
         self._n = 0  # points handed out
         self._engine: Any = None

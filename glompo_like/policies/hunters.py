@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from .. import validation as v
 from ..errors import ConfigError
 from ..record.view import RunView
 from .base import Condition, Decision
@@ -35,53 +35,6 @@ __all__ = [
     "ValueAnnealing",
     "TypeHunter",
 ]
-
-
-def _int_at_least(owner: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ConfigError(
-            f"{owner}: {name} must be an integer >= {minimum}, got {value!r}; "
-            f"e.g. {name}={max(minimum, 100)}"
-        )
-    return int(value)
-
-
-def _tolerance(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not (
-        math.isfinite(value) and value >= 0
-    ):
-        raise ConfigError(
-            f"{owner}: {name} must be a finite number >= 0 (a relative tolerance, "
-            f"e.g. {name}=0.01 for 1%), got {value!r}"
-        )
-    return float(value)
-
-
-def _positive(owner: str, name: str, value: Any, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ConfigError(
-            f"{owner}: {name} must be a finite number > 0, got {value!r}; e.g. {name}={example}"
-        )
-    return float(value)
-
-
-def _seed(owner: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise ConfigError(
-            f"{owner}: seed must be None or an integer >= 0, got {value!r}; e.g. seed=1 for "
-            "reproducible decisions"
-        )
-    return int(value)
-
-
-def _bool(owner: str, name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{owner}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _diagonal(run: RunView, owner: str) -> float:
@@ -122,10 +75,10 @@ class MinFuncCalls(BaseHunter):
 
     def __init__(self, min_evals: int, min_generations: int | None = None) -> None:
         super().__init__()
-        self.min_evals = _int_at_least("MinFuncCalls", "min_evals", min_evals, 1)
+        self.min_evals = v.integer(min_evals, "min_evals", owner="MinFuncCalls", minimum=1, example=100)
         self.min_generations = (
             None if min_generations is None
-            else _int_at_least("MinFuncCalls", "min_generations", min_generations, 1)
+            else v.integer(min_generations, "min_generations", owner="MinFuncCalls", minimum=1, example=100)
         )
 
     def _settings(self) -> str:
@@ -167,10 +120,10 @@ class BestUnmoving(BaseHunter):
 
     def __init__(self, calls: int, tol: float = 0.0, generations: int | None = None) -> None:
         super().__init__()
-        self.calls = _int_at_least("BestUnmoving", "calls", calls, 1)
-        self.tol = _tolerance("BestUnmoving", "tol", tol)
+        self.calls = v.integer(calls, "calls", owner="BestUnmoving", minimum=1, example=100)
+        self.tol = v.number(tol, "tol", owner="BestUnmoving", low=0.0, example=0.01)
         self.generations = (
-            None if generations is None else _int_at_least("BestUnmoving", "generations", generations, 1)
+            None if generations is None else v.integer(generations, "generations", owner="BestUnmoving", minimum=1, example=100)
         )
 
     def _settings(self) -> str:
@@ -226,8 +179,8 @@ class EvaluationsUnmoving(BaseHunter):
 
     def __init__(self, calls: int, tol: float) -> None:
         super().__init__()
-        self.calls = _int_at_least("EvaluationsUnmoving", "calls", calls, 2)
-        self.tol = _tolerance("EvaluationsUnmoving", "tol", tol)
+        self.calls = v.integer(calls, "calls", owner="EvaluationsUnmoving", minimum=2, example=100)
+        self.tol = v.number(tol, "tol", owner="EvaluationsUnmoving", low=0.0, example=0.01)
 
     def _settings(self) -> str:
         return f"calls={self.calls}, tol={self.tol:g}"
@@ -269,7 +222,7 @@ class LastPointsInvalid(BaseHunter):
 
     def __init__(self, n: int = 1) -> None:
         super().__init__()
-        self.n = _int_at_least("LastPointsInvalid", "n", n, 1)
+        self.n = v.integer(n, "n", owner="LastPointsInvalid", minimum=1, example=100)
 
     def _settings(self) -> str:
         return f"n={self.n}"
@@ -307,8 +260,8 @@ class ParameterDistance(BaseHunter):
 
     def __init__(self, relative_distance: float, test_all: bool = False) -> None:
         super().__init__()
-        self.relative_distance = _tolerance("ParameterDistance", "relative_distance", relative_distance)
-        self.test_all = _bool("ParameterDistance", "test_all", test_all)
+        self.relative_distance = v.number(relative_distance, "relative_distance", owner="ParameterDistance", low=0.0, example=0.01)
+        self.test_all = v.boolean(test_all, "test_all", owner="ParameterDistance")
 
     def _settings(self) -> str:
         return f"relative_distance={self.relative_distance:g}" + (", test_all=True" if self.test_all else "")
@@ -350,8 +303,8 @@ class StepSize(BaseHunter):
 
     def __init__(self, calls: int, relative_tol: float) -> None:
         super().__init__()
-        self.calls = _int_at_least("StepSize", "calls", calls, 1)
-        self.relative_tol = _tolerance("StepSize", "relative_tol", relative_tol)
+        self.calls = v.integer(calls, "calls", owner="StepSize", minimum=1, example=100)
+        self.relative_tol = v.number(relative_tol, "relative_tol", owner="StepSize", low=0.0, example=0.01)
 
     def _settings(self) -> str:
         return f"calls={self.calls}, relative_tol={self.relative_tol:g}"
@@ -388,7 +341,7 @@ class _StochasticHunter(BaseHunter):
 
     def __init__(self, seed: int | None) -> None:
         super().__init__()
-        self.seed = _seed(type(self).__name__, seed)
+        self.seed = v.integer(seed, "seed", owner=type(self).__name__, minimum=0, none_ok=True, example=1)
         self._rng = np.random.default_rng(self.seed)
 
     def _seed_setting(self) -> str:
@@ -434,7 +387,7 @@ class TimeAnnealing(_StochasticHunter):
 
     def __init__(self, crit_ratio: float = 1.0, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.crit_ratio = _positive("TimeAnnealing", "crit_ratio", crit_ratio, "1.0")
+        self.crit_ratio = v.number(crit_ratio, "crit_ratio", owner="TimeAnnealing", low=0.0, low_ok=False, example=1.0)
 
     def _settings(self) -> str:
         return f"crit_ratio={self.crit_ratio:g}{self._seed_setting()}"
@@ -471,7 +424,7 @@ class ValueAnnealing(_StochasticHunter):
 
     def __init__(self, scale: float = 1.0, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.scale = _positive("ValueAnnealing", "scale", scale, "1.0")
+        self.scale = v.number(scale, "scale", owner="ValueAnnealing", low=0.0, low_ok=False, example=1.0)
 
     def _settings(self) -> str:
         return f"scale={self.scale:g}{self._seed_setting()}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import validation as v
 from ..errors import ConfigError, ConfigTypeError
 from ..optimizers import BaseOptimizer
 from ..record.view import RunView
@@ -217,16 +218,6 @@ def _is_single_entry(item: Any) -> bool:
 
 
 # ------------------------------------------------------------------------- selectors
-def _optional_count(owner: str, name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ConfigTypeError(f"{owner}: {name} must be None or an integer >= 1, got {value!r}")
-    if value < 1:
-        raise ConfigError(f"{owner}: {name} must be None or an integer >= 1, got {value!r}")
-    return int(value)
-
-
 class BaseSelector(ABC):
     """Base class of selectors.
 
@@ -255,8 +246,8 @@ class BaseSelector(ABC):
         if not items:
             raise ConfigError(f"{owner}: entries is empty; give at least one optimizer class")
         self._entries = tuple(as_entry(e, f"{owner} entry {i}") for i, e in enumerate(items))
-        self.max_spawns = _optional_count(owner, "max_spawns", max_spawns)
-        self.max_f_evals = _optional_count(owner, "max_f_evals", max_f_evals)
+        self.max_spawns = v.integer(max_spawns, "max_spawns", owner=owner, minimum=1, none_ok=True)
+        self.max_f_evals = v.integer(max_f_evals, "max_f_evals", owner=owner, minimum=1, none_ok=True)
 
     @property
     def entries(self) -> tuple[OptimizerEntry, ...]:
