@@ -312,7 +312,6 @@ def test_the_tree_snapshot_finds_every_descendant(proc_files, monkeypatch):
     psutil elsewhere) holds children, grandchildren and theirs, like psutil's own walk;
     the sweep then ends them all."""
     from glompo_like.procs import terminate
-
     from glompo_like.procs.terminate import reap, snapshot_tree
 
     if proc_files and not terminate._HAVE_CHILDREN_FILES:
