@@ -177,12 +177,10 @@ def _validate_kwargs(cls: type[BaseOptimizer], kwargs: Mapping[str, Any], name: 
                 f"{name}: kwargs {sorted(kwargs)} do not fit {cls.__name__} ({e}); it accepts "
                 f"{', '.join(accepted) or 'no keyword arguments'}: remove or rename the others"
             ) from e
-    check = getattr(cls, "check_options", None)
-    if callable(check):
-        try:
-            check(**kwargs)
-        except ConfigError as e:
-            raise ConfigError(f"{name}: {e}") from e
+    try:
+        cls.check_options(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {e}") from e
 
 
 def _validate_async(cls: type[BaseOptimizer], kwargs: Mapping[str, Any], backend: Any, name: str) -> None:
