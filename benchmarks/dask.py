@@ -4,7 +4,7 @@ Both pools evaluate the same generations (``popsize`` random 10-D points each) t
 their ``evaluate(xs)``, exactly as a runner does; no optimizer, no manager.  Pools:
 
 ``processes(2)``
-    :class:`~glompo_like.evaluation.pools.ProcessPool`, two local worker processes.
+    :class:`~glompo_like.evaluation.processes.ProcessPool`, two local worker processes.
 ``dask(2)``
     :class:`~glompo_like.evaluation.dask_pool.DaskPool` on the embedded cluster
     (:func:`~glompo_like.evaluation.dask_cluster.start_local_cluster`: two single-threaded
@@ -62,7 +62,7 @@ import glompo_like  # noqa: E402
 from benchmarks._common import cpu_model  # noqa: E402
 from glompo_like.evaluation.dask_cluster import start_local_cluster  # noqa: E402
 from glompo_like.evaluation.dask_pool import DaskPool  # noqa: E402
-from glompo_like.evaluation.pools import ProcessPool  # noqa: E402
+from glompo_like.evaluation.processes import ProcessPool  # noqa: E402
 from glompo_like.settings import pickle_task  # noqa: E402
 
 __all__ = ["main", "OBJECTIVES", "POOLS"]

@@ -391,7 +391,7 @@ class GloMPOManager:
         rec = self.ledger.records[opt_id]
         code = getattr(child, "exitcode_final", None)
         if rec.alive:  # died without saying why
-            from .evaluation.pools import signal_name
+            from .procs.terminate import signal_name
 
             what = (f"optimizer process died ({signal_name(code)})" if child.pid is not None
                     else "runner thread ended unexpectedly")

@@ -41,8 +41,8 @@ clear message at the first violation.  Run it in your own tests on your own opti
 
 What is checked (``cls`` is constructed as ``cls(bounds, x0, seed, **kwargs)``):
 
-1. ``check_options(**kwargs)``, if the class has it, accepts ``kwargs``; if ``__init__``
-   takes ``**kwargs``, ``check_options`` rejects an unknown option with ``ConfigError``.
+1. ``check_options(**kwargs)`` accepts ``kwargs``; if ``__init__`` takes ``**kwargs``,
+   ``check_options`` rejects an unknown option with ``ConfigError``.
 2. ``repr()`` starts with the class name.
 3. The optimizer pickles before its first ``ask()`` (process backends send it to a child),
    and the copy asks the same first points.
@@ -56,6 +56,11 @@ What is checked (``cls`` is constructed as ``cls(bounds, x0, seed, **kwargs)``):
 6. ``get_state()`` pickles, and an optimizer built with *another* seed that receives it
    through ``set_state()`` asks exactly what the original asks next; taking the state
    does not change the original.  Skipped when the class sets ``checkpointable = False``.
+7. The traits declared on :class:`~glompo_like.optimizers.BaseOptimizer`:
+   ``generational``, ``checkpointable``, ``deterministic`` and ``supports_async`` are
+   ``True`` or ``False``, ``preload_modules`` is a tuple of module names; an instance's
+   ``generation_size`` is an integer >= 1 and its ``async_eval`` is ``True`` or ``False``,
+   ``True`` only when the class ``supports_async``.
 
 Every optimizer created is closed (``close()``).
 """
@@ -64,6 +69,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -78,6 +84,8 @@ __all__ = ["check_optimizer"]
 DEFAULT_BOUNDS = [(-5.0, 5.0), (-1.0, 3.0), (0.0, 10.0)]
 _SEED, _OTHER_SEED = 12345, 54321
 _PENALTY_GENERATION = 2  # the generation (0-based) in which one value is a penalty
+#: the class-level traits of BaseOptimizer, each True or False
+CLASS_TRAITS = ("generational", "checkpointable", "deterministic", "supports_async")
 
 
 def check_optimizer(
@@ -112,6 +120,7 @@ def check_optimizer(
     box = as_bounds(DEFAULT_BOUNDS if bounds is None else bounds)
     checker = _Checker(cls, box, n_generations, kwargs)
     checker.check_options()
+    checker.check_traits()
     checker.check_repr()
     checker.check_pickles_before_first_ask()
     asks = checker.check_runs()
@@ -209,9 +218,7 @@ class _Checker:
 
     # ------------------------------------------------------------------ checks
     def check_options(self) -> None:
-        check = getattr(self.cls, "check_options", None)
-        if not callable(check):
-            return
+        check = self.cls.check_options
         try:
             check(**self.kwargs)
         except ConfigError as e:
@@ -233,6 +240,30 @@ class _Checker:
                     f"check_options() accepted the unknown option {bogus!r}; the class takes "
                     "**kwargs, so check_options must reject names it does not know with ConfigError"
                 )
+
+    def check_traits(self) -> None:
+        for trait in CLASS_TRAITS:
+            value = getattr(self.cls, trait)
+            if not isinstance(value, bool):
+                raise self.fail(f"the class trait {trait} must be True or False, got {value!r}")
+        modules = self.cls.preload_modules
+        if not (isinstance(modules, tuple) and all(isinstance(m, str) for m in modules)):
+            raise self.fail(f"preload_modules must be a tuple of module names, got {modules!r}")
+        opt = self.build()
+        try:
+            size, async_eval = opt.generation_size, opt.async_eval
+        finally:
+            opt.close()
+        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+            raise self.fail(f"generation_size must be an integer >= 1, got {size!r}")
+        if not isinstance(async_eval, bool):
+            raise self.fail(f"async_eval must be True or False, got {async_eval!r}")
+        if async_eval and not self.cls.supports_async:
+            raise self.fail(
+                "async_eval is True but the class does not set supports_async = True: the runner "
+                "would evaluate it through ask_one/tell_one; implement _ask_one/_tell_one and set "
+                "supports_async = True, or leave async_eval False"
+            )
 
     def check_repr(self) -> None:
         opt = self.build()
@@ -286,7 +317,7 @@ class _Checker:
         return runs[0]
 
     def check_seeds(self, reference: list[np.ndarray]) -> None:
-        if getattr(self.cls, "deterministic", False):
+        if self.cls.deterministic:
             return
         opt = self.build(_OTHER_SEED)
         try:
@@ -300,7 +331,7 @@ class _Checker:
             )
 
     def check_state_round_trip(self, reference: list[np.ndarray]) -> None:
-        if not getattr(self.cls, "checkpointable", True):
+        if not self.cls.checkpointable:
             return
         split = min(max(1, self.n // 2), len(reference))
         original = self.build(_SEED)

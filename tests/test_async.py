@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -98,6 +99,23 @@ def test_async_eval_on_an_optimizer_without_it_is_refused():
         CycleSelector([(CMAOptimizer, {"async_eval": True})])
     with pytest.raises(ConfigError, match="async_eval must be True or False"):
         CycleSelector([(DEOptimizer, {"async_eval": "yes"})])
+
+
+@pytest.mark.parametrize("cls,kw", ASYNC, ids=IDS)
+def test_async_eval_on_a_pool_that_cannot_stream_is_refused_when_the_entry_is_built(cls, kw):
+    """Dask evaluates whole generations (a batch pool): an asynchronous optimizer on it is
+    refused at construction, naming the entry, the backend and the fix."""
+    with pytest.raises(ConfigError) as info:
+        CycleSelector([(cls, {**kw, "workers": 2, "backend": "dask", "async_eval": True})])
+    text = str(info.value)
+    assert "CycleSelector entry 0" in text and cls.__name__ in text
+    assert "backend='dask'" in text and "async_eval" in text
+    assert "use backend='processes' or 'threads', or drop async_eval" in text
+    # the same optimizer without async_eval is fine on Dask, and async_eval on every pool that streams
+    CycleSelector([(cls, {**kw, "workers": 2, "backend": "dask"})])
+    with ThreadPoolExecutor(1) as executor:
+        for backend in ("serial", "threads", "processes", "auto", executor):
+            CycleSelector([(cls, {**kw, "backend": backend, "async_eval": True})])
 
 
 def test_async_failures_get_the_penalty_and_are_logged(tmp_path):

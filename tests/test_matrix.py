@@ -14,7 +14,19 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, ConfigTypeError, GloMPOManager, read_log
-from glompo_like.evaluation import EvalStatus, ProcessPool, SerialPool, ThreadPool
+from glompo_like.evaluation import (
+    AUTO_CHOICES,
+    POOLS,
+    BatchPool,
+    EvalStatus,
+    ExecutorPool,
+    ProcessPool,
+    SerialPool,
+    StreamingPool,
+    ThreadPool,
+    can_stream,
+)
+from glompo_like.evaluation.dask_pool import DaskPool
 from glompo_like.execution.auto import TaskProfile, choose_backends
 from glompo_like.optimizers import CMAOptimizer
 from glompo_like.policies.checkers import MaxFuncCalls, TargetCost
@@ -283,6 +295,37 @@ def _profile(t_eval, ratio, ok=True):
     return TaskProfile(t_eval, ratio, [(np.zeros(2), Outcome(1.0, status, 0.0, t_eval, "probe"))])
 
 
+def test_every_backend_declares_its_protocol():
+    """The registry names a pool class per Level 2 backend; each is a BatchPool, those that
+    stream are StreamingPools, and can_stream answers from the class."""
+    assert set(POOLS) == {"serial", "threads", "processes", "dask"}
+    assert all(issubclass(cls, BatchPool) for cls in POOLS.values())
+    assert {name for name, cls in POOLS.items() if issubclass(cls, StreamingPool)} == {
+        "serial", "threads", "processes"}
+    assert not issubclass(DaskPool, StreamingPool)
+    assert issubclass(ExecutorPool, StreamingPool)
+    assert [can_stream(b) for b in ("serial", "threads", "processes", "dask", "auto")] == [
+        True, True, True, False, True]
+    with ThreadPoolExecutor(1) as ex:
+        assert can_stream(ex)
+    with pytest.raises(ConfigError, match="unknown Level 2 backend 'gpu'"):
+        can_stream("gpu")
+
+
+def test_a_pool_that_leaves_out_a_protocol_method_cannot_be_created():
+    class Half(StreamingPool):
+        kind = "half"
+
+        def evaluate(self, xs, should_abort=None):
+            return []
+
+        def submit(self, key, x):
+            pass
+
+    with pytest.raises(TypeError, match="collect"):
+        Half()
+
+
 @pytest.mark.parametrize(
     "profile, l1, l2",
     [
@@ -295,6 +338,7 @@ def _profile(t_eval, ratio, ok=True):
 def test_auto_decision_table(profile, l1, l2):
     got_l1, got_l2, reason = choose_backends(profile, "auto", [("auto", 2)], picklable=True)
     assert (got_l1, got_l2) == (l1, [l2])
+    assert set(got_l2) <= set(AUTO_CHOICES)  # what can_stream("auto") relies on
     assert "ms per evaluation" in reason
 
 

@@ -284,13 +284,59 @@ class _Forgetful(BaseOptimizer):
         self.center = xs[np.argmin(fs)].copy()
 
 
+class _Steady(BaseOptimizer):
+    """A minimal optimizer that declares no traits of its own."""
+
+    def _ask(self):
+        lo, hi = self.bounds.lower, self.bounds.upper
+        return lo + (hi - lo) * self.rng.random((3, self.bounds.dim))
+
+    def _tell(self, xs, fs):
+        pass
+
+
+class _ClaimsAsync(_Steady):
+    async_eval = True  # without supports_async, ask_one and tell_one
+
+
+class _EmptyGenerations(_Steady):
+    @property
+    def generation_size(self):
+        return 0
+
+
+class _VagueTrait(_Steady):
+    deterministic = "sometimes"
+
+
 @pytest.mark.parametrize(
     "cls, match",
-    [(_GlobalRandom, "self.rng"), (_Outside, "outside the bounds"), (_Forgetful, "set_state")],
+    [(_GlobalRandom, "self.rng"), (_Outside, "outside the bounds"), (_Forgetful, "set_state"),
+     (_ClaimsAsync, "supports_async"), (_EmptyGenerations, "generation_size must be an integer >= 1"),
+     (_VagueTrait, "deterministic must be True or False")],
 )
 def test_check_optimizer_reports_violations(cls, match):
     with pytest.raises(AssertionError, match=match):
         check_optimizer(cls)
+
+
+def test_base_optimizer_declares_every_trait_with_its_default():
+    """The runner, the selectors and the conformance check read the traits directly."""
+    check_optimizer(_Steady)
+    opt = _Steady([(0, 1)] * 2, seed=0)
+    assert (opt.generation_size, opt.async_eval) == (1, False)
+    assert (_Steady.generational, _Steady.checkpointable, _Steady.deterministic, _Steady.supports_async) == (
+        True, True, False, False)
+    assert _Steady.preload_modules == () and _Steady.check_options() is None
+    for cls, kwargs in [(c, {"async_eval": True}) for c in (DEOptimizer, PSOOptimizer, RandomOptimizer)] + [
+        (c, {}) for c in (CMAOptimizer, XNESOptimizer, SNESOptimizer, NelderMeadOptimizer, ScipyOptimizer)
+    ]:
+        opt = cls([(0, 1)] * 2, **kwargs)
+        try:
+            assert cls.supports_async is opt.async_eval is bool(kwargs), cls.__name__
+            assert opt.generation_size >= 1
+        finally:
+            opt.close()
 
 
 # ----------------------------------------------------------------------------- managed runs

@@ -123,7 +123,7 @@ def test_an_unguarded_script_keeps_the_platform_default(main_script):
 def test_preload_modules_follow_blas_threads():
     assert "threadpoolctl" in pool_preload_modules(1)
     assert "threadpoolctl" not in pool_preload_modules(None)
-    assert pool_preload_modules(None)[:2] == ["__main__", "glompo_like.evaluation.pools"]
+    assert pool_preload_modules(None)[:2] == ["__main__", "glompo_like.evaluation.processes"]
 
 
 def test_bad_pool_start_method_is_refused():

@@ -186,7 +186,7 @@ def start_local_cluster(n_workers: int, threads_per_worker: int = 1,
 
 
 def signal_text(code: int | None) -> str:
-    from .pools import signal_name
+    from ..procs.terminate import signal_name
 
     return signal_name(code)
 

@@ -2,7 +2,7 @@
 
 ::
 
-    manager ══ Pipe ══ Runner ── opt.ask() ──► Pool.evaluate(xs) ──► opt.tell(xs, fs)
+    manager ══ Pipe ══ Runner ── opt.ask() ──► pool.evaluate(xs) ──► opt.tell(xs, fs)
        ▲                  │                                             │
        └── Evaluated ─────┴──── one report per generation (or a few) ◄─┘
        ─── Ack / Stop / Inject / RequestState ─► read between generations
@@ -37,26 +37,15 @@ import pickle
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..bounds import Bounds
-from ..errors import EvaluationError
-from ..evaluation.core import EvalBatch, EvalStatus, Outcome
-from ..evaluation.pools import (
-    AnnouncingPool,
-    ExecutorPool,
-    Pool,
-    ProcessPool,
-    SerialPool,
-    ThreadPool,
-    preload_threadpoolctl,
-)
+from ..errors import ConfigError, EvaluationError
+from ..evaluation import BatchPool, EvalBatch, EvalStatus, Outcome, StreamingPool, make_pool
 from ..procs.pipes import input_check
-from ..procs.start import forget_inherited_forkserver, pool_preload_modules
 from .messages import (
     Ack,
     Converged,
@@ -104,35 +93,6 @@ class RunnerSpec:
     max_failed_generations: int = 3
     state: dict[str, Any] | None = None
     dask_address: str | None = None  # the scheduler of Level 2 "dask"
-
-
-def make_pool(spec: RunnerSpec, task: Callable, announce: tuple[Callable, Callable] | None = None) -> Pool:
-    label = f"opt{spec.opt_id}"
-    b = spec.l2_backend
-    if isinstance(b, Executor):
-        return ExecutorPool(task, b, label)
-    if b == "serial":
-        if spec.task_timeout is not None and announce is not None:
-            return AnnouncingPool(task, label, *announce)
-        return SerialPool(task, label)
-    if b == "threads":
-        return ThreadPool(task, spec.l2_workers, label)
-    if b == "processes":
-        import multiprocessing
-
-        ctx = multiprocessing.get_context(spec.pool_start_method or spec.start_method)
-        if ctx.get_start_method() == "forkserver":
-            forget_inherited_forkserver()  # a forked optimizer process cannot use its parent's
-            # (this process's own server starts with the first worker, with their code loaded)
-            ctx.set_forkserver_preload(pool_preload_modules(spec.blas_threads))
-        elif spec.blas_threads is not None:
-            preload_threadpoolctl()  # forked workers then find it imported
-        return ProcessPool(spec.task_bytes, spec.l2_workers, ctx, label, spec.task_timeout, spec.blas_threads)
-    if b == "dask":
-        from ..evaluation.dask_pool import DaskPool
-
-        return DaskPool(spec.task_bytes, spec.l2_workers, spec.dask_address, label, spec.task_timeout)
-    raise ValueError(f"unknown Level 2 backend {b!r}")  # validated by the manager already
 
 
 class _StopRun(Exception):
@@ -231,7 +191,7 @@ class Runner:
         matches what the manager has logged); then wait until the manager says go on."""
         self.state_requested = False
         self._report()
-        state = self.opt.get_state() if getattr(self.opt, "checkpointable", True) else None
+        state = self.opt.get_state() if self.opt.checkpointable else None
         self._send(StateReply(self.spec.opt_id, self.generation, state))
         self.paused = True
         while self.paused and self.stop_reason is None:
@@ -256,13 +216,32 @@ class Runner:
         self._last_report = time.monotonic()
 
     # ------------------------------------------------------------------ the loop
+    def _make_pool(self) -> BatchPool:
+        """The optimizer's Level 2 pool.  A runner that owns its process announces each
+        serial evaluation under ``task_timeout`` (the manager may kill the process)."""
+        s = self.spec
+        return make_pool(
+            s.l2_backend,
+            self.task,
+            workers=s.l2_workers,
+            label=f"opt{s.opt_id}",
+            task_bytes=s.task_bytes,
+            pool_start_method=s.pool_start_method,
+            start_method=s.start_method,
+            timeout=s.task_timeout,
+            blas_threads=s.blas_threads,
+            dask_address=s.dask_address,
+            announce=self._announce if self.in_process else None,
+            done=self._evaluated if self.in_process else None,
+        )
+
     def run(self) -> None:
         final: Any = None
-        pool: Pool | None = None
+        pool: BatchPool | None = None
         try:
             s = self.spec
             # the pool first: its worker processes start up while the optimizer sets up
-            pool = make_pool(s, self.task, (self._announce, self._evaluated) if self.in_process else None)
+            pool = self._make_pool()
             self.opt = s.opt_cls(s.bounds, s.x0, s.seed, **s.opt_kwargs)
             if s.state is not None:
                 self.opt.set_state(s.state)
@@ -294,8 +273,12 @@ class Runner:
             if self.close_conn or not self.ended_cleanly:
                 self.conn.close()
 
-    def _loop(self, pool: Pool) -> Any:
-        if getattr(self.opt, "async_eval", False):
+    def _loop(self, pool: BatchPool) -> Any:
+        if self.opt.async_eval:
+            if not isinstance(pool, StreamingPool):  # refused when the entry was built
+                raise ConfigError(f"{type(self.opt).__name__} with async_eval=True needs a Level 2 pool that "
+                                  f"streams, and {pool.kind!r} does not; use backend='processes' or "
+                                  "'threads', or drop async_eval")
             self.turnstile = None  # asynchronous optimizers do not take turns
             return self._async_loop(pool)
         s, opt, ts = self.spec, self.opt, self.turnstile
@@ -358,13 +341,13 @@ class Runner:
             else:
                 self._failed_gens = 0
 
-    def _async_loop(self, pool: Pool) -> Any:
+    def _async_loop(self, pool: StreamingPool) -> Any:
         """Asynchronous evaluation: a candidate goes to a worker as soon as one is free and
         each value is told as it arrives.  ``generation_size`` told values count as one
         generation for credits and reports; a checkpoint waits until nothing is in flight."""
         s, opt = self.spec, self.opt
-        gen_size = max(1, int(getattr(opt, "generation_size", 1)))
-        workers = max(1, int(getattr(pool, "workers", 1)))
+        gen_size = max(1, int(opt.generation_size))
+        workers = max(1, int(pool.workers))
         in_flight: dict[int, tuple[Any, np.ndarray, int]] = {}  # key -> (token, x, attempts)
         rows_x: list[np.ndarray] = []
         rows_o: list[Outcome] = []
@@ -442,7 +425,7 @@ class Runner:
         return Converged(s.opt_id, dict(reasons))
 
     def _resolve_failures(
-        self, pool: Pool, xs: np.ndarray, outcomes: list[Outcome]
+        self, pool: BatchPool, xs: np.ndarray, outcomes: list[Outcome]
     ) -> tuple[np.ndarray, list[Outcome], np.ndarray]:
         """Apply the ``on_error`` policy.  Returns the rows to log (every attempt) and the
         values to tell (one per asked point)."""

@@ -12,6 +12,17 @@ and, between generations, ``get_state()`` / ``set_state()`` (checkpoints) and
 
 Subclasses implement the ``_ask`` / ``_tell`` hooks (and optionally ``_stop``, ``_inject``,
 ``_get_state``, ``_set_state``); the public methods do the bookkeeping.
+
+**Traits** tell the runner, the selectors and the conformance check what an optimizer can
+do.  Every trait is declared here with its default, so they are read directly, never
+guessed:
+
+- class-level (``ClassVar``, the same for every instance): :attr:`~BaseOptimizer.generational`,
+  :attr:`~BaseOptimizer.checkpointable`, :attr:`~BaseOptimizer.deterministic`,
+  :attr:`~BaseOptimizer.supports_async`, :attr:`~BaseOptimizer.preload_modules`, and the
+  class methods :meth:`~BaseOptimizer.check_options` and :meth:`~BaseOptimizer.preload`;
+- per instance (they may depend on the settings): :attr:`~BaseOptimizer.async_eval` and
+  :attr:`~BaseOptimizer.generation_size`.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ class BaseOptimizer(ABC):
         Seed for the optimizer's own random generator (int, ``SeedSequence`` or ``None``).
     """
 
+    # ------------------------------------------------------------ class-level traits
     #: Whether every ``ask()`` is followed by one ``tell()`` of the same points.
     generational: ClassVar[bool] = True
     #: Whether ``get_state``/``set_state`` capture everything (checkpoints resume it exactly).
@@ -61,7 +73,13 @@ class BaseOptimizer(ABC):
     #: Whether the optimizer has a steady-state mode (``ask_one``/``tell_one``) that the
     #: runner uses when the optimizer was created with ``async_eval=True``.
     supports_async: ClassVar[bool] = False
-    #: Set by optimizers that support it; the runner then evaluates asynchronously.
+
+    # ------------------------------------------------------------ per-instance traits
+    #: Whether this optimizer evaluates asynchronously: the runner then sends each
+    #: candidate from :meth:`ask_one` to a worker as soon as one is free and tells each value
+    #: as it arrives (this needs a Level 2 pool that streams; ``"dask"`` is refused).  An
+    #: optimizer with :attr:`supports_async` sets it from its ``async_eval`` argument in
+    #: ``__init__``; a class that always evaluates asynchronously may set it to True here.
     async_eval: bool = False
 
     def __init__(self, bounds: Any, x0: Any = None, seed: Any = None) -> None:
@@ -127,6 +145,14 @@ class BaseOptimizer(ABC):
     def stop(self) -> dict[str, Any]:
         """Return ``{}`` while the optimizer wants to go on, else its reasons to stop."""
         return dict(self._stop())
+
+    @property
+    def generation_size(self) -> int:
+        """How many candidates make one generation: what one ``ask()`` returns, typically
+        the population size.  In asynchronous mode the runner counts this many told values
+        as one generation (the unit of the manager's credit, reports and generation-based
+        hunters).  Default 1; population-based optimizers return their population size."""
+        return 1
 
     @property
     def result(self) -> OptResult:

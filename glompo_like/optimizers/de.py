@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class DEOptimizer(BaseOptimizer):
         evaluations never leave workers idle.  With dithering, ``F`` is drawn per trial.
     """
 
-    supports_async = True
+    supports_async: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ inertia weight, which makes the swarm converge without velocity explosion.
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class PSOOptimizer(BaseOptimizer):
         workers idle.
     """
 
-    supports_async = True
+    supports_async: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,7 +19,7 @@ class RandomOptimizer(BaseOptimizer):
     ``async_eval=True``: a new point goes to a worker as soon as one is free.
     """
 
-    supports_async = True
+    supports_async: ClassVar[bool] = True
 
     def __init__(
         self,

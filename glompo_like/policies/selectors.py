@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import validation as v
 from ..errors import ConfigError, ConfigTypeError
+from ..evaluation import POOLS, can_stream
 from ..optimizers import BaseOptimizer
 from ..record.view import RunView
 
@@ -42,7 +43,7 @@ __all__ = [
     "IPOPSelector",
 ]
 
-BACKENDS = ("serial", "threads", "processes", "dask", "auto")
+BACKENDS = (*POOLS, "auto")
 _RESERVED = ("bounds", "x0", "seed")
 _ENTRY_FORM = (
     "must be a subclass of glompo_like.optimizers.BaseOptimizer or a (class, kwargs) pair, "
@@ -65,7 +66,9 @@ class OptimizerEntry:
         Slots the optimizer occupies: the size of its Level 2 evaluation pool.
     backend:
         Level 2 backend: one of ``"serial"``, ``"threads"``, ``"processes"``, ``"dask"``,
-        ``"auto"``, or a ``concurrent.futures.Executor`` the user owns.
+        ``"auto"``, or a ``concurrent.futures.Executor`` the user owns.  An optimizer
+        with ``async_eval=True`` needs one that streams
+        (:func:`~glompo_like.evaluation.can_stream`): not ``"dask"``.
     name:
         How error messages refer to this entry (not stored).
     """
@@ -112,6 +115,7 @@ def _validate_entry(cls: Any, kwargs: Any, workers: Any, backend: Any, name: str
         )
     _validate_level2(workers, backend, name)
     _validate_kwargs(cls, kwargs, name)
+    _validate_async(cls, kwargs, backend, name)
 
 
 def _validate_class(cls: Any, name: str) -> None:
@@ -174,12 +178,21 @@ def _validate_kwargs(cls: type[BaseOptimizer], kwargs: Mapping[str, Any], name: 
                 f"{name}: kwargs {sorted(kwargs)} do not fit {cls.__name__} ({e}); it accepts "
                 f"{', '.join(accepted) or 'no keyword arguments'}: remove or rename the others"
             ) from e
-    check = getattr(cls, "check_options", None)
-    if callable(check):
-        try:
-            check(**kwargs)
-        except ConfigError as e:
-            raise ConfigError(f"{name}: {e}") from e
+    try:
+        cls.check_options(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {e}") from e
+
+
+def _validate_async(cls: type[BaseOptimizer], kwargs: Mapping[str, Any], backend: Any, name: str) -> None:
+    """Asynchronous evaluation sends each candidate out as soon as a worker is free, which
+    needs a Level 2 pool that streams (:func:`~glompo_like.evaluation.can_stream`)."""
+    if kwargs.get("async_eval", cls.async_eval) is True and not can_stream(backend):
+        raise ConfigError(
+            f"{name}: {cls.__name__} with async_eval=True needs a Level 2 pool that takes one "
+            f"evaluation at a time as workers come free, and backend={backend!r} evaluates whole "
+            "generations only; use backend='processes' or 'threads', or drop async_eval"
+        )
 
 
 def as_entry(item: Any, name: str = "optimizer entry") -> OptimizerEntry:

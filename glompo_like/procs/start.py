@@ -80,7 +80,7 @@ def resolve_pool_start_method(pool_start_method: str | None, start_method: str |
 def pool_preload_modules(blas_threads: int | None) -> list[str]:
     """What a forkserver imports once for the Level 2 workers it forks (missing modules are
     skipped by ``multiprocessing``)."""
-    modules = ["__main__", "glompo_like.evaluation.pools"]
+    modules = ["__main__", "glompo_like.evaluation.processes"]  # the workers' code
     if blas_threads is not None:
         modules.append("threadpoolctl")  # used by every worker to limit BLAS threads
     return modules

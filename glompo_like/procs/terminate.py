@@ -10,7 +10,21 @@ import psutil
 
 from .hygiene import kill_group
 
-__all__ = ["terminate_process", "snapshot_tree", "reap"]
+__all__ = ["terminate_process", "snapshot_tree", "reap", "signal_name"]
+
+
+def signal_name(exitcode: int | None) -> str:
+    """How a child process ended, in words: ``"killed by SIGSEGV"``, ``"exit code 3"``, or
+    ``"unknown exit"`` for ``None`` (``multiprocessing`` reports a signal as a negative
+    exit code)."""
+    if exitcode is None:
+        return "unknown exit"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 def terminate_process(process, grace: float = 1.0, kill_grace: float = 2.0) -> int | None:

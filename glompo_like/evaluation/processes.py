@@ -1,22 +1,34 @@
-"""Level 2: how one optimizer evaluates a generation.
+"""Level 2 ``"processes"``: persistent worker processes owned by the runner.
 
 ::
 
-    runner ── evaluate(xs) ──► Pool ──► serial loop            (SerialPool)
-                                   ├──► threads                (ThreadPool)
-                                   ├──► own worker processes   (ProcessPool)
-                                   └──► a user's Executor      (ExecutorPool)
-            ◄── [Outcome] in candidate order (None: cancelled before it ran)
+                     submit(key, x) / evaluate(xs)
+    runner ───────► ProcessPool ── _todo (waiting) ──► _dispatch: idle workers first; for short
+                        │                                evaluations a second one per worker
+                        │    (key, x) over each worker's Pipe          (PREFETCH)
+                        ├──────────────► worker 1: evaluate_one(task, x) ─┐
+                        ├──────────────► worker 2 ...                     │ (key, Outcome)
+                        │                                                 │
+                        ◄── collect(): one selector over every worker's ◄─┘
+                            pipe and process sentinel
+                              - a result: hand it back, send the worker its next job
+                              - a sentinel: the worker died → its running evaluation is
+                                ``crashed``, the ones queued behind it go back to _todo,
+                                a replacement starts
+                              - a deadline passed: kill the worker's process group →
+                                ``timed_out``, replacement
 
-Pools are persistent: created once per optimizer, reused every generation, closed when
-the optimizer ends.  A pool closes only what it created (a user's executor is left open).
+The pool is our own rather than ``concurrent.futures.ProcessPoolExecutor`` because it must
+know which worker runs which evaluation: a worker that dies takes only its own evaluation
+with it (recorded as ``crashed`` with its exit code), a worker past its deadline is killed
+with its process group (``timed_out``), and the pool starts a replacement and goes on.
+Each pipe and sentinel is registered once with the selector.
 
-The process pool is our own rather than ``concurrent.futures.ProcessPoolExecutor`` because
-it must know which worker runs which evaluation: a worker that dies takes only its own
-evaluation with it (recorded as ``crashed`` with its exit code), a worker past its
-deadline is killed with its process group (``timed_out``), and the pool starts a
-replacement and goes on.  Results are taken as they complete, one
-selector over worker pipes and process sentinels, each registered once.
+Workers start from the forkserver that :func:`~glompo_like.evaluation.make_pool` prepares
+(which preloads this module, see :func:`glompo_like.procs.start.pool_preload_modules`), or
+with whatever start method the context given to :class:`ProcessPool` has.  A worker loads
+the task, says it is ready, and only then receives evaluations: start-up time never counts
+against an evaluation's deadline.
 """
 
 from __future__ import annotations
@@ -25,14 +37,10 @@ import math
 import os
 import pickle
 import selectors
-import signal
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -40,15 +48,12 @@ import numpy as np
 from ..errors import WorkerTerminated
 from ..procs.hygiene import add_cleanup, become_child, kill_group, remove_cleanup
 from ..procs.pipes import input_check
-from ..procs.terminate import terminate_process
-from .core import EvalStatus, Outcome, evaluate_one, failed_outcome, value_outcome
+from ..procs.terminate import signal_name, terminate_process
+from .base import AbortCheck, StreamingPool
+from .core import EvalStatus, Outcome, evaluate_one
 
-__all__ = ["Pool", "SerialPool", "AnnouncingPool", "ThreadPool", "ProcessPool", "ExecutorPool", "signal_name",
-           "preload_threadpoolctl"]
+__all__ = ["ProcessPool", "preload_threadpoolctl", "BLAS_ENV_VARS", "MAX_FAILED_STARTS"]
 
-AbortCheck = Callable[[], bool]
-_OK = EvalStatus.OK
-_tuple_new = tuple.__new__
 _READY = "__ready__"
 #: Starting and reaping worker processes, one thread at a time.  ``Process.start()`` polls
 #: every finished child of this process (multiprocessing's ``_cleanup``); with the
@@ -67,210 +72,6 @@ BLAS_ENV_VARS = (
 )
 
 
-def signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown exit"
-    if exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
-
-
-class Pool(ABC):
-    """Evaluates a generation; ``evaluate`` returns outcomes in candidate order."""
-
-    workers: int = 1
-    kind: str = "?"
-    reports_each = False  # True: the pool reports every evaluation to the manager itself
-
-    @abstractmethod
-    def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
-        """Evaluate every row of ``xs``.  When ``should_abort()`` turns true, evaluations not
-        yet started are skipped (``None``); those already running are finished or dropped."""
-
-    def close(self) -> None:
-        return None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(workers={self.workers})"
-
-
-class SerialPool(Pool):
-    """Evaluates in the runner's own thread.  Between evaluations it asks ``should_abort``
-    at most every ``check_every`` seconds (a cheap clock read otherwise), so a stop
-    arrives within one evaluation of that period without a system call per evaluation."""
-
-    kind = "serial"
-    check_every = 0.02
-
-    def __init__(self, task: Callable, label: str) -> None:
-        self.task = task
-        self.label = label
-        self._queued: deque[tuple[Any, np.ndarray]] = deque()
-
-    # streaming (async mode) with one worker: evaluate when collected
-    def submit(self, key: Any, x: np.ndarray) -> None:
-        self._queued.append((key, x))
-
-    def collect(self, timeout: float | None = None) -> list[tuple[Any, Outcome]]:
-        if not self._queued:
-            return []
-        key, x = self._queued.popleft()
-        return [(key, evaluate_one(self.task, x, self.label))]
-
-    def cancel_pending(self) -> list[Any]:
-        keys = [k for k, _ in self._queued]
-        self._queued.clear()
-        return keys
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._queued)
-
-    def evaluate(self, xs, should_abort=None):
-        # One clock read per evaluation: each one starts when the one before it ended
-        # (wall-clock start times come from one reading per generation plus offsets).
-        task, label, perf = self.task, self.label, time.perf_counter
-        out: list[Outcome | None] = [None] * len(xs)
-        t = perf()
-        to_wall = time.time() - t
-        next_check = t + self.check_every
-        for i, x in enumerate(xs):
-            if should_abort is not None and i and t >= next_check:
-                if should_abort():
-                    break
-                t = perf()
-                next_check = t + self.check_every
-            try:
-                value = task(x)
-            except Exception as e:
-                t1 = perf()
-                out[i] = failed_outcome(e, to_wall + t, t1 - t, label)
-                t = perf()  # the traceback took time: not part of the next evaluation
-                continue
-            t1 = perf()
-            if type(value) is float and value - value == 0.0:  # value_outcome's fast path, inlined
-                out[i] = _tuple_new(Outcome, (value, _OK, to_wall + t, t1 - t, label, None, None))
-            else:
-                out[i] = value_outcome(value, to_wall + t, t1 - t, label)
-            t = t1
-        return out
-
-
-class AnnouncingPool(SerialPool):
-    """A serial pool for a runner in its own process under ``task_timeout``: it announces
-    each evaluation before running it (``announce(x)``; the manager kills the process if
-    the deadline passes) and reports it as soon as it is done (``done(x, outcome)``), so
-    nothing evaluated is lost with the process."""
-
-    reports_each = True
-
-    def __init__(self, task: Callable, label: str, announce: Callable[[np.ndarray], None],
-                 done: Callable[[np.ndarray, Outcome], None]) -> None:
-        super().__init__(task, label)
-        self.announce = announce
-        self.done = done
-
-    def evaluate(self, xs, should_abort=None):
-        out: list[Outcome | None] = [None] * len(xs)
-        for i, x in enumerate(xs):
-            if should_abort is not None and i and should_abort():
-                break
-            self.announce(x)
-            out[i] = evaluate_one(self.task, x, self.label)
-            self.done(x, out[i])
-        return out
-
-
-class _FuturesStreaming:
-    """submit/collect on top of ``concurrent.futures`` (for ThreadPool and ExecutorPool)."""
-
-    def _submit_future(self, x: np.ndarray) -> Future:
-        raise NotImplementedError
-
-    def submit(self, key: Any, x: np.ndarray) -> None:
-        fut = self._submit_future(x)
-        self._futures[fut] = key
-
-    def collect(self, timeout: float | None = None) -> list[tuple[Any, Outcome]]:
-        if not self._futures:
-            return []
-        done, _ = wait_futures(list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED")
-        return [(self._futures.pop(f), f.result()) for f in done]
-
-    def cancel_pending(self) -> list[Any]:
-        keys = [k for f, k in list(self._futures.items()) if f.cancel()]
-        self._futures = {f: k for f, k in self._futures.items() if not f.cancelled()}
-        return keys
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._futures)
-
-
-class ThreadPool(_FuturesStreaming, Pool):
-    kind = "threads"
-
-    def __init__(self, task: Callable, workers: int, label: str) -> None:
-        self.task = task
-        self.workers = workers
-        self.label = label
-        self._ex = ThreadPoolExecutor(workers, thread_name_prefix=f"glompo-{label}")
-        self._futures: dict[Future, Any] = {}
-
-    def _submit_future(self, x: np.ndarray) -> Future:
-        return self._ex.submit(evaluate_one, self.task, x, self.label)
-
-    def evaluate(self, xs, should_abort=None):
-        futs = [self._ex.submit(evaluate_one, self.task, x, self.label) for x in xs]
-        return _collect(futs, should_abort)
-
-    def close(self) -> None:
-        self._ex.shutdown(wait=True, cancel_futures=True)
-
-
-class ExecutorPool(_FuturesStreaming, Pool):
-    """Evaluations through a user's ``concurrent.futures.Executor``, which stays open."""
-
-    kind = "executor"
-
-    def __init__(self, task: Callable, executor: Executor, label: str) -> None:
-        self.task = task
-        self.executor = executor
-        self.workers = int(getattr(executor, "_max_workers", 1) or 1)
-        self.label = label
-        self._futures: dict[Future, Any] = {}
-
-    def _submit_future(self, x: np.ndarray) -> Future:
-        return self.executor.submit(evaluate_one, self.task, x, self.label)
-
-    def evaluate(self, xs, should_abort=None):
-        futs = [self.executor.submit(evaluate_one, self.task, x, self.label) for x in xs]
-        return _collect(futs, should_abort)
-
-
-def _collect(futs: list[Future], should_abort: AbortCheck | None) -> list[Outcome | None]:
-    """Wait for futures, checking ``should_abort`` whenever one completes."""
-    pending = set(futs)
-    while pending:
-        _, pending = wait_futures(pending, return_when="FIRST_COMPLETED")
-        if pending and should_abort is not None and should_abort():
-            for f in pending:
-                f.cancel()
-            wait_futures(pending)
-            break
-    out: list[Outcome | None] = []
-    for f in futs:
-        if f.cancelled():
-            out.append(None)
-        else:
-            out.append(f.result())
-    return out
-
-
-# ----------------------------------------------------------------------------- processes
 def _worker_main(conn, task_bytes: bytes, label: str, blas_threads: int | None) -> None:
     become_child()
     if blas_threads is not None:
@@ -319,7 +120,7 @@ class _Worker:
         self.conn = conn
         self.has_input = input_check(conn)
         self.label = label
-        self.jobs: deque[tuple[Any, np.ndarray]] = deque()
+        self.jobs: deque[tuple[Hashable, np.ndarray]] = deque()
         self.ready = False  # it has loaded the task
         self.deadline = math.inf  # of the running evaluation
         self.t_wall = 0.0  # when the running evaluation started (as far as we know)
@@ -331,7 +132,7 @@ class _Worker:
         self.deadline = self.t0 + timeout if timeout else math.inf
 
 
-class ProcessPool(Pool):
+class ProcessPool(StreamingPool):
     """Persistent worker processes with crash detection and per-evaluation timeouts.
 
     When evaluations are short (under :attr:`PREFETCH_BELOW` seconds on average), each
@@ -387,7 +188,7 @@ class ProcessPool(Pool):
         self._pool: list[_Worker] = [self._spawn() for _ in range(workers)]
         self._idle: deque[_Worker] = deque()
         self._busy: dict[Any, _Worker] = {}  # conn or sentinel -> worker (starting or evaluating)
-        self._todo: deque[tuple[Any, np.ndarray]] = deque()
+        self._todo: deque[tuple[Hashable, np.ndarray]] = deque()
         self._failed_starts = 0
         self._mean_duration: float | None = None  # of recent evaluations (exponential mean)
         for w in self._pool:
@@ -416,12 +217,12 @@ class ProcessPool(Pool):
         return [w.process.pid for w in self._pool]
 
     # ------------------------------------------------------------------ streaming core
-    def submit(self, key: Any, x: np.ndarray) -> None:
+    def submit(self, key: Hashable, x: np.ndarray) -> None:
         """Queue one evaluation; it starts as soon as a worker is free."""
         self._todo.append((key, x))
         self._dispatch()
 
-    def cancel_pending(self) -> list[Any]:
+    def cancel_pending(self) -> list[Hashable]:
         """Forget evaluations that have not started; returns their keys."""
         keys = [k for k, _ in self._todo]
         self._todo.clear()
@@ -431,10 +232,10 @@ class ProcessPool(Pool):
     def in_flight(self) -> int:
         return len(self._todo) + sum(len(w.jobs) for w in self._pool)
 
-    def collect(self, timeout: float | None = None) -> list[tuple[Any, Outcome]]:
+    def collect(self, timeout: float | None = None) -> list[tuple[Hashable, Outcome]]:
         """Wait until at least one evaluation is done (or ``timeout``); return the done
         ones as ``(key, outcome)`` pairs.  Crashes and timeouts are outcomes too."""
-        done: list[tuple[Any, Outcome]] = []
+        done: list[tuple[Hashable, Outcome]] = []
         deadline = None if timeout is None else time.monotonic() + timeout
         while not done and self._busy:
             first_due = min(w.deadline for w in self._busy.values())
@@ -526,7 +327,7 @@ class ProcessPool(Pool):
         self._idle.append(w)
 
     def _retire(self, w: _Worker, status: EvalStatus, message: str, killed: bool,
-                done: list[tuple[Any, Outcome]]) -> None:
+                done: list[tuple[Hashable, Outcome]]) -> None:
         """The worker is gone (or must go): record its running evaluation, give the ones
         queued behind it back to the pool and start a replacement."""
         self._busy.pop(w.conn, None)
@@ -570,7 +371,7 @@ class ProcessPool(Pool):
         self._pool.append(nw)
         self._starting(nw)
 
-    def evaluate(self, xs, should_abort=None):
+    def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
         out: list[Outcome | None] = [None] * len(xs)
         for i, x in enumerate(xs):
             self._todo.append((i, x))
