@@ -13,6 +13,7 @@ returns the best result with a crash-safe record of every evaluation::
 
 import logging
 
+from ._version import __version__
 from .bounds import Bounds
 from .errors import (
     CheckpointError,
@@ -29,12 +30,11 @@ from .record.checkpoint import CheckpointingControl
 from .record.log import read_log
 from .result import Result
 
-__version__ = "0.1.0"
-
 # A library logs, the application decides where to: nothing is printed unless configured.
 logging.getLogger("glompo_like").addHandler(logging.NullHandler())
 
 __all__ = [
+    "__version__",
     "GloMPOManager",
     "Result",
     "Bounds",

@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import GlompoError
 from .problems.functions import FUNCTIONS
+from .settings import LEVEL1
 
 __all__ = ["main", "build_parser"]
 
 PROG = "glompo-like"
-LEVEL1_BACKENDS = ("threads", "processes", "processes_forced")
 _REASON_WIDTH = 60
 
 
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="number of parameters (default: %(default)s)")
     demo.add_argument("--evals", type=_positive_int, default=20_000, metavar="N",
                       help="evaluation budget of the whole run (default: %(default)s)")
-    demo.add_argument("--backend", choices=LEVEL1_BACKENDS, default="processes",
+    demo.add_argument("--backend", choices=LEVEL1, default="processes",
                       help="how the optimizers run side by side (Level 1 parallelism; "
                            "default: %(default)s)")
     demo.add_argument("--max-jobs", type=_positive_int, default=2, metavar="N",

@@ -32,14 +32,15 @@ from typing import Any
 from . import validation as v
 from .bounds import Bounds, as_bounds
 from .errors import ConfigError, ConfigTypeError
+from .evaluation.core import ON_ERROR_POLICIES
+from .execution.handles import LEVEL1_BACKENDS
 from .record.checkpoint import CheckpointingControl
 from .record.status import STATUS_KINDS
 
 __all__ = ["Settings", "option", "RESUME_OVERRIDES", "default_max_jobs", "LEVEL1", "ON_ERROR_POLICIES"]
 
 OWNER = "GloMPOManager"
-LEVEL1 = ("threads", "processes", "processes_forced", "auto")
-ON_ERROR_POLICIES = ("penalty", "resample", "raise")
+LEVEL1 = (*LEVEL1_BACKENDS, "auto")
 #: ``max_jobs`` above this many times the CPUs is refused (each slot is a thread or process)
 MAX_JOBS_PER_CPU = 64
 

@@ -178,7 +178,7 @@ class Checkpointer:
         """The explicit state record of a run (the file format is in
         :mod:`glompo_like.record.checkpoint`): its settings, the task, the manager's books
         and randomness, and the state of each paused optimizer."""
-        from .. import __version__
+        from .._version import __version__
         from ..execution.plan import pickle_task
 
         task_bytes = spawner.task_bytes

@@ -13,7 +13,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["EvalStatus", "Outcome", "EvalBatch", "evaluate_one", "value_outcome", "failed_outcome", "check_value"]
+#: what an optimizer is told about a failed evaluation (the ``on_error`` setting)
+ON_ERROR_POLICIES = ("penalty", "resample", "raise")
+
+__all__ = ["ON_ERROR_POLICIES", "EvalStatus", "Outcome", "EvalBatch", "evaluate_one", "value_outcome", "failed_outcome", "check_value"]
 
 
 class EvalStatus(str, enum.Enum):

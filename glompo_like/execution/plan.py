@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, TaskNotPicklableError
+from ..evaluation.factory import POOLS
 from ..procs.start import resolve_pool_start_method
 from .auto import (
     PROBE_MIN_EVALS,
@@ -41,7 +42,7 @@ __all__ = ["ExecutionPlan", "validate", "resolve", "pickle_task", "LEVEL2"]
 
 log = logging.getLogger("glompo_like.manager")
 
-LEVEL2 = ("serial", "threads", "processes", "dask", "auto")
+LEVEL2 = (*POOLS, "auto")
 
 
 def pickle_task(task: Callable) -> bytes:

@@ -62,9 +62,8 @@ from .messages import (
     Stopped,
 )
 
-__all__ = ["RunnerSpec", "Runner", "run_in_thread", "run_in_process", "ON_ERROR_POLICIES"]
+__all__ = ["RunnerSpec", "Runner", "run_in_thread", "run_in_process"]
 
-ON_ERROR_POLICIES = ("penalty", "resample", "raise")
 
 
 @dataclass(frozen=True)
