@@ -353,10 +353,6 @@ class Settings:
         return self.bounds.dim
 
     @property
-    def hunting(self) -> bool:
-        return self.killing_conditions is not False
-
-    @property
     def lockstep(self) -> bool:
         """A seeded single-optimizer run is exactly reproducible: strict lock-step."""
         return self.max_jobs == 1 and self.seed is not None

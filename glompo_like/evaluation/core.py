@@ -26,7 +26,6 @@ class EvalStatus(str, enum.Enum):
     FAILED = "failed"  # the task raised, or returned NaN/inf/None/a non-scalar
     TIMED_OUT = "timed_out"  # killed at the per-evaluation deadline
     CRASHED = "crashed"  # the process running it died
-    CANCELLED = "cancelled"  # the optimizer was stopped before it ran (not logged)
 
 
 class Outcome(NamedTuple):

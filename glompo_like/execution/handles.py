@@ -126,8 +126,6 @@ class ProcessChild(Child):
         super().__init__(spec.opt_id)
         self.eof = False
         self.released = False  # its process has gone on to another optimizer (or idles)
-        self.deadline: float | None = None  # task_timeout: when the running evaluation dies
-        self.current: tuple[Any, float] | None = None  # (x, wall-clock start) of that evaluation
         self.kind = "processes" if daemon else "processes_forced"
         if reuse is not None:
             self.process, self.conn = reuse.process, reuse.conn

@@ -174,12 +174,6 @@ class EvaluationLog:
             )
         return n
 
-    def set_meta(self, **items: Any) -> None:
-        with self._transaction():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in items.items()]
-            )
-
     def close(self) -> None:
         """Fold the WAL into the database file (one self-contained file remains) and close."""
         self._checkpointer.close()
