@@ -16,6 +16,7 @@ import logging
 from ._version import __version__
 from .bounds import Bounds
 from .errors import (
+    BrokenTaskError,
     CheckpointError,
     ConfigError,
     ConfigTypeError,
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigTypeError",
     "TaskNotPicklableError",
     "EvaluationError",
+    "BrokenTaskError",
     "OptimizerCrashed",
     "WorkerTerminated",
     "CheckpointError",

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigTypeError",
     "TaskNotPicklableError",
     "EvaluationError",
+    "BrokenTaskError",
     "OptimizerCrashed",
     "WorkerTerminated",
     "CheckpointError",
@@ -43,6 +44,20 @@ class EvaluationError(GlompoError):
 
     The original exception (with its remote traceback) is the ``__cause__``.
     """
+
+
+class BrokenTaskError(EvaluationError):
+    """The first evaluations of a run all failed: the task is most likely broken (a typo,
+    a missing file, a wrong argument), and the run stopped instead of spending its budget.
+
+    ``first_error`` holds the first failure's message and traceback, ``n_failed`` how many
+    evaluations had failed; the threshold is the manager's ``fail_fast`` setting.
+    """
+
+    def __init__(self, message: str, *, first_error: str | None = None, n_failed: int = 0):
+        super().__init__(message)
+        self.first_error = first_error
+        self.n_failed = n_failed
 
 
 class OptimizerCrashed(GlompoError):

@@ -34,7 +34,7 @@ from .control.hunting import Hunt
 from .control.signals import TERMINATED_EXIT_CODE, SignalWatch, Terminated, signals_deferred
 from .control.spawner import Spawner
 from .control.steering import LOOK_EVERY, SteeringFiles
-from .errors import EvaluationError, GlompoError
+from .errors import BrokenTaskError, EvaluationError, GlompoError
 from .evaluation.core import EvalBatch
 from .evaluation.dask_cluster import dask_for_run
 from .execution.handles import Child
@@ -355,6 +355,8 @@ class GloMPOManager:
 
     def _on_evaluated(self, child: Child | None, rec: OptimizerRecord, batch: EvalBatch, generations: int) -> None:
         improved = self.ledger.record(rec, batch, generations)
+        if self.ledger.all_failed(self.settings.fail_fast):
+            self._end_run(EndCause.FATAL, "fatal error: the task is broken", self._broken_task())
         c = self.ledger.counters
         if improved and self.settings.share_best_solutions and child is not None:
             for oid, other in self._sup.children.items():
@@ -362,6 +364,12 @@ class GloMPOManager:
                     other.send(Inject(c.best_x.copy(), c.best_fx))
         if rec.alive and child is not None:
             self._acks.reported(rec.opt_id, child)  # answered once the checkers have seen it
+
+    def _broken_task(self) -> BrokenTaskError:
+        n = self.ledger.counters.evals_failed
+        return BrokenTaskError(f"the first {n} evaluations of the run all failed (fail_fast="
+                               f"{self.settings.fail_fast}); the task looks broken. The first failure:\n"
+                               f"{self.ledger.first_error}", first_error=self.ledger.first_error, n_failed=n)
 
     def _on_crashed(self, rec: OptimizerRecord, msg: Crashed) -> None:
         cause = None

@@ -249,8 +249,17 @@ class Settings:
         "penalty", "What an optimizer is told about a failed evaluation (exception, NaN, inf, None, an "
         "array): ``\"penalty\"`` (default: ``penalty``, or if ``None`` a value worse than any it has "
         "seen), ``\"resample\"`` (evaluate the point once more, then penalise), or ``\"raise\"`` (end the "
-        "run with :class:`~glompo_like.errors.EvaluationError`).",
+        "run with :class:`~glompo_like.errors.EvaluationError`).  Whatever the policy, a run whose "
+        "first ``fail_fast`` evaluations all fail stops early (see ``fail_fast``), and a run whose "
+        "evaluations fail often says so in its log while it goes.",
         lambda x: v.one_of(x, "on_error", ON_ERROR_POLICIES, owner=OWNER))
+    fail_fast: int | None = option(
+        50, "If the first ``fail_fast`` evaluations of the run all fail (the task raises, or returns no "
+        "usable number), the run stops with :class:`~glompo_like.errors.BrokenTaskError`, which carries "
+        "the first failure's message and traceback, instead of spending its budget on a broken task.  "
+        "``None``: never stop for that.",
+        lambda x: v.integer(x, "fail_fast", owner=OWNER, minimum=1, none_ok=True, example=50,
+                            fix="None turns the check off"))
     penalty: float | None = option(
         None, "The value an optimizer is told for a failed evaluation (``None``: automatic).",
         lambda x: v.number(x, "penalty", owner=OWNER, none_ok=True, fix="None is automatic"))

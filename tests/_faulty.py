@@ -88,3 +88,26 @@ def hangs_in_external_process(x, pidfile=None):
             f.write(f"{proc.pid}\n")
         proc.wait()
     return sphere(x)
+
+
+def sleeps_3s(x):
+    time.sleep(3.0)
+    return sphere(x)
+
+
+def name_error(x):
+    return undefined_name + sphere(x)  # noqa: F821  (a typo: NameError on every call)
+
+
+def fails_first_then_works(x):
+    """Fails on the first 20 calls of its process, then works."""
+    if _count() <= 20:
+        raise ValueError("warming up")
+    return sphere(x)
+
+
+def fails_60_percent(x):
+    """Fails where the first coordinate is above -0.2 (60 % of a uniform box [-1, 1])."""
+    if x[0] > -0.2:
+        raise ValueError("diverged")
+    return sphere(x)

@@ -127,7 +127,8 @@ def test_penalty_value_is_what_the_optimizer_is_told():
 
 @pytest.mark.parametrize("l1, l2, method", PAIRS[:3], ids=PAIR_IDS[:3])
 def test_an_optimizer_whose_every_evaluation_fails_is_stopped(l1, l2, method, tmp_path):
-    m = _manager(_faulty.always_raises, l1, l2, method, budget=200, working_dir=tmp_path)
+    m = _manager(_faulty.always_raises, l1, l2, method, budget=200, working_dir=tmp_path,
+                 fail_fast=None)  # (the optimizer-level rule, not the run-level fail_fast)
     r = m.start_manager()
     ends = {v.end_kind for v in m.view.optimizers.values() if v.opt_id}
     assert ends <= {"failed", "stopped"} and "failed" in ends

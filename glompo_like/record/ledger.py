@@ -13,6 +13,7 @@ nothing, so nothing that records a run asks whether there is a log.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,8 +32,14 @@ from .view import RunView
 __all__ = ["GrowingArray", "OptimizerRecord", "RunCounters", "Ledger", "LogWriter", "NullLog",
            "MAX_BARREN_CRASHES"]
 
+log = logging.getLogger("glompo_like.manager")
+
 #: this many optimizers in a row crashing before a single evaluation ends the run
 MAX_BARREN_CRASHES = 5
+#: evaluations in the first window of the failure-rate watch (it doubles after each warning)
+FAILURE_WINDOW = 100
+#: a window in which at least this share of evaluations failed is reported in the log
+FAILURE_SHARE = 0.5
 
 
 class GrowingArray:
@@ -227,6 +234,30 @@ class NullLog:
         return None
 
 
+class _FailureWatch:
+    """Says in the log when a large share of recent evaluations failed: windows of
+    :data:`FAILURE_WINDOW` evaluations, doubling after each warning so a run that keeps
+    failing does not flood its log."""
+
+    def __init__(self) -> None:
+        self.window = FAILURE_WINDOW
+        self.n = self.n_failed = 0
+
+    def failed(self, n: int, first_error: str) -> None:
+        self.n_failed += n
+        self._first = first_error
+
+    def evaluated(self, n: int) -> None:
+        self.n += n
+        if self.n < self.window:
+            return
+        if self.n_failed >= FAILURE_SHARE * self.n:
+            log.warning("%d of the last %d evaluations failed (on_error decides what the optimizers are "
+                        "told); the run's first failure was:\n%s", self.n_failed, self.n, self._first)
+            self.window *= 2
+        self.n = self.n_failed = 0
+
+
 class Ledger:
     """The run's books (see the module docstring).
 
@@ -248,6 +279,9 @@ class Ledger:
         #: one OptimizerCrashed per optimizer that crashed (remote exception as __cause__)
         self.crashes: list[OptimizerCrashed] = []
         self._barren_crashes = 0
+        #: the first failed evaluation's message and traceback (None while none failed)
+        self.first_error: str | None = None
+        self._watch = _FailureWatch()
 
     def restore(self, counters: RunCounters, records: dict[int, OptimizerRecord]) -> None:
         """Take over the books of a checkpoint."""
@@ -281,13 +315,25 @@ class Ledger:
         rec.add_batch(batch.x, batch.fx, ok, n_generations)
         if rec.t_first_eval is None and len(batch):  # its t_start is wall-clock time
             rec.t_first_eval = self.clock() - max(0.0, time.time() - float(batch.t_start[0]))
+        n_failed = len(batch) - int(ok.sum())
+        self.log.add_batch(first, rec.opt_id, batch)  # (first: what is counted is logged)
         c.f_evals += len(batch)
-        c.evals_failed += len(batch) - int(ok.sum())
-        self.log.add_batch(first, rec.opt_id, batch)
+        c.evals_failed += n_failed
+        if n_failed:
+            if self.first_error is None:
+                self.first_error = next(e or s.value for e, s, good in zip(batch.error, batch.status, ok,
+                                                                           strict=True) if not good)
+            self._watch.failed(n_failed, self.first_error)
+        self._watch.evaluated(len(batch))
         if rec.best_fx < c.best_fx:
             c.best_fx, c.best_x, c.best_opt_id = rec.best_fx, rec.best_x, rec.opt_id
             return True
         return False
+
+    def all_failed(self, at_least: int | None) -> bool:
+        """Whether the run's first ``at_least`` (or more) evaluations have all failed."""
+        c = self.counters
+        return at_least is not None and c.f_evals >= at_least and c.evals_failed == c.f_evals
 
     def record_probe(self, probes: list[tuple[np.ndarray, Any]], description: str) -> None:
         """A task probe's evaluations (``(x, Outcome)`` pairs) are real: they are logged and
