@@ -99,6 +99,7 @@ class GloMPOManager:
         self._deadlines = Deadlines()
         self._status = SafeStatus(make_status(s.status))
         self._sup: Supervisor | None = None
+        self._workspace = workspace.Workspace(wd, s.dim)
         self._resumed = resumed
         if resumed is not None:
             self._restore(resumed)
@@ -116,6 +117,7 @@ class GloMPOManager:
         if self._sup is not None and self._sup.children:
             self._sup.shutdown("manager closed", self.settings.shutdown_grace, self._on_message, self._on_end)
         self.ledger.log.close()
+        self._workspace.release()
 
     @property
     def view(self) -> RunView:
@@ -179,8 +181,15 @@ class GloMPOManager:
         self.state = RunState.RUNNING
         interrupted: BaseException | None = None
         with contextlib.ExitStack() as resources:
-            resources.callback(self.ledger.log.close)
-            self._prepare(resources)
+            resources.callback(self._workspace.release)
+            resources.callback(lambda: self.ledger.log.close())
+            try:
+                self._prepare(resources)
+            except BaseException:
+                self.ledger.log.close()
+                self._workspace.undo()  # a failed start leaves the directory as it found it
+                raise
+            self._workspace.started()
             log.info("starting: %s", self._describe())
             try:
                 with SignalWatch(self._sup.wakeup) as signals:
@@ -215,7 +224,9 @@ class GloMPOManager:
         Dask cluster, print capture, the supervisor); ``resources`` closes them."""
         s = self.settings
         self.ledger.start_clock()
-        self.ledger.log = workspace.open_log(s.working_dir, s.dim, s.overwrite)
+        address, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
+        resources.callback(close_dask)
+        self.ledger.log = self._workspace.start(s.overwrite)
         if self._resumed is not None:
             ckpt.rollback_log(self.ledger, self._spawner)
         self.plan, probes = resolve(s, self._spawner.task_bytes, self._spawner.rng,
@@ -225,8 +236,6 @@ class GloMPOManager:
         for profile, description in probes:  # its evaluations are real: optimizer 0
             self.ledger.record_probe(profile.probes, description)
         preload(self.plan, s.opt_selector.entries)
-        address, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
-        resources.callback(close_dask)
         self.plan = replace(self.plan, dask_address=address)
         print_dir = str(s.working_dir / workspace.PRINTS_DIR) if s.capture_prints and s.working_dir else None
         self._spawner.print_dir = print_dir

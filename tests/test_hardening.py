@@ -6,7 +6,10 @@ Each test names the behaviour users rely on and fails without the fix that gives
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from pathlib import Path
 
 import _faulty
 import numpy as np
@@ -14,14 +17,18 @@ import pytest
 
 from glompo_like import (
     BrokenTaskError,
+    CheckpointingControl,
     ConfigError,
     ConfigTypeError,
     EvaluationError,
     GloMPOManager,
     read_log,
 )
+from glompo_like.evaluation.dask_cluster import distributed_available
+from glompo_like.evaluation.dask_pool import DaskUnavailable
 from glompo_like.optimizers import RandomOptimizer
 from glompo_like.policies import CycleSelector, MaxFuncCalls, MaxSeconds
+from glompo_like.record.workspace import WorkspaceBusy
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -104,3 +111,114 @@ def test_a_high_failure_rate_is_reported_while_the_run_goes(tmp_path, caplog):
     warnings = [r.getMessage() for r in caplog.records if "of the last" in r.getMessage()]
     assert warnings and "evaluations failed" in warnings[0] and "diverged" in warnings[0]
     assert len(warnings) <= 3  # windows of 100, 200, ...: no flood
+
+
+# ----------------------------------------------------------------------------- 3. one run, one directory
+def _slow_run(tmp_path, budget=400, **kw):
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 2})])
+    return GloMPOManager(_faulty.slow, BOUNDS, opt_selector=sel, backend="threads", max_jobs=2,
+                         convergence_checker=MaxFuncCalls(budget), working_dir=tmp_path, status=None,
+                         thread_slice=None, **kw)
+
+
+def test_a_live_runs_directory_is_refused_even_with_overwrite(tmp_path):
+    first = _slow_run(tmp_path, budget=300)
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (first.start_manager(), done.set()))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "evaluations.sqlite").exists() or first.view.f_evals < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for overwrite in (False, True):
+            with pytest.raises(WorkspaceBusy, match=rf"in use by a run that is still going \(process {os.getpid()}"):
+                _slow_run(tmp_path, overwrite=overwrite)
+    finally:
+        runner.join(60)
+    assert done.is_set()
+    assert len(read_log(tmp_path)) == first.result.stats["f_evals"]  # the live run's log intact
+    second = _slow_run(tmp_path, budget=50, overwrite=True)  # finished: it may be replaced now
+    assert second.start_manager().stats["f_evals"] == len(read_log(tmp_path))
+
+
+def test_two_runs_started_together_one_is_refused(tmp_path):
+    a, b = _slow_run(tmp_path, budget=100), _slow_run(tmp_path, budget=100)
+    results, errors = [], []
+
+    def go(m):
+        try:
+            results.append(m.start_manager())
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=go, args=(m,)) for m in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 1 and len(errors) == 1, (results, errors)
+    assert isinstance(errors[0], WorkspaceBusy)  # not a raw sqlite3.IntegrityError
+    assert len(read_log(tmp_path)) == results[0].stats["f_evals"]
+
+
+def test_overwrite_replaces_every_file_of_a_finished_run(tmp_path):
+    ctl = CheckpointingControl(every_evaluations=100)
+    _slow_run(tmp_path, budget=200, checkpoint_control=ctl).start_manager()
+    (tmp_path / "prints").mkdir(exist_ok=True)
+    (tmp_path / "prints" / "opt_99.out").write_text("old")
+    old_checkpoints = set((tmp_path / "checkpoints").iterdir())
+    assert old_checkpoints
+    (tmp_path / "STOP").write_text("")  # a stale steering file must not stop the new run
+    r = _slow_run(tmp_path, budget=60, overwrite=True).start_manager()
+    assert "MaxFuncCalls" in r.stats["end_cond"]
+    assert len(read_log(tmp_path)) == r.stats["f_evals"]
+    assert not (tmp_path / "prints" / "opt_99.out").exists()
+    assert not (tmp_path / "checkpoints").exists() or not (set((tmp_path / "checkpoints").iterdir()) & old_checkpoints)
+    assert not (tmp_path / "STOP").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".replaced")]
+
+
+@pytest.mark.skipif(not distributed_available(), reason="needs the dask extra")
+@pytest.mark.parametrize("existing", [False, True], ids=["new dir", "finished run, overwrite"])
+def test_a_failed_start_leaves_the_directory_as_it_found_it(tmp_path, existing):
+    wd = tmp_path / "run"
+    if existing:
+        _slow_run(wd, budget=40).start_manager()
+    rows = len(read_log(wd)) if existing else 0
+    before = sorted(p.name for p in wd.iterdir()) if existing else None
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 2, "workers": 1, "backend": "dask"})])
+    m = GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend="threads", max_jobs=1, working_dir=wd,
+                      overwrite=True, dask_address="tcp://127.0.0.1:9", convergence_checker=MaxFuncCalls(10),
+                      status=None)
+    with pytest.raises(DaskUnavailable):
+        m.start_manager()
+    if existing:
+        assert sorted(p.name for p in wd.iterdir()) == before and len(read_log(wd)) == rows
+    else:
+        assert not wd.exists()
+    _slow_run(wd, budget=20, overwrite=existing).start_manager()  # and the re-run is not blocked
+
+
+def _below_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "a_file").write_text("")
+    return tmp_path / "a_file" / "run"
+
+
+def _read_only_dir(tmp_path: Path) -> Path:
+    (tmp_path / "ro").mkdir(mode=0o555)
+    return tmp_path / "ro" / "run"
+
+
+# (permission bits do not stop root, so that case runs only for other users)
+UNWRITABLE = [_below_a_file] + ([_read_only_dir] if os.geteuid() != 0 else [])
+
+
+@pytest.mark.parametrize("where", UNWRITABLE)
+def test_an_unwritable_working_dir_is_refused_at_construction(tmp_path, where):
+    """Refused when the manager is built, naming the directory, not with a raw
+    PermissionError or NotADirectoryError when the run starts."""
+    wd = where(tmp_path)
+    with pytest.raises(ConfigError, match="cannot be written") as info:
+        _slow_run(wd)
+    assert str(wd) in str(info.value)

@@ -162,10 +162,16 @@ class EvaluationLog:
             )
 
     def rollback(self, last_eval_id: int, next_opt_id: int, alive: list[int]) -> int:
-        """Resuming from a checkpoint: forget evaluations after ``last_eval_id`` and
-        optimizers from ``next_opt_id`` on (a later, killed session made them), and reopen
-        the optimizers that go on.  Returns how many evaluations were dropped."""
+        """Resuming from a checkpoint: evaluations after ``last_eval_id`` and optimizers from
+        ``next_opt_id`` on (a later session, killed after the checkpoint, made them) move to
+        the tables ``evaluations_rolled_back`` and ``optimizers_rolled_back`` (nothing
+        evaluated is deleted), and the optimizers that go on are reopened.  Returns how many
+        evaluations moved."""
         with self._transaction():
+            for table, where, value in (("evaluations", "eval_id >", last_eval_id),
+                                        ("optimizers", "opt_id >=", next_opt_id)):
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {table}_rolled_back AS SELECT * FROM {table} WHERE 0")
+                self.db.execute(f"INSERT INTO {table}_rolled_back SELECT * FROM {table} WHERE {where} ?", (value,))
             n = self.db.execute("DELETE FROM evaluations WHERE eval_id > ?", (last_eval_id,)).rowcount
             self.db.execute("DELETE FROM optimizers WHERE opt_id >= ?", (next_opt_id,))
             self.db.executemany(
