@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -87,7 +88,8 @@ class GloMPOManager:
                       (s.opt_selector, s.convergence_checker, s.killing_conditions, s.x0_generator))
         workspace.check(s.working_dir, s.overwrite, resuming=resumed is not None)
         ctl, wd = s.checkpoint_control, s.working_dir
-        self.checkpointer = ckpt.Checkpointer(ctl, None if ctl is None else Path(ctl.directory or wd / workspace.CHECKPOINTS_DIR))
+        self.checkpointer = ckpt.Checkpointer(ctl, None if ctl is None else Path(ctl.directory or wd / workspace.CHECKPOINTS_DIR),
+                                              uuid.uuid4().hex[:16] if resumed is None else resumed.run_id)
         self.ledger = Ledger(s.bounds, s.clock)
         self.plan: ExecutionPlan | None = None  # resolved when the run starts
         self.state = RunState.CREATED
@@ -128,6 +130,11 @@ class GloMPOManager:
     def crashes(self) -> list:
         """One :class:`~glompo_like.errors.OptimizerCrashed` per optimizer that crashed."""
         return self.ledger.crashes
+
+    @property
+    def run_id(self) -> str:
+        """This run's identity: in its log, summary and checkpoints; kept when it resumes."""
+        return self.checkpointer.run_id
 
     @property
     def checkpoints(self) -> list[Path]:
@@ -226,7 +233,7 @@ class GloMPOManager:
         self.ledger.start_clock()
         address, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
         resources.callback(close_dask)
-        self.ledger.log = self._workspace.start(s.overwrite)
+        self.ledger.log = self._workspace.start(s.overwrite, self.run_id)
         if self._resumed is not None:
             ckpt.rollback_log(self.ledger, self._spawner)
         self.plan, probes = resolve(s, self._spawner.task_bytes, self._spawner.rng,
@@ -468,11 +475,11 @@ class GloMPOManager:
                                    t_used=t_used, plan=self.plan, states=states)
 
     def _restore(self, r: ckpt.Resumed) -> None:
-        ckpt.restore_run(r, self.ledger, self._spawner, self._hunt)
+        ckpt.restore_run(r, self.ledger, self._spawner, self._hunt, self.checkpointer)
         ckpt.restore_points(self.ledger, self.settings.working_dir)
 
     def _describe(self) -> dict[str, Any]:
-        return describe_run(self.settings, self.plan, self._spawner.entropy)
+        return {"run_id": self.run_id, **describe_run(self.settings, self.plan, self._spawner.entropy)}
 
     def __repr__(self) -> str:
         s = self.settings

@@ -24,10 +24,12 @@ from glompo_like import (
     GloMPOManager,
     read_log,
 )
+from glompo_like.errors import CheckpointError
 from glompo_like.evaluation.dask_cluster import distributed_available
 from glompo_like.evaluation.dask_pool import DaskUnavailable
 from glompo_like.optimizers import RandomOptimizer
 from glompo_like.policies import CycleSelector, MaxFuncCalls, MaxSeconds
+from glompo_like.record.checkpoint import read_checkpoint, run_checkpoints
 from glompo_like.record.workspace import WorkspaceBusy
 
 pytestmark = pytest.mark.timeout(120)
@@ -222,3 +224,77 @@ def test_an_unwritable_working_dir_is_refused_at_construction(tmp_path, where):
     with pytest.raises(ConfigError, match="cannot be written") as info:
         _slow_run(wd)
     assert str(wd) in str(info.value)
+
+
+# ----------------------------------------------------------------------------- 4. checkpoints of this run
+def _ids_consecutive(wd) -> bool:
+    ids = np.sort(np.asarray(read_log(wd)["eval_id"]))
+    return bool(len(ids)) and ids[0] == 1 and np.all(np.diff(ids) == 1)
+
+
+def _chk_run(wd, budget, **kw):
+    ctl = kw.pop("checkpoint_control", CheckpointingControl(every_evaluations=50, keep_last=2))
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 5})])
+    return GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend="threads", max_jobs=1, seed=2,
+                         convergence_checker=MaxFuncCalls(budget), working_dir=wd, status=None,
+                         checkpoint_control=ctl, **kw)
+
+
+def test_after_overwrite_the_new_runs_checkpoints_are_kept_and_resumed(tmp_path):
+    _chk_run(tmp_path, 600).start_manager()  # an earlier run: checkpoints at 600 evaluations
+    new = _chk_run(tmp_path, 120, overwrite=True)
+    new.start_manager()
+    assert new.checkpoints and all(p.exists() for p in new.checkpoints[-2:])
+    resumed = GloMPOManager.load_checkpoint(tmp_path / "checkpoints", convergence_checker=MaxFuncCalls(300))
+    assert resumed.run_id == new.run_id
+    r = resumed.start_manager()
+    assert r.stats["f_evals"] == len(read_log(tmp_path)) and _ids_consecutive(tmp_path)
+
+
+def test_resuming_from_an_older_checkpoint_drops_the_later_ones(tmp_path):
+    m = _chk_run(tmp_path, 300, checkpoint_control=CheckpointingControl(every_evaluations=50, keep_last=None))
+    m.start_manager()
+    files = sorted(m.checkpoints)
+    older = files[1]
+    resumed = GloMPOManager.load_checkpoint(older, convergence_checker=MaxFuncCalls(200))
+    r = resumed.start_manager()
+    # the checkpoints after the one resumed from were rolled back past and are gone: every
+    # checkpoint left is one of the resumed run (none beyond its end at ~200 evaluations)
+    left = [read_checkpoint(p)["manager"]["counters"].f_evals for p in (tmp_path / "checkpoints").iterdir()]
+    assert max(left) <= r.stats["f_evals"] < 300 and resumed.checkpoints[-1].exists()
+    assert _ids_consecutive(tmp_path)
+    again = GloMPOManager.load_checkpoint(tmp_path / "checkpoints", convergence_checker=MaxFuncCalls(250))
+    assert again.view.f_evals == resumed.view.f_evals  # the newest is the resumed run's last
+    again.start_manager()
+    assert _ids_consecutive(tmp_path)
+
+
+def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+    m = _chk_run(tmp_path, 200, checkpoint_control=CheckpointingControl(every_evaluations=50, keep_last=None))
+    m.start_manager()
+    newest, before = sorted(m.checkpoints)[-1], sorted(m.checkpoints)[-2]
+    newest.write_bytes(newest.read_bytes()[: len(newest.read_bytes()) // 2])  # cut short
+    (tmp_path / "checkpoints" / ".incomplete-999999999-abc.chk").write_bytes(b"partial")
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        GloMPOManager.load_checkpoint(newest)  # a file named explicitly is not replaced
+    caplog.set_level(logging.WARNING, logger="glompo_like.manager")
+    resumed = GloMPOManager.load_checkpoint(tmp_path / "checkpoints", convergence_checker=MaxFuncCalls(400))
+    assert any("cannot be used" in r.getMessage() and newest.name in r.getMessage() for r in caplog.records)
+    data = read_checkpoint(before)
+    assert resumed.view.f_evals == data["manager"]["counters"].f_evals
+    resumed.start_manager()
+    assert not (tmp_path / "checkpoints" / ".incomplete-999999999-abc.chk").exists()
+    assert _ids_consecutive(tmp_path)
+
+
+def test_runs_sharing_a_checkpoint_directory_keep_to_their_own(tmp_path):
+    shared = tmp_path / "chk"
+    ctl = CheckpointingControl(every_evaluations=50, keep_last=2, directory=shared)
+    a = _chk_run(tmp_path / "a", 300, checkpoint_control=ctl)
+    a.start_manager()
+    b = _chk_run(tmp_path / "b", 300, checkpoint_control=ctl)
+    b.start_manager()
+    runs = run_checkpoints(shared)
+    assert set(runs) == {a.run_id, b.run_id} and all(len(f) == 2 for f in runs.values())
+    latest = GloMPOManager.load_checkpoint(shared, convergence_checker=MaxFuncCalls(350))
+    assert latest.run_id == b.run_id  # the run that checkpointed last

@@ -29,9 +29,16 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError, GlompoError
 from ..execution.messages import RequestState, Resume, StateReply
-from ..record.checkpoint import CheckpointingControl, read_checkpoint, write_checkpoint
+from ..record.checkpoint import (
+    CheckpointingControl,
+    newest_checkpoint,
+    read_checkpoint,
+    remove_partial_files,
+    run_checkpoints,
+    write_checkpoint,
+)
 from ..record.ledger import Ledger
-from ..record.log import LOG_NAME, read_points
+from ..record.log import LOG_NAME, log_run_id, read_points
 from ..states import EndKind
 from .hunting import Hunt
 from .spawner import Spawner
@@ -62,6 +69,8 @@ def check_control(control: CheckpointingControl | None, working_dir: Path | None
 class Resumed:
     """What a resumed manager takes over from its checkpoint."""
 
+    run_id: str
+    seq: int  # the checkpoint's number in its run
     entropy: int
     policy_rng: dict[str, Any]
     counters: Any
@@ -84,9 +93,11 @@ class Checkpointer:
         Where they go.
     """
 
-    def __init__(self, control: CheckpointingControl | None, directory: Path | None) -> None:
+    def __init__(self, control: CheckpointingControl | None, directory: Path | None, run_id: str) -> None:
         self.control = control
         self.directory = directory
+        self.run_id = run_id
+        self.seq = 0  # the last checkpoint's number
         self.requested = threading.Event()  # set from any thread: take one at the next turn
         #: paths of the checkpoints written, oldest first
         self.written: list[Path] = []
@@ -102,10 +113,20 @@ class Checkpointer:
 
     def start(self, f_evals: int) -> float | None:
         """The run (re)starts at ``f_evals`` evaluations; returns the seconds until the first
-        timed checkpoint (``None``: none)."""
+        timed checkpoint (``None``: none).  Files a killed writer left half-written go, and
+        so do this run's checkpoints newer than the one it resumes from: the log has been
+        rolled back past them."""
         ctl = self.control
         if ctl is None:
             return None
+        for p in remove_partial_files(self.directory):
+            log.info("removed %s, a checkpoint file cut short by a writer that was killed", p)
+        later = [p for seq, p in run_checkpoints(self.directory, self.run_id).get(self.run_id, []) if seq > self.seq]
+        for p in later:
+            p.unlink(missing_ok=True)
+        if later:
+            log.warning("resuming from checkpoint %d: removed this run's later checkpoints %s (the log was "
+                        "rolled back past them)", self.seq, [p.name for p in later])
         if ctl.every_evaluations:
             self.next_evals = f_evals + ctl.every_evaluations
         return ctl.every_seconds
@@ -167,6 +188,8 @@ class Checkpointer:
     def write(self, data: dict[str, Any]) -> Path:
         if self.control is None or self.directory is None:
             raise GlompoError("checkpoint() needs checkpoint_control=CheckpointingControl(...)")
+        self.seq += 1
+        data = {**data, "run_id": self.run_id, "seq": self.seq}
         path = write_checkpoint(self.directory, data, self.control.keep_last)
         self.written = [p for p in self.written if p.exists()] + [path]
         return path
@@ -216,6 +239,10 @@ def read_for_resume(path: str | Path, task: Callable | None, overrides: dict[str
                     allowed: frozenset[str]) -> tuple[Callable, dict[str, Any], Resumed]:
     """A checkpoint as ``(task, settings to build the manager with, Resumed)``; ``overrides``
     replace saved settings (only those in ``allowed``)."""
+    path = Path(path)
+    if path.is_dir():  # the run of the log beside it, if there is one; else the latest run
+        run_id = log_run_id(path.parent)
+        path = newest_checkpoint(path, run_id if run_id in run_checkpoints(path) else None)
     data = read_checkpoint(path)
     unknown = set(overrides) - allowed
     if unknown:
@@ -227,16 +254,17 @@ def read_for_resume(path: str | Path, task: Callable | None, overrides: dict[str
         task = pickle.loads(data["task"])
     settings = {**data["settings"], **overrides}
     m = data["manager"]
-    resumed = Resumed(entropy=m["entropy"], policy_rng=m["policy_rng"], counters=m["counters"],
+    resumed = Resumed(run_id=data["run_id"], seq=data["seq"], entropy=m["entropy"], policy_rng=m["policy_rng"], counters=m["counters"],
                       records=m["records"], next_opt_id=m["next_opt_id"], next_hunt=m["next_hunt"],
                       t_used=m["t_used"], plan=m.get("plan"), optimizers=list(data["optimizers"]))
     return task, settings, resumed
 
 
-def restore_run(r: Resumed, ledger: Ledger, spawner: Spawner, hunt: Hunt) -> None:
+def restore_run(r: Resumed, ledger: Ledger, spawner: Spawner, hunt: Hunt, checkpointer: Checkpointer) -> None:
     """A resumed manager takes over its checkpoint's books.  Optimizers that were running
     without a saved state (stopping, or not checkpointable) end as ``stopped``."""
     spawner.restore(r.entropy, r.policy_rng, r.next_opt_id, r.optimizers)
+    checkpointer.seq = r.seq
     r.counters.t_used_before = r.t_used
     ledger.restore(r.counters, r.records)
     hunt.next_at = r.next_hunt

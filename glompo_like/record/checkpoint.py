@@ -7,6 +7,13 @@ File layout::
     sha256       (32 bytes, of the payload)
     payload      (pickle of a plain dict: see glompo_like.control.checkpointer)
 
+Each run has an identity (``run_id``, kept when it is resumed) and numbers its checkpoints
+1, 2, 3, ...; files are named ``checkpoint_<run_id>_<seq>.chk``, so several runs can share
+a directory without one rotating (``keep_last``) or resuming another's files.  Loading a
+directory picks a run (see :func:`newest_checkpoint`) and its newest file that reads
+correctly, falling back to the one before if the newest was cut short.  A writer killed
+mid-write leaves a ``.incomplete-<pid>-*`` file, removed when the next run checkpoints there.
+
 A file that is not a checkpoint, was cut short, was corrupted, or was written by a newer
 format version is refused with :class:`~glompo_like.errors.CheckpointError` naming the
 problem; nothing is half-loaded.
@@ -19,18 +26,22 @@ problem; nothing is half-loaded.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
+import re
 import struct
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError, ConfigTypeError
 
-__all__ = ["CheckpointingControl", "write_checkpoint", "read_checkpoint", "FORMAT_VERSION"]
+__all__ = ["CheckpointingControl", "write_checkpoint", "read_checkpoint", "newest_checkpoint", "run_checkpoints",
+           "remove_partial_files", "checkpoint_name", "FORMAT_VERSION"]
+
+log = logging.getLogger("glompo_like.manager")
 
 MAGIC = b"GLOMPOCK"
 FORMAT_VERSION = 2
@@ -75,36 +86,98 @@ class CheckpointingControl:
             raise ConfigTypeError("CheckpointingControl: at_end must be True or False")
 
 
+_NAME = re.compile(r"^checkpoint_(?P<run>[0-9a-f]{8,32})_(?P<seq>\d{6,})\.chk$")
+_PARTIAL = re.compile(r"^\.incomplete-(?P<pid>\d+)-.*\.chk$")
+
+
+def checkpoint_name(run_id: str, seq: int) -> str:
+    """``checkpoint_<run id>_<sequence number>.chk``: a run's files sort by sequence."""
+    return f"checkpoint_{run_id}_{seq:06d}.chk"
+
+
+def run_checkpoints(directory: str | os.PathLike, run_id: str | None = None) -> dict[str, list[tuple[int, Path]]]:
+    """The checkpoints in ``directory``, ``{run id: [(sequence number, path), ...]}``
+    oldest first (only ``run_id``'s if given)."""
+    out: dict[str, list[tuple[int, Path]]] = {}
+    directory = Path(directory)
+    if not directory.is_dir():
+        return out
+    for p in directory.iterdir():
+        m = _NAME.match(p.name)
+        if m and (run_id is None or m["run"] == run_id):
+            out.setdefault(m["run"], []).append((int(m["seq"]), p))
+    for files in out.values():
+        files.sort()
+    return out
+
+
+def remove_partial_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete ``.incomplete-*`` files that no live process is writing (left by a writer
+    that was killed mid-write); returns them."""
+    import psutil
+
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for p in directory.iterdir():
+        m = _PARTIAL.match(p.name)
+        if not m:
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or psutil.pid_exists(pid):
+            continue  # (possibly) being written right now
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
 def write_checkpoint(directory: str | os.PathLike, data: dict[str, Any], keep_last: int | None = None) -> Path:
-    """Write ``data`` as a new checkpoint file in ``directory`` atomically; rotate old ones."""
+    """Write ``data`` (with its ``run_id`` and ``seq``) as a new checkpoint file in
+    ``directory`` atomically (a temporary file, fsync, rename); then keep only this run's
+    newest ``keep_last`` (other runs' checkpoints are never touched)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     header = _HEADER.pack(MAGIC, FORMAT_VERSION, hashlib.sha256(payload).digest())
-    name = f"checkpoint_{data['manager']['counters'].f_evals:012d}_{time.strftime('%Y%m%dT%H%M%S')}_{time.time_ns() % 10**9:09d}.chk"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incomplete-", suffix=".chk")
+    path = directory / checkpoint_name(data["run_id"], data["seq"])
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".incomplete-{os.getpid()}-", suffix=".chk")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(header)
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        path = directory / name
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     if keep_last is not None:
-        for old in sorted(directory.glob("checkpoint_*.chk"))[:-keep_last]:
+        mine = run_checkpoints(directory, data["run_id"]).get(data["run_id"], [])
+        for _, old in mine[:-keep_last]:
             old.unlink(missing_ok=True)
     return path
 
 
-def newest_checkpoint(directory: str | os.PathLike) -> Path:
-    found = sorted(Path(directory).glob("checkpoint_*.chk"))
-    if not found:
-        raise CheckpointError(f"no checkpoint in {str(directory)!r}")
-    return found[-1]
+def newest_checkpoint(directory: str | os.PathLike, run_id: str | None = None) -> Path:
+    """The newest *valid* checkpoint of a run in ``directory``: ``run_id``'s if given,
+    else the run whose latest checkpoint was written last.  A newest file that cannot be
+    read (cut short, corrupted) is skipped, with a warning, for the one before it."""
+    runs = run_checkpoints(directory, run_id)
+    if not runs:
+        who = f" of run {run_id}" if run_id else ""
+        raise CheckpointError(f"no checkpoint{who} in {str(directory)!r}")
+    files = runs[run_id] if run_id else max(runs.values(), key=lambda fs: fs[-1][1].stat().st_mtime)
+    problems = []
+    for _, path in reversed(files):
+        try:
+            read_checkpoint(path)
+        except CheckpointError as e:
+            problems.append(str(e))
+            log.warning("checkpoint %s cannot be used (%s); falling back to the one before it", path, e)
+            continue
+        return path
+    raise CheckpointError(f"no valid checkpoint in {str(directory)!r}: " + "; ".join(problems))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..evaluation.core import EvalBatch
 
-__all__ = ["EvaluationLog", "read_log", "read_points", "LOG_NAME"]
+__all__ = ["EvaluationLog", "read_log", "read_points", "log_run_id", "LOG_NAME"]
 
 LOG_NAME = "evaluations.sqlite"
 SCHEMA_VERSION = 1
@@ -51,7 +51,7 @@ class EvaluationLog:
     #: rows between two background checkpoints (about 0.1-1 MB of the WAL file)
     CHECKPOINT_ROWS = 2048
 
-    def __init__(self, path: str | os.PathLike, dim: int) -> None:
+    def __init__(self, path: str | os.PathLike, dim: int, run_id: str | None = None) -> None:
         self.path = Path(path)
         self.dim = dim
         self.x_columns = dim <= _MAX_X_COLUMNS
@@ -75,7 +75,8 @@ class EvaluationLog:
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim))],
+                [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim))]
+                + ([("run_id", run_id)] if run_id else []),
             )
         # Rows go in as multi-row INSERTs (a quarter cheaper per row than executemany),
         # ROWS_PER_INSERT at a time (within SQLite's limit on parameters per statement).
@@ -285,6 +286,24 @@ def read_log(where: str | os.PathLike, optimizers: bool = False) -> Any:
     except ImportError:
         return _structured(names, rows)
     return pd.DataFrame.from_records(rows, columns=names)
+
+
+def log_run_id(where: str | os.PathLike) -> str | None:
+    """The ``run_id`` of the run whose log is at ``where`` (``None``: no log, or an older
+    one without it)."""
+    try:
+        path = _log_path(where)
+    except FileNotFoundError:
+        return None
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else row[0]
 
 
 def read_points(where: str | os.PathLike, dim: int, last_eval_id: int) -> dict[int, np.ndarray]:

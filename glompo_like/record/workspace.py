@@ -136,7 +136,7 @@ class Workspace:
         self._created: list[Path] = []  # files and folders this run created (undone on a failed start)
         self._aside: Path | None = None  # a finished run's files, set aside by overwrite
 
-    def start(self, overwrite: bool) -> LogWriter:
+    def start(self, overwrite: bool, run_id: str | None = None) -> LogWriter:
         """Take the directory for this run and open its log (see the module docstring)."""
         d = self.directory
         if d is None:
@@ -155,7 +155,7 @@ class Workspace:
                 self._created.append(d / name)
         if not (d / PRINTS_DIR).exists():
             self._created.append(d / PRINTS_DIR)
-        return EvaluationLog(d / LOG_NAME, self.dim)
+        return EvaluationLog(d / LOG_NAME, self.dim, run_id)
 
     def _lock(self) -> None:
         if fcntl is None:
