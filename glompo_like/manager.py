@@ -45,6 +45,7 @@ from .execution.messages import (
     EvalStarted,
     Evaluated,
     Inject,
+    Resume,
     StateReply,
     Stopped,
 )
@@ -313,10 +314,7 @@ class GloMPOManager:
         end = self.end or RunEnd(EndCause.MANAGER_ERROR, "manager stopped")
         try:
             if interrupted is not None and self.checkpointer.enabled and end.cause is not EndCause.MANAGER_ERROR:
-                try:
-                    self._take_checkpoint(str(end), timeout=s.shutdown_grace + 10, ending=True)
-                except Exception:
-                    log.exception("could not write a checkpoint while stopping")
+                self._take_checkpoint(str(end), timeout=s.shutdown_grace + 10, ending=True)
             for rec in list(self.ledger.records.values()):  # a normal end: stopped, not crashed
                 if rec.alive and rec.opt_id in sup.children:
                     self.ledger.stop(rec, EndKind.STOPPED, f"the run ended: {end}")
@@ -326,7 +324,8 @@ class GloMPOManager:
             self._status.close(self.view)
             if s.working_dir is not None:
                 write_summary(s.working_dir / workspace.SUMMARY_NAME,
-                              run_summary(self._describe(), self.result, self.ledger))
+                              run_summary(self._describe(), self.result, self.ledger,
+                                          {"checkpoints": self.checkpointer.warnings}))
         finally:
             try:
                 self.ledger.log.close()
@@ -366,8 +365,8 @@ class GloMPOManager:
                 log.warning("optimizer %d stopped: %s", rec.opt_id, msg.reason)
         elif isinstance(msg, Crashed):
             self._on_crashed(rec, msg)
-        elif isinstance(msg, StateReply):
-            self.checkpointer.got_state(msg)
+        elif isinstance(msg, StateReply) and not self.checkpointer.got_state(msg):
+            child.send(Resume())  # it answered after its checkpoint was taken: go on
 
     def _on_evaluated(self, child: Child | None, rec: OptimizerRecord, batch: EvalBatch, generations: int) -> None:
         improved = self.ledger.record(rec, batch, generations)
@@ -463,7 +462,7 @@ class GloMPOManager:
             self._end_run(EndCause.STOP_FILE, "STOP file in the working directory")
 
     # ------------------------------------------------------------------ checkpoints
-    def _take_checkpoint(self, why: str, timeout: float | None = None, ending: bool = False) -> Path:
+    def _take_checkpoint(self, why: str, timeout: float | None = None, ending: bool = False) -> Path | None:
         sup, records = self._sup, self.ledger.records
         running = {i: c for i, c in sup.children.items() if records[i].alive and i not in sup.stopping}
         return self.checkpointer.take(running, self._poll, self._checkpoint_record, why, timeout, ending)

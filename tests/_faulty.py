@@ -111,3 +111,22 @@ def fails_60_percent(x):
     if x[0] > -0.2:
         raise ValueError("diverged")
     return sphere(x)
+
+
+from glompo_like.optimizers import RandomOptimizer  # noqa: E402  (the optimizers below)
+
+
+class LockedStateOptimizer(RandomOptimizer):
+    """Random search whose state holds a lock, so it cannot be pickled."""
+
+    def _get_state(self):
+        import threading
+
+        return {**super()._get_state(), "lock": threading.Lock()}
+
+
+def slow_now_and_then(x):
+    """Most calls are quick; one in ten sleeps 1.5 s (a long evaluation)."""
+    if _count() % 10 == 0:
+        time.sleep(1.5)
+    return sphere(x)

@@ -14,6 +14,7 @@ from pathlib import Path
 import _faulty
 import numpy as np
 import pytest
+import yaml
 
 from glompo_like import (
     BrokenTaskError,
@@ -298,3 +299,47 @@ def test_runs_sharing_a_checkpoint_directory_keep_to_their_own(tmp_path):
     assert set(runs) == {a.run_id, b.run_id} and all(len(f) == 2 for f in runs.values())
     latest = GloMPOManager.load_checkpoint(shared, convergence_checker=MaxFuncCalls(350))
     assert latest.run_id == b.run_id  # the run that checkpointed last
+
+
+# ----------------------------------------------------------------------------- 5. checkpoints never end a run
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_an_unpicklable_optimizer_state_is_a_warning_not_a_dead_run(backend, tmp_path):
+    sel = CycleSelector([(_faulty.LockedStateOptimizer, {"popsize": 4}), (RandomOptimizer, {"popsize": 4})])
+    m = GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend=backend, max_jobs=2,
+                      convergence_checker=MaxFuncCalls(400), working_dir=tmp_path, status=None,
+                      report_interval=0, checkpoint_control=CheckpointingControl(every_evaluations=100))
+    r = m.start_manager()
+    assert "MaxFuncCalls" in r.stats["end_cond"] and r.stats["opts_crashed"] == 0
+    assert len(m.checkpoints) >= 3 and all(p.exists() for p in m.checkpoints)
+    warnings = yaml.safe_load((tmp_path / "summary.yml").read_text())["warnings"]["checkpoints"]
+    assert warnings and all("could not be saved" in w and "TypeError" in w for w in warnings)
+    data = read_checkpoint(m.checkpoints[-1])  # the other optimizer is in it
+    assert data["optimizers"] and all(o["cls"] is RandomOptimizer for o in data["optimizers"])
+    resumed = GloMPOManager.load_checkpoint(m.checkpoints[-1], convergence_checker=MaxFuncCalls(600))
+    assert resumed.start_manager().stats["f_evals"] >= 600
+
+
+def test_an_optimizer_busy_past_the_checkpoint_timeout_is_left_out_not_waited_for(tmp_path):
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 2})])
+    ctl = CheckpointingControl(every_evaluations=30, timeout=0.2)
+    m = GloMPOManager(_faulty.slow_now_and_then, BOUNDS, opt_selector=sel, backend="threads", max_jobs=2,
+                      convergence_checker=MaxFuncCalls(120), working_dir=tmp_path, status=None,
+                      checkpoint_control=ctl, thread_slice=None)
+    r = m.start_manager()
+    assert "MaxFuncCalls" in r.stats["end_cond"] and len(read_log(tmp_path)) == r.stats["f_evals"]
+    warnings = yaml.safe_load((tmp_path / "summary.yml").read_text())["warnings"]["checkpoints"]
+    assert any("did not reach a clean point within 0.2 s" in w for w in warnings)
+    assert m.checkpoints and all(p.exists() for p in m.checkpoints)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_warning(tmp_path):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")  # the checkpoint directory cannot be created below a file
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 4})])
+    m = GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend="threads", max_jobs=1,
+                      convergence_checker=MaxFuncCalls(200), working_dir=tmp_path / "run", status=None,
+                      checkpoint_control=CheckpointingControl(every_evaluations=50, directory=blocker / "chk"))
+    r = m.start_manager()
+    assert r.stats["f_evals"] >= 200 and not m.checkpoints
+    warnings = yaml.safe_load((tmp_path / "run" / "summary.yml").read_text())["warnings"]["checkpoints"]
+    assert len(warnings) >= 2 and all("could not be written" in w for w in warnings)  # (during, at the end)

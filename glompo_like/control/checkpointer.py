@@ -103,6 +103,8 @@ class Checkpointer:
         self.written: list[Path] = []
         #: seconds each checkpoint paused the run (collecting states, writing, resuming)
         self.pauses: list[float] = []
+        #: what went wrong with checkpoints (the run went on); also in the summary
+        self.warnings: list[str] = []
         self.next_evals: int | None = None
         self._states: dict[int, StateReply] = {}
         self._collecting: set[int] = set()
@@ -139,9 +141,14 @@ class Checkpointer:
         return True
 
     # ------------------------------------------------------------------ states
-    def got_state(self, msg: StateReply) -> None:
+    def got_state(self, msg: StateReply) -> bool:
+        """A state arrived.  Returns ``False`` if it came too late for its checkpoint: the
+        optimizer paused for nothing and must be told to go on."""
+        if msg.opt_id not in self._collecting:
+            return False
         self._states[msg.opt_id] = msg
         self._collecting.discard(msg.opt_id)
+        return True
 
     def forget(self, opt_id: int) -> None:
         """``opt_id`` has ended: it will send no state."""
@@ -150,8 +157,9 @@ class Checkpointer:
     def collect(self, handles: Mapping[int, Any], poll: Callable[[float | None], None],
                 timeout: float | None) -> dict[int, StateReply]:
         """Ask the optimizers of ``handles`` for their states and wait (calling ``poll``,
-        which delivers messages) until all are in, or raise :class:`CheckpointError` after
-        ``timeout`` seconds."""
+        which delivers messages) until all are in or ``timeout`` seconds have passed; those
+        still busy then are left out (with a warning), and their states, when they come,
+        are answered with ``Resume``."""
         self._states = {}
         self._collecting = set(handles)
         for handle in handles.values():
@@ -162,19 +170,36 @@ class Checkpointer:
             # checkpoint (not at all if the run is ending), so nobody evaluates past it.
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise CheckpointError(f"optimizers {sorted(self._collecting)} did not report their state in time")
+                self.warn(f"optimizer(s) {sorted(self._collecting)} did not reach a clean point within "
+                          f"{timeout:g} s (a long evaluation?): they are not in this checkpoint")
+                self._collecting = set()
+                break
             poll(left)
+        for msg in self._states.values():
+            if msg.problem:
+                self.warn(f"optimizer {msg.opt_id}: {msg.problem}; it is not in this checkpoint (a run "
+                          "resumed from it starts another optimizer in its place)")
         return dict(self._states)
+
+    def warn(self, text: str) -> None:
+        """A checkpoint problem: logged, and listed in the summary (``checkpoint_warnings``)."""
+        log.warning("checkpoint: %s", text)
+        self.warnings.append(text)
 
     def take(self, handles: Mapping[int, Any], poll: Callable[[float | None], None],
              record: Callable[[dict[int, StateReply]], dict[str, Any]], why: str,
-             timeout: float | None = None, ending: bool = False) -> Path:
+             timeout: float | None = None, ending: bool = False) -> Path | None:
         """Collect states, write the record, let the optimizers go on (not if ``ending``:
-        the log then ends exactly where the checkpoint does).  Returns the file."""
+        the log then ends exactly where the checkpoint does).  Returns the file, or ``None``
+        if it could not be written: that is a warning (log and summary), never the end of
+        the run."""
         t0 = time.perf_counter()
-        states = self.collect(handles, poll, timeout)
+        states = self.collect(handles, poll, self.control.timeout if timeout is None else timeout)
+        path = None
         try:
             path = self.write(record(states))
+        except Exception as e:
+            self.warn(f"could not be written ({why}): {type(e).__name__}: {e}")
         finally:
             for opt_id in states if not ending else ():
                 handle = handles.get(opt_id)
@@ -182,7 +207,8 @@ class Checkpointer:
                     handle.send(Resume())
         pause = time.perf_counter() - t0
         self.pauses.append(pause)
-        log.info("checkpoint (%s) written in %.1f ms: %s", why, 1e3 * pause, path)
+        if path is not None:
+            log.info("checkpoint (%s) written in %.1f ms: %s", why, 1e3 * pause, path)
         return path
 
     def write(self, data: dict[str, Any]) -> Path:

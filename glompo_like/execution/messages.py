@@ -90,9 +90,13 @@ class EvalStarted:
 
 @dataclass(frozen=True)
 class StateReply:
+    """An optimizer's state for a checkpoint (``None``: it has none to give, and
+    ``problem`` says why when that is not by design)."""
+
     opt_id: int
     generation: int
-    state: dict[str, Any]
+    state: dict[str, Any] | None
+    problem: str | None = None
 
 
 FINAL_MESSAGES = (Converged, Stopped, Crashed)

@@ -190,8 +190,14 @@ class Runner:
         matches what the manager has logged); then wait until the manager says go on."""
         self.state_requested = False
         self._report()
-        state = self.opt.get_state() if self.opt.checkpointable else None
-        self._send(StateReply(self.spec.opt_id, self.generation, state))
+        state, problem = None, None
+        if self.opt.checkpointable:
+            try:  # a state that cannot be saved leaves this optimizer out of the checkpoint
+                state = self.opt.get_state()
+                pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as e:
+                state, problem = None, f"its state could not be saved: {type(e).__name__}: {e}"
+        self._send(StateReply(self.spec.opt_id, self.generation, state, problem))
         self.paused = True
         while self.paused and self.stop_reason is None:
             self._recv()

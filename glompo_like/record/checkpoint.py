@@ -63,9 +63,14 @@ class CheckpointingControl:
     at_end:
         Write one when the run ends (including Ctrl-C and SIGTERM).
     keep_last:
-        Keep only the newest ``keep_last`` checkpoints in ``directory`` (``None``: all).
+        Keep only this run's newest ``keep_last`` checkpoints (``None``: all).
     directory:
         Where they go; default ``<working_dir>/checkpoints``.
+    timeout:
+        Seconds to wait for the running optimizers to reach a clean point (between two
+        generations) and hand over their state.  One still busy then (a long evaluation) is
+        left out of this checkpoint, with a warning: a run resumed from it starts another
+        optimizer in its place.
     """
 
     every_evaluations: int | None = None
@@ -73,6 +78,7 @@ class CheckpointingControl:
     at_end: bool = True
     keep_last: int | None = 3
     directory: str | os.PathLike | None = None
+    timeout: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("every_evaluations", "keep_last"):
@@ -84,6 +90,11 @@ class CheckpointingControl:
             raise ConfigError(f"CheckpointingControl: every_seconds must be a positive number or None, got {v!r}")
         if not isinstance(self.at_end, bool):
             raise ConfigTypeError("CheckpointingControl: at_end must be True or False")
+        t = self.timeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise ConfigTypeError(f"CheckpointingControl: timeout must be a number of seconds, got {t!r}")
+        if not (0 < t < float("inf")):
+            raise ConfigError(f"CheckpointingControl: timeout must be a positive, finite number of seconds, got {t!r}")
 
 
 _NAME = re.compile(r"^checkpoint_(?P<run>[0-9a-f]{8,32})_(?P<seq>\d{6,})\.chk$")

@@ -76,8 +76,10 @@ def describe_run(settings: Any, plan: Any, entropy: int) -> dict[str, Any]:
     return out
 
 
-def run_summary(settings: dict[str, Any], result: Any, ledger: Any) -> dict[str, Any]:
-    """The whole summary of a finished run."""
+def run_summary(settings: dict[str, Any], result: Any, ledger: Any,
+                warnings: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The whole summary of a finished run (``warnings``: what went wrong without ending
+    it, by topic, e.g. ``{"checkpoints": [...]}``)."""
     return {
         "settings": settings,
         "result": {"fx": None if not np.isfinite(result.fx) else result.fx,
@@ -85,4 +87,5 @@ def run_summary(settings: dict[str, Any], result: Any, ledger: Any) -> dict[str,
         "stats": dict(result.stats),
         "resources": resource_use(),
         "optimizers": ledger.optimizers_table(),
+        "warnings": {k: list(v) for k, v in (warnings or {}).items() if v},
     }
