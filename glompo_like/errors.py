@@ -14,6 +14,7 @@ __all__ = [
     "TaskNotPicklableError",
     "EvaluationError",
     "BrokenTaskError",
+    "ContractError",
     "OptimizerCrashed",
     "WorkerTerminated",
     "CheckpointError",
@@ -58,6 +59,13 @@ class BrokenTaskError(EvaluationError):
         super().__init__(message)
         self.first_error = first_error
         self.n_failed = n_failed
+
+
+class ContractError(GlompoError):
+    """An optimizer broke the optimizer contract (see
+    :class:`~glompo_like.optimizers.BaseOptimizer`): e.g. ``ask()`` returned points of the
+    wrong shape, NaN or infinite points, or points outside the bounds.  The message names
+    the rule.  In a run, that optimizer ends as ``failed`` and the others go on."""
 
 
 class OptimizerCrashed(GlompoError):

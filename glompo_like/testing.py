@@ -75,7 +75,7 @@ from typing import Any
 import numpy as np
 
 from .bounds import as_bounds
-from .errors import ConfigError
+from .errors import ConfigError, ContractError
 from .optimizers.base import BaseOptimizer
 
 __all__ = ["check_optimizer"]
@@ -158,8 +158,11 @@ class _Checker:
         return AssertionError(f"{self.name}: {what}")
 
     def ask(self, opt: BaseOptimizer, generation: int) -> np.ndarray:
-        xs = opt.ask()
         where = f"ask() of generation {generation}"
+        try:
+            xs = opt.ask()
+        except ContractError as e:
+            raise self.fail(f"{where}: {e}") from e
         if not isinstance(xs, np.ndarray):
             raise self.fail(f"{where} returned {type(xs).__name__}, expected a numpy array")
         if xs.dtype.kind != "f":

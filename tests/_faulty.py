@@ -130,3 +130,53 @@ def slow_now_and_then(x):
     if _count() % 10 == 0:
         time.sleep(1.5)
     return sphere(x)
+
+
+class WrongColumns(RandomOptimizer):
+    """Asks points with one column too many."""
+
+    def _ask(self):
+        return np.zeros((4, self.bounds.dim + 1))
+
+
+class AsksNothing(RandomOptimizer):
+    def _ask(self):
+        return np.empty((0, self.bounds.dim))
+
+
+class AsksNaN(RandomOptimizer):
+    def _ask(self):
+        xs = super()._ask()
+        xs[1, 0] = np.nan
+        return xs
+
+
+class AsksOutside(RandomOptimizer):
+    def _ask(self):
+        xs = super()._ask()
+        xs[2, 1] = self.bounds.upper[1] + 1.0
+        return xs
+
+
+class OverriddenAskOutside(RandomOptimizer):
+    """Overrides the public ask (bypassing BaseOptimizer's checks): the runner checks it."""
+
+    def ask(self):
+        return np.full((3, self.bounds.dim), 7.0)
+
+
+class TellRaises(RandomOptimizer):
+    def _tell(self, xs, fs):
+        if self.n_told > 8:  # the third generation of 4
+            raise RuntimeError("bookkeeping bug")
+        super()._tell(xs, fs)
+
+
+class AsyncAsksOutside(RandomOptimizer):
+    """Asynchronous random search whose third candidate is outside the bounds."""
+
+    def _ask_one(self):
+        token, x = super()._ask_one()
+        if self.n_asked == 2:
+            x = x + 100.0
+        return token, x

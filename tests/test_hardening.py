@@ -343,3 +343,35 @@ def test_a_checkpoint_that_cannot_be_written_is_a_warning(tmp_path):
     assert r.stats["f_evals"] >= 200 and not m.checkpoints
     warnings = yaml.safe_load((tmp_path / "run" / "summary.yml").read_text())["warnings"]["checkpoints"]
     assert len(warnings) >= 2 and all("could not be written" in w for w in warnings)  # (during, at the end)
+
+
+# ----------------------------------------------------------------------------- 6. optimizer contract
+CONTRACT = [
+    (_faulty.WrongColumns, "must return an (n, 3) array", {}),
+    (_faulty.AsksNothing, "with n >= 1, got shape (0, 3)", {}),
+    (_faulty.AsksNaN, "NaN or infinite values (candidate(s) [1])", {}),
+    (_faulty.AsksOutside, "outside the bounds (candidate 2, parameter 1", {}),
+    (_faulty.OverriddenAskOutside, "outside the bounds", {}),
+    (_faulty.TellRaises, "tell() raised RuntimeError: bookkeeping bug", {}),
+    (_faulty.AsyncAsksOutside, "outside the bounds", {"async_eval": True}),
+]
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+@pytest.mark.parametrize("cls, rule, kw", CONTRACT, ids=[c[0].__name__ for c in CONTRACT])
+def test_an_optimizer_that_breaks_the_contract_fails_alone(backend, cls, rule, kw, tmp_path):
+    """It ends as 'failed' naming the rule it broke; a well-behaved optimizer beside it
+    goes on to the end of the budget; everything evaluated is in the log."""
+    sel = CycleSelector([(cls, {"popsize": 4, **kw}), (RandomOptimizer, {"popsize": 4})], max_spawns=2)
+    m = GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend=backend, max_jobs=2,
+                      convergence_checker=MaxFuncCalls(300), working_dir=tmp_path, status=None, seed=1)
+    r = m.start_manager()
+    bad, good = m.view.optimizer(1), m.view.optimizer(2)
+    assert bad.end_kind == "failed" and "broke the optimizer contract" in bad.end_reason, bad.end_reason
+    assert rule in bad.end_reason
+    assert good.n_evals > 150 and r.stats["opts_crashed"] == 0
+    log = read_log(tmp_path)
+    assert len(log) == r.stats["f_evals"]
+    assert (np.asarray(log["opt_id"]) == 1).sum() == bad.n_evals
+    if cls is _faulty.TellRaises:  # the generation it was told when tell raised is logged
+        assert bad.n_evals == 12

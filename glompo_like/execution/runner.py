@@ -43,8 +43,9 @@ from typing import Any
 import numpy as np
 
 from ..bounds import Bounds
-from ..errors import ConfigError, EvaluationError
+from ..errors import ConfigError, ContractError, EvaluationError
 from ..evaluation import BatchPool, EvalBatch, EvalStatus, Outcome, StreamingPool, make_pool
+from ..optimizers.base import BaseOptimizer, checked_candidates
 from ..procs.pipes import input_check
 from .messages import (
     Ack,
@@ -287,6 +288,7 @@ class Runner:
             self.turnstile = None  # asynchronous optimizers do not take turns
             return self._async_loop(pool)
         s, opt, ts = self.spec, self.opt, self.turnstile
+        ask_checked = type(opt).ask is BaseOptimizer.ask
         while True:
             if ts is not None:
                 ts.turn()
@@ -308,7 +310,10 @@ class Runner:
                 return Stopped(s.opt_id, self.stop_reason)
             if ts is not None:
                 ts.take()
-            xs = opt.ask()
+            try:  # (BaseOptimizer.ask checks what it returns; an override is checked here)
+                xs = opt.ask() if ask_checked else checked_candidates(opt.ask(), s.bounds, type(opt).__name__)
+            except ContractError as e:
+                return Stopped(s.opt_id, f"broke the optimizer contract: {e}", failed=True)
             outcomes = pool.evaluate(xs, self._should_abort)
             if None in outcomes:  # stopped mid-generation: report what ran
                 done = [i for i, o in enumerate(outcomes) if o is not None]
@@ -326,11 +331,16 @@ class Runner:
                 rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
                 batch = EvalBatch.from_outcomes(rows_x, rows_o)
                 n_ok = batch.status.count(EvalStatus.OK)
-            opt.tell(xs, fs)
             self.generation = nxt
-            # a pool that reports each evaluation has sent its rows: count the generation
+            # logged before it is told (a pool that reports each evaluation has sent its
+            # rows already: count the generation)
             self._pending.append(EvalBatch.empty(s.bounds.dim) if pool.reports_each else batch)
             self._pending_gens += 1
+            try:
+                opt.tell(xs, fs)
+            except Exception as e:
+                return Stopped(s.opt_id, f"broke the optimizer contract: tell() raised {type(e).__name__}: {e}",
+                               failed=True)
             if (
                 s.lockstep
                 or (self.until - self.generation <= self._low_credit and self._asked < self.until)
@@ -373,14 +383,24 @@ class Runner:
                 item = opt.ask_one()
                 if item is None:
                     break
+                try:
+                    item = (item[0], checked_candidates(item[1], s.bounds, type(opt).__name__)[0])
+                except ContractError as e:
+                    self.stop_reason, self.gave_up = f"broke the optimizer contract: {e}", True
+                    break
                 pool.submit(next_key, item[1])
                 in_flight[next_key] = (item[0], item[1], 0)
                 next_key += 1
+            if self.stop_reason is not None:
+                break
             if not in_flight:
                 if self.generation + 1 > self.until:
                     self._await_credit(self.generation + 1)  # nothing out: a clean point
                     continue
-                raise RuntimeError(f"{type(opt).__name__}.ask_one() proposed nothing with nothing in flight")
+                self.stop_reason = (f"broke the optimizer contract: {type(opt).__name__}.ask_one() proposed "
+                                    "nothing with nothing in flight")
+                self.gave_up = True
+                break
             for key, outcome in pool.collect(timeout=0.05):  # the timeout keeps Stop responsive
                 token, x, attempts = in_flight.pop(key)
                 rows_x.append(x)
@@ -399,7 +419,12 @@ class Runner:
                     continue
                 else:
                     fx = self._penalty()
-                opt.tell_one(token, x, fx)
+                try:
+                    opt.tell_one(token, x, fx)
+                except Exception as e:
+                    self.stop_reason = f"broke the optimizer contract: tell_one() raised {type(e).__name__}: {e}"
+                    self.gave_up = True
+                    break
                 told += 1
                 if told % gen_size == 0:  # one generation's worth of values
                     self.generation += 1

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..bounds import Bounds, as_bounds
-from ..errors import ConfigError
+from ..errors import ConfigError, ContractError
 
 __all__ = ["BaseOptimizer", "OptResult"]
 
@@ -45,6 +45,41 @@ class OptResult:
 
     x: np.ndarray | None
     fx: float
+
+
+#: how far outside the bounds (relative to each parameter's width) an asked point may lie:
+#: rounding; such points are clipped, points further out break the contract
+BOUNDS_SLACK = 1e-9
+
+
+def checked_candidates(raw: Any, bounds: Bounds, owner: str = "optimizer") -> np.ndarray:
+    """``raw`` (what an optimizer asked) as a ``(n, dim)`` float array, ``n >= 1``, finite,
+    inside ``bounds``; else :class:`~glompo_like.errors.ContractError` naming the rule.
+    Points outside by rounding (:data:`BOUNDS_SLACK`) are clipped."""
+    try:
+        xs = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ContractError(f"{owner}.ask() must return numbers, got {type(raw).__name__} ({e})") from e
+    dim = bounds.dim
+    if xs.ndim == 1 and xs.shape == (dim,):
+        xs = xs[None, :]
+    if xs.ndim != 2 or xs.shape[1] != dim or len(xs) == 0:
+        raise ContractError(f"{owner}.ask() must return an (n, {dim}) array of candidates with n >= 1, "
+                            f"got shape {xs.shape}")
+    if not np.isfinite(xs).all():
+        rows = np.flatnonzero(~np.isfinite(xs).all(axis=1)).tolist()
+        raise ContractError(f"{owner}.ask() returned NaN or infinite values (candidate(s) {rows[:5]})")
+    low, high = xs < bounds.lower, xs > bounds.upper
+    if low.any() or high.any():
+        slack = BOUNDS_SLACK * bounds.width
+        outside = (xs < bounds.lower - slack) | (xs > bounds.upper + slack)
+        if outside.any():
+            rows, cols = np.nonzero(outside)
+            raise ContractError(f"{owner}.ask() returned points outside the bounds (candidate {int(rows[0])}, "
+                                f"parameter {int(cols[0])}: {xs[rows[0], cols[0]]!r} not in "
+                                f"[{bounds.lower[cols[0]]!r}, {bounds.upper[cols[0]]!r}])")
+        xs = np.clip(xs, bounds.lower, bounds.upper)  # (a copy: never the optimizer's own array)
+    return xs
 
 
 class BaseOptimizer(ABC):
@@ -100,10 +135,9 @@ class BaseOptimizer(ABC):
 
     # ----------------------------------------------------------------- public API
     def ask(self) -> np.ndarray:
-        """Return the next candidates as a ``(n, dim)`` float array inside the bounds."""
-        xs = np.asarray(self._ask(), dtype=float)
-        if xs.ndim != 2:
-            xs = np.atleast_2d(xs)
+        """Return the next candidates as a ``(n, dim)`` float array inside the bounds
+        (:class:`~glompo_like.errors.ContractError` if what ``_ask`` returned is not)."""
+        xs = checked_candidates(self._ask(), self.bounds, type(self).__name__)
         self.n_asked += len(xs)
         return xs
 
