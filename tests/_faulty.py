@@ -180,3 +180,31 @@ class AsyncAsksOutside(RandomOptimizer):
         if self.n_asked == 2:
             x = x + 100.0
         return token, x
+
+
+def system_exit_in_region(x):
+    if x[0] > 0.5:
+        raise SystemExit(3)
+    return sphere(x)
+
+
+def keyboard_interrupt_in_region(x):
+    if x[0] > 0.5:
+        raise KeyboardInterrupt("the task's own")
+    return sphere(x)
+
+
+def overflow_in_region(x):
+    return 10**400 if x[0] > 0.5 else sphere(x)
+
+
+def string_in_region(x):
+    return "1.5" if x[0] > 0.5 else sphere(x)
+
+
+def complex_in_region(x):
+    return np.complex128(1.5 + 0j) if x[0] > 0.5 else sphere(x)
+
+
+def bool_in_region(x):
+    return True if x[0] > 0.5 else sphere(x)

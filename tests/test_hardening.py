@@ -26,6 +26,7 @@ from glompo_like import (
     read_log,
 )
 from glompo_like.errors import CheckpointError
+from glompo_like.evaluation.core import check_value
 from glompo_like.evaluation.dask_cluster import distributed_available
 from glompo_like.evaluation.dask_pool import DaskUnavailable
 from glompo_like.optimizers import RandomOptimizer
@@ -375,3 +376,45 @@ def test_an_optimizer_that_breaks_the_contract_fails_alone(backend, cls, rule, k
     assert (np.asarray(log["opt_id"]) == 1).sum() == bad.n_evals
     if cls is _faulty.TellRaises:  # the generation it was told when tell raised is logged
         assert bad.n_evals == 12
+
+
+# ----------------------------------------------------------------------------- 7. task failures
+ODD_FAILURES = [
+    (_faulty.system_exit_in_region, "SystemExit: 3"),
+    (_faulty.keyboard_interrupt_in_region, "KeyboardInterrupt: the task's own"),
+    (_faulty.overflow_in_region, "too large for a float"),
+    (_faulty.string_in_region, "non-numeric str ('1.5')"),
+    (_faulty.complex_in_region, "complex number"),
+    (_faulty.bool_in_region, "returned a bool"),
+]
+LEVELS = [("threads", "serial"), ("threads", "threads"), ("processes", "serial"), ("threads", "processes")]
+
+
+@pytest.mark.parametrize("l1, l2", LEVELS, ids=[f"{a}-{b}" for a, b in LEVELS])
+@pytest.mark.parametrize("task, text", ODD_FAILURES, ids=[t.__name__ for t, _ in ODD_FAILURES])
+def test_every_task_failure_is_a_failed_evaluation_with_its_real_cause(l1, l2, task, text, tmp_path):
+    workers = 1 if l2 == "serial" else 2
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 4, "workers": workers, "backend": l2})])
+    m = GloMPOManager(task, BOUNDS, opt_selector=sel, backend=l1, max_jobs=2 * workers, seed=5,
+                      convergence_checker=MaxFuncCalls(80), working_dir=tmp_path, status=None)
+    r = m.start_manager()
+    assert "MaxFuncCalls" in r.stats["end_cond"] and r.stats["opts_crashed"] == 0
+    log = read_log(tmp_path)
+    status, error = np.asarray(log["status"]), np.asarray(log["error"])
+    failed = status == "failed"
+    assert failed.any() and (status != "crashed").all()
+    assert all(text in e for e in error[failed]), set(error[failed])
+    assert r.stats["evals_failed"] == int(failed.sum()) and np.isfinite(r.fx)
+
+
+@pytest.mark.parametrize("value, ok", [(1.5, True), (np.float32(2.0), True), (np.int64(3), True), (7, True),
+                                       (np.array([4.0]), True), (np.array(5.0), True), (10**400, False),
+                                       ("1.5", False), (b"1", False), (1 + 2j, False), (np.complex64(1), False),
+                                       (True, False), (np.bool_(False), False), (None, False),
+                                       (np.array([1.0, 2.0]), False), (np.array(["a"]), False),
+                                       (float("nan"), False), (-float("inf"), False), ([1.0], False)])
+def test_only_real_finite_numbers_are_values(value, ok):
+    fx, problem = check_value(value)
+    assert (problem is None) == ok, (value, problem)
+    if ok:
+        assert type(fx) is float

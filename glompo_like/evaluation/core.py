@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 import pickle
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -42,19 +45,48 @@ class Outcome(NamedTuple):
 
 
 def check_value(value: Any) -> tuple[float | None, str | None]:
-    """Return ``(fx, None)`` for a usable value, else ``(None, problem)``."""
+    """Return ``(fx, None)`` for a usable value, else ``(None, problem)``.
+
+    Usable: a real number (Python or NumPy, not a bool), or an array holding exactly one,
+    that is finite as a float.  Strings, complex numbers, bools, ``None``, arrays of other
+    sizes, NaN, infinities and integers too large for a float are not."""
     if value is None:
         return None, "task returned None"
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        return None, f"task returned a non-numeric {type(value).__name__}"
-    if arr.size != 1:
-        return None, f"task returned an array of shape {arr.shape}; it must return one number"
-    fx = float(arr.reshape(()))
+    if isinstance(value, (bool, np.bool_)):
+        return None, f"task returned a bool ({value}); it must return a number"
+    if isinstance(value, (complex, np.complexfloating)):
+        return None, f"task returned a complex number ({value}); it must return a real number"
+    if isinstance(value, numbers.Real):
+        try:
+            fx = float(value)
+        except OverflowError:
+            return None, f"task returned {type(value).__name__} {_short(value)}, too large for a float"
+    elif isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        arr = np.asarray(value)
+        if arr.size != 1:
+            return None, f"task returned an array of shape {arr.shape}; it must return one number"
+        if arr.dtype.kind not in "fiu":
+            return None, f"task returned an array of dtype {arr.dtype}; it must return a real number"
+        fx = float(arr.reshape(()))
+    else:
+        return None, f"task returned a non-numeric {type(value).__name__} ({_short(value)})"
     if not math.isfinite(fx):
         return None, f"task returned {fx}"
     return fx, None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_users_interrupt(e: BaseException) -> bool:
+    """A ``KeyboardInterrupt`` in a main thread where Ctrl-C raises it is the user's, not
+    the task's: it must end the run, not be logged as a failed evaluation.  (Glompo's child
+    processes ignore SIGINT, and other threads never receive it, so there a
+    ``KeyboardInterrupt``, like a ``SystemExit``, is the task's own doing.)"""
+    return (isinstance(e, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
 
 
 def _pickle_exception(e: BaseException) -> bytes | None:
@@ -80,7 +112,9 @@ def evaluate_one(task: Callable[[np.ndarray], Any], x: np.ndarray, worker: str) 
     t0 = _perf()
     try:
         value = task(x)
-    except Exception as e:
+    except BaseException as e:  # SystemExit, KeyboardInterrupt too: the task's failures
+        if is_users_interrupt(e):
+            raise
         return failed_outcome(e, t_wall, _perf() - t0, worker)
     return value_outcome(value, t_wall, _perf() - t0, worker)
 
@@ -97,7 +131,7 @@ def value_outcome(value: Any, t_start: float, duration: float, worker: str) -> O
     return Outcome(fx, _OK, t_start, duration, worker)
 
 
-def failed_outcome(e: Exception, t_start: float, duration: float, worker: str) -> Outcome:
+def failed_outcome(e: BaseException, t_start: float, duration: float, worker: str) -> Outcome:
     """The outcome of an evaluation that raised ``e``."""
     text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     return Outcome(math.nan, _FAILED, t_start, duration, worker, text, _pickle_exception(e))

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from .base import AbortCheck, StreamingPool
-from .core import EvalStatus, Outcome, evaluate_one, failed_outcome, value_outcome
+from .core import (
+    EvalStatus,
+    Outcome,
+    evaluate_one,
+    failed_outcome,
+    is_users_interrupt,
+    value_outcome,
+)
 
 __all__ = ["SerialPool", "AnnouncingPool"]
 
@@ -79,7 +86,9 @@ class SerialPool(StreamingPool):
                 next_check = t + self.check_every
             try:
                 value = task(x)
-            except Exception as e:
+            except BaseException as e:  # SystemExit, KeyboardInterrupt too: the task's failures
+                if is_users_interrupt(e):
+                    raise
                 t1 = perf()
                 out[i] = failed_outcome(e, to_wall + t, t1 - t, label)
                 t = perf()  # the traceback took time: not part of the next evaluation
