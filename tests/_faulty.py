@@ -208,3 +208,8 @@ def complex_in_region(x):
 
 def bool_in_region(x):
     return True if x[0] > 0.5 else sphere(x)
+
+
+def sleeps_30s(x):
+    time.sleep(30.0)
+    return sphere(x)

@@ -418,3 +418,40 @@ def test_only_real_finite_numbers_are_values(value, ok):
     assert (problem is None) == ok, (value, problem)
     if ok:
         assert type(fx) is float
+
+
+# ----------------------------------------------------------------------------- 8. nothing outlives the run
+KILLABLE = [("threads", "processes"), ("processes_forced", "processes"), ("processes", "serial"),
+            ("processes_forced", "serial")]
+
+
+@pytest.mark.parametrize("l1, l2", KILLABLE, ids=[f"{a}-{b}" for a, b in KILLABLE])
+def test_nothing_the_run_started_outlives_start_manager(l1, l2, tmp_path):
+    """A 30-second evaluation in flight when MaxSeconds ends the run: start_manager returns
+    within the grace periods, and no runner thread or process of the run is left (the
+    autouse fixture checks processes, this test the threads)."""
+    workers = 1 if l2 == "serial" else 2
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 2, "workers": workers, "backend": l2})])
+    m = GloMPOManager(_faulty.sleeps_30s, BOUNDS, opt_selector=sel, backend=l1, max_jobs=2 * workers,
+                      convergence_checker=MaxSeconds(0.5), shutdown_grace=0.5, status=None, thread_slice=None,
+                      working_dir=tmp_path)
+    t0 = time.monotonic()
+    r = m.start_manager()
+    assert time.monotonic() - t0 < 15  # (the evaluations would take 30 s)
+    assert "MaxSeconds" in r.stats["end_cond"] and r.stats["opts_crashed"] == 0
+    assert not _runner_threads(), _runner_threads()
+    assert set(np.asarray(read_log(tmp_path, optimizers=True)["end_kind"]).tolist()) == {"stopped"}
+
+
+def test_a_thread_stuck_in_the_task_is_named_in_the_log(tmp_path, caplog):
+    """A thread cannot be killed: with threads × serial an evaluation still running when
+    the run ends finishes in the background, and the log says which optimizers."""
+    caplog.set_level(logging.WARNING, logger="glompo_like.manager")
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 2})])
+    m = GloMPOManager(_faulty.sleeps_3s, BOUNDS, opt_selector=sel, backend="threads", max_jobs=1,
+                      convergence_checker=MaxSeconds(0.3), shutdown_grace=0.3, status=None, thread_slice=None)
+    m.start_manager()
+    assert any("still inside the task" in r.getMessage() and "[1]" in r.getMessage() for r in caplog.records)
+    for t in _runner_threads():  # (it ends when its 3-second evaluation does)
+        t.join(10)
+    assert not _runner_threads()

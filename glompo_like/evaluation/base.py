@@ -80,6 +80,13 @@ class BatchPool(ABC):
         """Release what the pool created (worker threads or processes, a client).  Called
         once, by the runner, when the optimizer ends."""
 
+    def terminate(self) -> bool:
+        """Escalation, callable from any thread: end every running evaluation at once, and
+        start no new worker.  The runner's :meth:`evaluate` then returns (the evaluations
+        ended this way are lost).  Returns whether the pool can do it: evaluations in
+        worker processes can be killed, those in threads cannot (the default: ``False``)."""
+        return False
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(workers={self.workers})"
 

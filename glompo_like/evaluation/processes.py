@@ -191,6 +191,7 @@ class ProcessPool(StreamingPool):
         self._todo: deque[tuple[Hashable, np.ndarray]] = deque()
         self._failed_starts = 0
         self._mean_duration: float | None = None  # of recent evaluations (exponential mean)
+        self._terminated = False  # terminate() was called: no worker is replaced any more
         for w in self._pool:
             self._starting(w)
         add_cleanup(self._kill_all)
@@ -341,7 +342,7 @@ class ProcessPool(StreamingPool):
             kill_group(w.process.pid)
         with _PROCESS_LOCK:
             w.process.join(5)
-        if not w.jobs and not killed:  # died before it was ready (or between evaluations)
+        if not w.jobs and not killed and not self._terminated:  # died before it was ready (or idle)
             if not w.ready:
                 self._failed_starts += 1
             if self._failed_starts >= MAX_FAILED_STARTS:
@@ -366,6 +367,8 @@ class ProcessPool(StreamingPool):
         if w in self._idle:
             self._idle.remove(w)
         self._pool.remove(w)
+        if self._terminated:
+            return
         self.replaced += 1
         nw = self._spawn()
         self._pool.append(nw)
@@ -377,6 +380,9 @@ class ProcessPool(StreamingPool):
             self._todo.append((i, x))
         self._dispatch()
         while any(o is None for o in out) and (self._todo or any(w.jobs for w in self._pool)):
+            if self._terminated:  # escalation: what has not finished is lost
+                self._todo.clear()
+                break
             # While evaluations wait for a worker (workers starting, which takes a while
             # with spawn or forkserver), a stop is looked for every ABORT_CHECK seconds,
             # not only when an evaluation finishes.
@@ -388,8 +394,14 @@ class ProcessPool(StreamingPool):
         return out
 
     def _kill_all(self) -> None:
-        for w in self._pool:
+        for w in list(self._pool):
             kill_group(w.process.pid)
+
+    def terminate(self) -> bool:
+        """Kill every worker (with its process group) now; none is replaced."""
+        self._terminated = True
+        self._kill_all()
+        return True
 
     def close(self) -> None:
         for w in self._pool:

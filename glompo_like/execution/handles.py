@@ -22,7 +22,7 @@ from typing import Any
 from ..procs.pipes import input_check
 from ..procs.terminate import terminate_process
 from .messages import Launch
-from .runner import RunnerSpec, run_in_process, run_in_thread
+from .runner import Runner, RunnerSpec, run_in_process, run_in_thread
 
 __all__ = ["LEVEL1_BACKENDS", "Child", "ThreadChild", "ProcessChild", "ThreadChannel", "CLOSED"]
 
@@ -99,11 +99,20 @@ class ThreadChild(Child):
         super().__init__(spec.opt_id)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         channel = ThreadChannel(spec.opt_id, self.inbox, events)
-        self.thread = threading.Thread(
-            target=run_in_thread, args=(spec, channel, task, streams, turnstile), name=f"glompo-opt{spec.opt_id}",
-            daemon=True,
-        )
+        self.runner = Runner(spec, channel, task, turnstile)
+        self.thread = threading.Thread(target=run_in_thread, args=(self.runner, streams),
+                                       name=f"glompo-opt{spec.opt_id}", daemon=True)
         self.thread.start()
+
+    def terminate(self) -> bool:
+        """Escalation: end its running evaluations if they run in worker processes (a
+        thread itself cannot be stopped).  Returns whether that was possible."""
+        return self.runner.terminate()
+
+    def pids(self) -> list[int]:
+        """The worker processes of its pool (for the final sweep)."""
+        pool = self.runner.pool
+        return list(pool.pids()) if pool is not None and hasattr(pool, "pids") else []
 
     def send(self, msg: Any) -> bool:
         self.inbox.put(msg)

@@ -125,6 +125,7 @@ class Runner:
         self.close_conn = True  # a reusable runner process keeps its pipe for the next one
         self.ended_cleanly = False  # converged or stopped, and the manager was told
         self.gave_up = False  # asynchronous mode: stopping because every evaluation failed
+        self.pool: BatchPool | None = None  # its Level 2 pool, once made
 
     # ------------------------------------------------------------------ commands
     def _handle(self, msg: Any) -> None:
@@ -241,13 +242,20 @@ class Runner:
             done=self._evaluated if self.in_process else None,
         )
 
+    def terminate(self) -> bool:
+        """Escalation from another thread (the manager's, when this runner thread did not
+        stop within the grace period): end the pool's running evaluations.  Returns whether
+        that was possible (evaluations in worker processes; not those in threads)."""
+        pool = self.pool
+        return pool is not None and pool.terminate()
+
     def run(self) -> None:
         final: Any = None
         pool: BatchPool | None = None
         try:
             s = self.spec
             # the pool first: its worker processes start up while the optimizer sets up
-            pool = self._make_pool()
+            pool = self.pool = self._make_pool()
             self.opt = s.opt_cls(s.bounds, s.x0, s.seed, **s.opt_kwargs)
             if s.state is not None:
                 self.opt.set_state(s.state)
@@ -509,10 +517,13 @@ def _crash_message(opt_id: int, e: BaseException) -> Crashed:
     return Crashed(opt_id, f"{type(e).__name__}: {e}", text, exc_pickle)
 
 
-def run_in_thread(spec: RunnerSpec, conn: Any, task: Callable, streams: Any = None, turnstile: Any = None) -> None:
+def run_in_thread(runner: Runner, streams: Any = None) -> None:
+    """A Level 1 runner thread: runs ``runner`` (built by the thread's handle, which keeps
+    it to reach its pool, see :meth:`Runner.terminate`)."""
+    spec = runner.spec
     files = streams.attach(spec.opt_id) if streams is not None and spec.print_dir else None
     try:
-        Runner(spec, conn, task, turnstile).run()
+        runner.run()
     finally:
         if files is not None:
             streams.detach(files)

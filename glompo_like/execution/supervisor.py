@@ -13,6 +13,7 @@ message and every ended child to the manager's callbacks; the supervisor makes n
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
@@ -28,6 +29,8 @@ from .runner import RunnerSpec
 from .turnstile import Turnstile
 
 __all__ = ["Supervisor", "ProcessSupervisor", "ThreadSupervisor", "make_supervisor"]
+
+log = logging.getLogger("glompo_like.manager")
 
 OnMessage = Callable[[Child, Any], None]
 OnEnd = Callable[[Child], None]
@@ -326,10 +329,34 @@ class ThreadSupervisor(Supervisor):
         self.streams = streams
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.turnstile = None if thread_slice is None else Turnstile(thread_slice)
+        self._abandoned: list[ThreadChild] = []  # runner threads given up on at the end
 
     def _start(self, spec: RunnerSpec) -> Child:
         return ThreadChild(spec, self.task, self.events, self.streams, self.turnstile)
 
+    def _pids(self) -> list[int]:
+        """The worker processes of every runner's pool (a runner thread has no process)."""
+        return [pid for c in self.children.values() for pid in c.pids()]
+
+    def _abandon(self, child: Child, on_message: OnMessage) -> None:
+        """A runner thread that did not stop in time: end its pool's running evaluations
+        (worker processes can be killed; its thread then returns), and keep an eye on it."""
+        assert isinstance(child, ThreadChild)
+        child.terminate()
+        self._abandoned.append(child)
+
+    def _lingering(self) -> bool:
+        self._abandoned = [c for c in self._abandoned if c.is_alive()]
+        return bool(self._abandoned)
+
+    def sweep(self, grace: float) -> list[int]:
+        reaped = super().sweep(grace)
+        stuck = [c.opt_id for c in self._abandoned if c.is_alive()]
+        if stuck:
+            log.warning("the runner thread(s) of optimizer(s) %s are still inside the task, which a thread "
+                        "cannot be stopped in: they end when it returns (evaluate in worker processes, "
+                        "Level 2 backend='processes', for runs that must end at once)", stuck)
+        return reaped
     def wakeup(self) -> None:
         self.events.put((0, None))  # opt_id 0 is never a runner: ignored by _deliver
 
