@@ -358,8 +358,9 @@ def _result_table(result: Any, wall: float) -> str:
         ("best point", _fmt_point(result.x)),
         ("found by", found_by),
         ("evaluations", f"{evals} ({s.get('evals_failed', 0)} failed)"),
-        ("optimizers", f"{s.get('opts_started', 0)} started, {s.get('opts_killed', 0)} killed, "
-                       f"{s.get('opts_converged', 0)} converged, {s.get('opts_crashed', 0)} crashed"),
+        ("optimizers", f"{s.get('opts_started', 0)} started: {s.get('opts_killed', 0)} killed, "
+                       f"{s.get('opts_converged', 0)} converged, {s.get('opts_stopped', 0)} stopped, "
+                       f"{s.get('opts_failed', 0)} failed, {s.get('opts_crashed', 0)} crashed"),
         ("end condition", str(s.get("end_cond"))),
         ("wall time", f"{t_used:.2f} s"),
         ("evaluations/second", f"{rate:,.0f}"),

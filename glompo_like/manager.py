@@ -51,7 +51,7 @@ from .execution.messages import (
 )
 from .execution.plan import ExecutionPlan, preload, resolve, validate
 from .execution.supervisor import Supervisor, make_supervisor
-from .policies.base import next_check_in, remaining_evals
+from .policies.base import final_reason, next_check_in, remaining_evals
 from .procs.hygiene import kill_group
 from .record import workspace
 from .record.ledger import Ledger, OptimizerRecord
@@ -320,6 +320,8 @@ class GloMPOManager:
                     self.ledger.stop(rec, EndKind.STOPPED, f"the run ended: {end}")
             # on return every optimizer has ended and its last batch is logged
             sup.stop_all(str(end), s.shutdown_grace, self._on_message, self._on_end)
+            if end.cause is EndCause.CHECKER:  # its numbers, as the run ended
+                end = self.end = replace(end, reason=final_reason(s.convergence_checker, self.view) or end.reason)
             self.result = self.ledger.result(str(end), self._spawner.entropy)
             self._status.close(self.view)
             if s.working_dir is not None:

@@ -30,8 +30,9 @@ from glompo_like.evaluation.core import check_value
 from glompo_like.evaluation.dask_cluster import distributed_available
 from glompo_like.evaluation.dask_pool import DaskUnavailable
 from glompo_like.optimizers import RandomOptimizer
-from glompo_like.policies import CycleSelector, MaxFuncCalls, MaxSeconds
+from glompo_like.policies import CycleSelector, MaxFuncCalls, MaxSeconds, TargetCost
 from glompo_like.record.checkpoint import read_checkpoint, run_checkpoints
+from glompo_like.record.status import LogStatus
 from glompo_like.record.workspace import WorkspaceBusy
 
 pytestmark = pytest.mark.timeout(120)
@@ -455,3 +456,66 @@ def test_a_thread_stuck_in_the_task_is_named_in_the_log(tmp_path, caplog):
     for t in _runner_threads():  # (it ends when its 3-second evaluation does)
         t.join(10)
     assert not _runner_threads()
+
+
+# ----------------------------------------------------------------------------- 13. the numbers agree
+def _end_numbers(text: str) -> dict[str, float]:
+    import re
+
+    out = {}
+    if m := re.search(r"(\d+) evaluations \(>=", text):
+        out["f_evals"] = int(m.group(1))
+    if m := re.search(r"best ([-+0-9.e]+)", text):
+        out["best"] = float(m.group(1))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_the_end_reason_agrees_with_the_result(backend, tmp_path):
+    """The evaluations and best value in the end reason are the run's final ones (the
+    optimizers' last reports arrive after the checker fired); every optimizer is counted
+    under exactly one way of ending."""
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 7})])
+    for checker in (MaxFuncCalls(400), TargetCost(0.5) | MaxFuncCalls(5000)):
+        m = GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend=backend, max_jobs=2, seed=11,
+                          convergence_checker=checker, working_dir=tmp_path, overwrite=True, status=None)
+        r = m.start_manager()
+        numbers = _end_numbers(r.stats["end_cond"])
+        assert numbers, r.stats["end_cond"]
+        if "f_evals" in numbers:
+            assert numbers["f_evals"] == r.stats["f_evals"] == len(read_log(tmp_path))
+        if "best" in numbers:
+            assert numbers["best"] == pytest.approx(r.fx, rel=1e-5)
+        s = r.stats
+        assert s["opts_started"] == (s["opts_killed"] + s["opts_converged"] + s["opts_stopped"]
+                                     + s["opts_failed"] + s["opts_crashed"])
+        summary = yaml.safe_load((tmp_path / "summary.yml").read_text())
+        assert summary["stats"]["end_cond"] == s["end_cond"] and summary["result"]["fx"] == pytest.approx(r.fx)
+
+
+def test_the_rate_after_a_resume_counts_this_sessions_evaluations(tmp_path):
+    ctl = CheckpointingControl(every_evaluations=100)
+    _chk_run(tmp_path, 300, checkpoint_control=ctl).start_manager()
+    resumed = GloMPOManager.load_checkpoint(tmp_path / "checkpoints", convergence_checker=MaxFuncCalls(400))
+    before = resumed.view.f_evals
+    resumed.start_manager()
+    view = resumed.view
+    assert view.session_evals == view.f_evals - before > 0
+    status = LogStatus()
+    status.close(view)  # the average rate of this session, not all evaluations over its time
+    assert status.rate == pytest.approx(view.session_evals / view.t_elapsed, rel=0.05)
+    assert resumed.result.stats["t_used"] > view.t_elapsed  # the run's time, all sessions
+
+
+def test_a_probe_is_explained_in_the_result(tmp_path):
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 4})])
+    m = GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend="threads", max_jobs=2,
+                      convergence_checker=MaxFuncCalls(600), working_dir=tmp_path, status=None)
+    r = m.start_manager()
+    opts = read_log(tmp_path, optimizers=True)
+    probe_rows = np.asarray(opts["opt_id"]) == 0
+    assert probe_rows.sum() == 1 and np.asarray(opts["type"])[probe_rows][0] == "probe"
+    assert "probe" in np.asarray(opts["settings"])[probe_rows][0]
+    n_probe = int((np.asarray(read_log(tmp_path)["opt_id"]) == 0).sum())
+    assert r.stats["probe_evals"] == n_probe > 0 and r.stats["t_probe"] > 0
+    assert r.stats["opts_started"] == len(opts) - 1  # the probe is not an optimizer started

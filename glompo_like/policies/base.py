@@ -163,6 +163,18 @@ def next_check_in(cond: Condition, *args: Any) -> float | None:
     return cond.next_check_in(*args)
 
 
+def final_reason(cond: Condition, *args: Any) -> str | None:
+    """The reason of the decision that fired last, asked again now, so its numbers are the
+    run's final ones (the part of ``a | b`` that fired, or the whole ``a & b``); ``None``
+    if it does not fire any more.  The manager calls it once the run has wound down, so the
+    end reason and the result agree."""
+    if isinstance(cond, AnyOf):
+        fired = [p for p in cond.parts if p.last is not None and p.last.fired]
+        return final_reason(fired[0], *args) if fired else None
+    d = cond(*args)
+    return d.reason if d else None
+
+
 def remaining_evals(cond: Condition, *args: Any) -> int | None:
     """Evaluations before a checker could fire by counting evaluations alone, or ``None``
     if it never does so (e.g. ``TargetCost``).  ``a | b`` ends with the first of its parts

@@ -15,7 +15,6 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from .. import validation as v
-from ..errors import ConfigError
 from ..record.view import RunView
 from .base import Condition, Decision
 
@@ -110,6 +109,13 @@ class TargetCost(BaseChecker):
 class MaxSeconds(BaseChecker):
     """Fires after ``seconds`` of wall time.
 
+    The manager wakes up when the time is up (it does not wait for the next report), then
+    stops its optimizers: each gets ``shutdown_grace`` seconds to finish the evaluation in
+    hand, and worker processes that do not end are then killed, so ``start_manager``
+    returns within ``seconds`` plus about twice ``shutdown_grace`` (plus a second for a
+    process that must be killed).  The time includes the start of the run (a task probe of
+    ``backend="auto"`` or ``thread_slice="auto"``, starting processes).
+
     Parameters
     ----------
     seconds:
@@ -123,9 +129,7 @@ class MaxSeconds(BaseChecker):
     def __init__(self, seconds: float, overall: bool = False) -> None:
         super().__init__()
         self.seconds = v.number(seconds, "seconds", owner="MaxSeconds", low=0.0, low_ok=False)
-        if not isinstance(overall, bool):
-            raise ConfigError(f"MaxSeconds: overall must be True or False, got {overall!r}")
-        self.overall = overall
+        self.overall = v.boolean(overall, "overall", owner="MaxSeconds")
 
     def _settings(self) -> str:
         return f"seconds={self.seconds:g}" + (", overall=True" if self.overall else "")

@@ -281,6 +281,8 @@ class Ledger:
         self._barren_crashes = 0
         #: the first failed evaluation's message and traceback (None while none failed)
         self.first_error: str | None = None
+        #: evaluations and seconds spent measuring the task (a probe: optimizer 0)
+        self.probe_evals, self.t_probe = 0, 0.0
         self._watch = _FailureWatch()
 
     def restore(self, counters: RunCounters, records: dict[int, OptimizerRecord]) -> None:
@@ -339,6 +341,9 @@ class Ledger:
         """A task probe's evaluations (``(x, Outcome)`` pairs) are real: they are logged and
         counted as optimizer 0, which is not counted as started."""
         xs = np.array([x for x, _ in probes])
+        starts = [o.t_start for _, o in probes]
+        self.probe_evals += len(probes)
+        self.t_probe += max(o.t_start + o.duration for _, o in probes) - min(starts)
         rec = self.open(0, "probe", description, 0, xs[0], counted=False)
         self.record(rec, EvalBatch.from_outcomes(xs, [o for _, o in probes]))
         self.finish(rec, EndKind.STOPPED, f"{description} finished")
@@ -409,6 +414,8 @@ class Ledger:
             "opts_failed": c.opts_failed,
             "end_cond": end_reason,
             "t_used": self.view.t_total,
+            "probe_evals": self.probe_evals,
+            "t_probe": self.t_probe,
             "seed_entropy": entropy,
         }
         x = None if c.best_x is None else np.array(c.best_x)

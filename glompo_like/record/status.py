@@ -62,7 +62,7 @@ class StatusReporter:
 
     def _measure(self, view: Any) -> None:
         t = float(view.t_elapsed)
-        evals = int(view.f_evals)
+        evals = int(view.session_evals)
         t_prev = 0.0 if self._last_t is None else self._last_t
         evals_prev = 0 if self._last_t is None else self._last_evals
         dt = t - t_prev
@@ -135,7 +135,7 @@ class LogStatus(StatusReporter):
 
     def close(self, view: Any) -> None:
         t = float(view.t_elapsed)
-        self.rate = view.f_evals / t if t > 0 else math.nan
+        self.rate = view.session_evals / t if t > 0 else math.nan
         self.logger.log(self.level, "finished: %s", self.line(view))
 
     def __repr__(self) -> str:
@@ -238,7 +238,7 @@ class RichStatus(StatusReporter):
         if self._closed:
             return
         t = float(view.t_elapsed)
-        self.rate = view.f_evals / t if t > 0 else math.nan
+        self.rate = view.session_evals / t if t > 0 else math.nan
         final = self.table(view, final=True)
         if self._live is None:
             self.console.print(final)

@@ -103,7 +103,7 @@ class OptimizerView:
 class RunView:
     """A read-only snapshot of the run handed to every policy."""
 
-    __slots__ = ("_c", "_records", "_views", "_t0", "_clock", "dim", "bounds")
+    __slots__ = ("_c", "_records", "_views", "_t0", "_evals0", "_clock", "dim", "bounds")
 
     def __init__(
         self,
@@ -117,12 +117,19 @@ class RunView:
         self._records = records
         self._views: dict[int, OptimizerView] = {}
         self._t0 = t0
+        self._evals0 = counters.f_evals  # evaluations before this session (a resumed run)
         self._clock = clock
         self.bounds = bounds
         self.dim = None if bounds is None else bounds.dim
 
     f_evals = property(lambda self: self._c.f_evals, doc="evaluations so far (all optimizers)")
     evals_failed = property(lambda self: self._c.evals_failed)
+
+    @property
+    def session_evals(self) -> int:
+        """Evaluations in this session of the run (all of them unless it was resumed): with
+        :attr:`t_elapsed`, the evaluation rate."""
+        return self._c.f_evals - self._evals0
     opts_started = property(lambda self: self._c.opts_started)
     opts_killed = property(lambda self: self._c.opts_killed)
     opts_converged = property(lambda self: self._c.opts_converged)
