@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +28,7 @@ from glompo_like import (
     GloMPOManager,
     read_log,
 )
+from glompo_like.control.signals import SignalWatch, Terminated
 from glompo_like.errors import CheckpointError
 from glompo_like.evaluation.core import check_value
 from glompo_like.evaluation.dask_cluster import distributed_available
@@ -519,3 +523,55 @@ def test_a_probe_is_explained_in_the_result(tmp_path):
     n_probe = int((np.asarray(read_log(tmp_path)["opt_id"]) == 0).sum())
     assert r.stats["probe_evals"] == n_probe > 0 and r.stats["t_probe"] > 0
     assert r.stats["opts_started"] == len(opts) - 1  # the probe is not an optimizer started
+
+
+# ----------------------------------------------------------------------------- 11. signals
+def test_the_signal_watch_raises_only_at_the_safe_point():
+    woken = []
+    with SignalWatch(lambda: woken.append(1)) as watch:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here: it notes, it does not raise
+        total = sum(range(1000))  # (code that runs on after the signal)
+        assert total == 499500 and woken
+        with pytest.raises(Terminated):
+            watch.raise_if_signalled()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+
+
+_SIGNAL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import _faulty
+from glompo_like import GloMPOManager
+from glompo_like.optimizers import RandomOptimizer
+from glompo_like.policies import CycleSelector, MaxSeconds
+if __name__ == "__main__":
+    sel = CycleSelector([(RandomOptimizer, {{"popsize": 3}})])
+    m = GloMPOManager(_faulty.sphere, [(-1, 1)] * 3, opt_selector=sel, backend={backend!r}, max_jobs=2,
+                      convergence_checker=MaxSeconds(30), working_dir={wd!r}, status=None, report_interval=0)
+    print("READY", flush=True)
+    m.start_manager()
+"""
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_sigterm_at_any_moment_leaves_the_counts_and_the_log_agreeing(backend, tmp_path):
+    """SIGTERM while batches pour in (one report per generation): whatever the moment, the
+    run ends cleanly and every counted evaluation is in the log."""
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        wd = tmp_path / f"run{i}"
+        code = _SIGNAL_SCRIPT.format(tests=str(Path(__file__).parent), backend=backend, wd=str(wd))
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        assert proc.stdout.readline().strip() == "READY"
+        deadline = time.monotonic() + 30
+        while not (wd / "evaluations.sqlite").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.05, 0.5))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM, err
+        summary = yaml.safe_load((wd / "summary.yml").read_text())
+        assert summary["stats"]["end_cond"] == "terminated (SIGTERM)"
+        assert summary["stats"]["f_evals"] == len(read_log(wd)) > 0
