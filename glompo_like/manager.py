@@ -232,7 +232,7 @@ class GloMPOManager:
         Dask cluster, print capture, the supervisor); ``resources`` closes them."""
         s = self.settings
         self.ledger.start_clock()
-        address, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
+        address, security, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
         resources.callback(close_dask)
         self.ledger.log = self._workspace.start(s.overwrite, self.run_id)
         if self._resumed is not None:
@@ -244,7 +244,7 @@ class GloMPOManager:
         for profile, description in probes:  # its evaluations are real: optimizer 0
             self.ledger.record_probe(profile.probes, description)
         preload(self.plan, s.opt_selector.entries)
-        self.plan = replace(self.plan, dask_address=address)
+        self.plan = replace(self.plan, dask_address=address, dask_security=security)
         print_dir = str(s.working_dir / workspace.PRINTS_DIR) if s.capture_prints and s.working_dir else None
         self._spawner.print_dir = print_dir
         streams = None

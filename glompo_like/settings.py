@@ -183,6 +183,27 @@ def _dask_address(value: Any) -> Any:
     return validate_address(value)
 
 
+def _dask_security(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        from distributed.security import Security
+    except ImportError:
+        raise ConfigError(f"{OWNER}: dask_security needs the distributed package: "
+                          "pip install 'glompo_like[dask]'") from None
+    if isinstance(value, Security):
+        return value
+    if isinstance(value, dict):
+        try:
+            return Security(**value)
+        except (TypeError, ValueError, OSError) as e:
+            raise ConfigError(f"{OWNER}: dask_security={value!r} is not a valid distributed.Security: {e}; "
+                              "give e.g. {'tls_ca_file': ..., 'tls_client_cert': ..., 'tls_client_key': ..., "
+                              "'require_encryption': True}") from e
+    raise ConfigTypeError(f"{OWNER}: dask_security must be a distributed.Security, a dict of its keyword "
+                          f"arguments, or None, got {type(value).__name__}")
+
+
 def _flag(name: str) -> Callable[[Any], bool]:
     return lambda value: v.boolean(value, name, owner=OWNER)
 
@@ -312,8 +333,18 @@ class Settings:
         _clock, resume=False, saved=False, shown=False)
     dask_address: str | None = option(
         None, "Scheduler of an existing Dask cluster (``\"tcp://host:8786\"``) for entries with "
-        "``backend=\"dask\"``; ``None`` starts an embedded cluster on 127.0.0.1 for the run.",
-        _dask_address)
+        "``backend=\"dask\"``; ``None`` starts an embedded cluster on 127.0.0.1 for the run, private to "
+        "this process (TLS with certificates made for the run, when ``cryptography`` is installed, as the "
+        "``dask`` extra does).", _dask_address)
+    dask_security: Any = option(
+        None, "TLS settings for the existing cluster at ``dask_address``: a ``distributed.Security``, or a "
+        "dict of its keyword arguments (``tls_ca_file``, ``tls_client_cert``, ``tls_client_key``, "
+        "``require_encryption``, ...), passed to every Dask client of the run.", _dask_security,
+        shown=True)
+    dask_worker_timeout: float = option(
+        120.0, "Seconds to wait for a Dask cluster to have a worker before the run gives up with "
+        ":class:`~glompo_like.evaluation.dask_pool.DaskUnavailable` (a cluster whose workers come from a "
+        "batch queue may need more).", _seconds("dask_worker_timeout"))
 
     # ------------------------------------------------------------------ building
     @classmethod

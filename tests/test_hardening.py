@@ -31,7 +31,7 @@ from glompo_like import (
 from glompo_like.control.signals import SignalWatch, Terminated
 from glompo_like.errors import CheckpointError
 from glompo_like.evaluation.core import check_value
-from glompo_like.evaluation.dask_cluster import distributed_available
+from glompo_like.evaluation.dask_cluster import distributed_available, start_local_cluster
 from glompo_like.evaluation.dask_pool import DaskUnavailable
 from glompo_like.optimizers import RandomOptimizer
 from glompo_like.policies import CycleSelector, MaxFuncCalls, MaxSeconds, TargetCost
@@ -575,3 +575,68 @@ def test_sigterm_at_any_moment_leaves_the_counts_and_the_log_agreeing(backend, t
         summary = yaml.safe_load((wd / "summary.yml").read_text())
         assert summary["stats"]["end_cond"] == "terminated (SIGTERM)"
         assert summary["stats"]["f_evals"] == len(read_log(wd)) > 0
+
+
+# ----------------------------------------------------------------------------- 12. Dask
+def _dask_run(wd, **kw):
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 4, "workers": 2, "backend": "dask"})])
+    return GloMPOManager(_faulty.sphere, BOUNDS, opt_selector=sel, backend="threads", max_jobs=2,
+                         convergence_checker=MaxFuncCalls(40), working_dir=wd, status=None, **kw)
+
+
+@pytest.mark.skipif(not distributed_available(), reason="needs the dask extra")
+def test_the_embedded_cluster_is_private_to_the_run(tmp_path):
+    """TLS with certificates made for the run: a client without them is turned away."""
+    import distributed
+
+    seen = {}
+    m = _dask_run(tmp_path)
+    thread = threading.Thread(target=lambda: seen.setdefault("r", m.start_manager()))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while (m.plan is None or m.plan.dask_address is None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    address = m.plan.dask_address
+    assert address.startswith("tls://127.0.0.1:") and m.plan.dask_security is not None
+    from distributed.security import Security
+
+    with pytest.raises((OSError, TimeoutError)):  # a client with certificates of its own: refused
+        distributed.Client(address, timeout=3, set_as_default=False, security=Security.temporary())
+    thread.join(90)
+    assert seen["r"].stats["f_evals"] >= 40
+    summary = yaml.safe_load((tmp_path / "summary.yml").read_text())
+    assert summary["settings"]["plan"]["dask_tls"] is True
+    assert "BEGIN" not in (tmp_path / "summary.yml").read_text()  # no key material in the summary
+
+
+@pytest.mark.skipif(not distributed_available(), reason="needs the dask extra")
+def test_security_settings_reach_an_existing_tls_cluster(tmp_path):
+    from distributed.security import Security
+
+    security = Security.temporary()
+    address, close = start_local_cluster(2, security=security)
+    try:
+        assert address.startswith("tls://")
+        with pytest.raises(DaskUnavailable, match="dask_security"):  # without the certificates
+            _dask_run(tmp_path / "a", dask_address=address).start_manager()
+        r = _dask_run(tmp_path / "b", dask_address=address, dask_security=security).start_manager()
+        assert r.stats["f_evals"] >= 40 and r.stats["opts_crashed"] == 0
+    finally:
+        close()
+    with pytest.raises(ConfigTypeError, match="dask_security"):
+        _dask_run(tmp_path / "c", dask_address=address, dask_security="tls")
+    with pytest.raises(ConfigError, match="dask_security"):
+        _dask_run(tmp_path / "d", dask_address=address, dask_security={"no_such_option": 1})
+
+
+@pytest.mark.skipif(not distributed_available(), reason="needs the dask extra")
+def test_a_cluster_without_workers_is_a_clear_error_after_a_timeout(tmp_path):
+    address, close = start_local_cluster(0)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(DaskUnavailable, match=r"has no worker \(waited 1.5 s\)"):
+            _dask_run(tmp_path / "run", dask_address=address, dask_worker_timeout=1.5).start_manager()
+        assert time.monotonic() - t0 < 30
+        assert not (tmp_path / "run").exists()  # a failed start leaves no trace
+    finally:
+        close()

@@ -112,5 +112,6 @@ class Spawner:
             pool_start_method=plan.pool_start_method, task_timeout=s.task_timeout, blas_threads=s.blas_threads,
             on_error=s.on_error, penalty=s.penalty, lockstep=plan.lockstep, report_interval=plan.report_interval,
             state=state, first_generation=first_generation, print_dir=self.print_dir,
-            dask_address=plan.dask_address,
+            dask_address=plan.dask_address, dask_security=plan.dask_security,
+            dask_worker_timeout=s.dask_worker_timeout,
         )

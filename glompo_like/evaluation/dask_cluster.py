@@ -83,20 +83,65 @@ def embedded_workers(max_jobs: int, dask_workers: list[int]) -> int:
     return max(largest, min(max_jobs, largest * (max_jobs // min(dask_workers))))
 
 
-def dask_for_run(config: Any) -> tuple[str | None, Callable[[], None]]:
-    """For the manager: the scheduler address its Dask optimizers use and a closer.
+def dask_for_run(config: Any) -> tuple[str | None, Any, Callable[[], None]]:
+    """For the manager: the scheduler address its Dask optimizers use, its security, and a
+    closer.
 
-    No entry with ``backend="dask"``: ``(config.dask_address, no-op)``.  An address given:
-    check that the scheduler listens there (:class:`DaskUnavailable` at once otherwise).
-    No address: start the embedded cluster (see :func:`embedded_workers`).
+    No entry with ``backend="dask"``: ``(config.dask_address, None, no-op)``.  An address
+    given: check that the scheduler listens there and has a worker within
+    ``config.dask_worker_timeout`` seconds (:class:`DaskUnavailable` otherwise), with
+    ``config.dask_security``.  No address: start the embedded cluster (see
+    :func:`embedded_workers`), private to this process (TLS with certificates made for the
+    run) when ``cryptography`` is installed.
     """
     entries = [e for e in config.opt_selector.entries if e.backend == "dask"]
     if not entries:
-        return config.dask_address, _nothing
+        return config.dask_address, None, _nothing
     if config.dask_address is not None:
         check_reachable(config.dask_address)
-        return config.dask_address, _nothing
-    return start_local_cluster(embedded_workers(config.max_jobs, [e.workers for e in entries]))
+        wait_for_a_worker(config.dask_address, config.dask_security, config.dask_worker_timeout)
+        return config.dask_address, config.dask_security, _nothing
+    security = private_security()
+    address, close = start_local_cluster(embedded_workers(config.max_jobs, [e.workers for e in entries]),
+                                         security=security)
+    return address, security, close
+
+
+def private_security() -> Any:
+    """TLS certificates made for one run (``distributed.Security.temporary``), so only this
+    process (and the optimizers it hands them to) can use the embedded cluster; ``None``,
+    with a warning, when ``cryptography`` is missing."""
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError:
+        import logging
+
+        logging.getLogger("glompo_like.manager").warning(
+            "the embedded Dask cluster accepts connections from any local user: install cryptography "
+            "(pip install 'glompo_like[dask]') to make it private (TLS)")
+        return None
+
+
+def wait_for_a_worker(address: str, security: Any, timeout: float) -> None:
+    """Raise :class:`DaskUnavailable` unless the cluster at ``address`` has a worker within
+    ``timeout`` seconds."""
+    import distributed
+
+    from .dask_pool import CONNECT_TIMEOUT, no_workers_message
+
+    try:
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False, security=security)
+    except Exception as e:
+        raise DaskUnavailable(f"cannot connect to the Dask scheduler at {address!r} ({type(e).__name__}: {e}); "
+                              "check the address and, for a TLS cluster, dask_security") from e
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise DaskUnavailable(no_workers_message(address, timeout)) from None
+    finally:
+        client.close()
 
 
 def _nothing() -> None:
@@ -140,11 +185,14 @@ def _stop_keeper(proc: subprocess.Popen, timeout: float) -> None:
 
 
 def start_local_cluster(n_workers: int, threads_per_worker: int = 1,
-                        startup_timeout: float = STARTUP_TIMEOUT) -> tuple[str, Callable[[], None]]:
+                        startup_timeout: float = STARTUP_TIMEOUT,
+                        security: Any = None) -> tuple[str, Callable[[], None]]:
     """Start a Dask cluster on 127.0.0.1 that dies with this process.
 
-    Returns ``(scheduler address, close)``; ``close()`` is idempotent and also runs at
-    interpreter exit.  Raises :class:`DaskUnavailable` if the cluster does not start.
+    ``security``: a ``distributed.Security`` (TLS; the keeper gets it through its private
+    standard input, never its command line), or ``None`` for plain TCP.  Returns
+    ``(scheduler address, close)``; ``close()`` is idempotent and also runs at interpreter
+    exit.  Raises :class:`DaskUnavailable` if the cluster does not start.
     """
     if not distributed_available():
         raise DaskUnavailable("the embedded Dask cluster needs the distributed package: "
@@ -157,6 +205,11 @@ def start_local_cluster(n_workers: int, threads_per_worker: int = 1,
         [sys.executable, "-c", _KEEPER_CMD, str(int(n_workers)), str(int(threads_per_worker))],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True, start_new_session=True,
     )
+    import base64
+    import pickle
+
+    proc.stdin.write(b"SECURITY " + base64.b64encode(pickle.dumps(security)) + b"\n")
+    proc.stdin.flush()
     line = b""
     deadline = time.monotonic() + startup_timeout
     try:
@@ -198,7 +251,12 @@ def _keeper_main() -> None:
 
     become_child()  # own process group; SIGTERM / the manager's death -> kill the group
     n_workers, threads = int(sys.argv[1]), int(sys.argv[2])
+    import base64
     import logging
+    import pickle
+
+    first = sys.stdin.readline().split()
+    security = pickle.loads(base64.b64decode(first[1])) if len(first) == 2 and first[0] == "SECURITY" else None
 
     import dask
     from distributed import LocalCluster
@@ -209,9 +267,10 @@ def _keeper_main() -> None:
 
     code = 0
     try:
+        tls = {} if security is None else {"security": security, "protocol": "tls://"}
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
-            scheduler_port=0, dashboard_address=None, silence_logs=logging.WARNING,
+            scheduler_port=0, dashboard_address=None, silence_logs=logging.WARNING, **tls,
         )
         sys.stdout.write(f"ADDRESS {cluster.scheduler_address}\n")
         sys.stdout.flush()

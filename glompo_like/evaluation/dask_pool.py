@@ -79,6 +79,8 @@ log = logging.getLogger("glompo_like.evaluation.dask")
 
 #: seconds a DaskPool waits for the scheduler before raising DaskUnavailable
 CONNECT_TIMEOUT = 5.0
+#: seconds to wait for the first worker of a cluster (the ``dask_worker_timeout`` setting)
+WORKER_TIMEOUT = 120.0
 #: longest time (seconds) between two looks at which workers the cluster has
 WORKER_REFRESH = 2.0
 
@@ -90,6 +92,12 @@ class DaskUnavailable(GlompoError):
 
 _ADDRESS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>\S+)")
 _SOCKET_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def no_workers_message(address: str, waited: float) -> str:
+    return (f"the Dask cluster at {address!r} has no worker (waited {waited:g} s): start workers "
+            f"(dask worker {address}), or wait longer (dask_worker_timeout), or omit dask_address to use "
+            "an embedded local cluster")
 
 
 def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -146,6 +154,8 @@ class DaskPool(BatchPool):
         timeout: float | None = None,
         retries: int = 3,
         connect_timeout: float = CONNECT_TIMEOUT,
+        security: Any = None,
+        worker_timeout: float = WORKER_TIMEOUT,
     ) -> None:
         if task_bytes is None:
             raise ValueError("DaskPool needs the pickled task (task_bytes)")
@@ -156,6 +166,8 @@ class DaskPool(BatchPool):
         self.timeout = timeout
         self.retries = int(retries)
         self.connect_timeout = connect_timeout
+        self.security = security  # distributed.Security for a TLS cluster (None: plain TCP)
+        self.worker_timeout = worker_timeout
         #: evaluations that were run again because a worker died while holding them
         self.resubmitted = 0
         self._client: Any = None
@@ -182,7 +194,8 @@ class DaskPool(BatchPool):
                                   "or the address of its embedded cluster)")
         _check_reachable(self.address, self.connect_timeout)  # a refused connection fails at once
         try:
-            client = distributed.Client(self.address, timeout=self.connect_timeout, set_as_default=False)
+            client = distributed.Client(self.address, timeout=self.connect_timeout, set_as_default=False,
+                                        security=self.security)
         except Exception as e:
             raise DaskUnavailable(
                 f"cannot reach the Dask scheduler at {self.address!r} within {self.connect_timeout:g} s "
@@ -197,6 +210,7 @@ class DaskPool(BatchPool):
         """Send the task to every worker there is, once there is one (an adaptive cluster
         may start empty).  Returns False if told to stop while waiting."""
         told = False
+        give_up = time.monotonic() + self.worker_timeout
         while True:
             try:
                 client.wait_for_workers(1, timeout=1.0)
@@ -207,6 +221,8 @@ class DaskPool(BatchPool):
                     told = True
                 if should_abort is not None and should_abort():
                     return False
+                if time.monotonic() >= give_up:
+                    raise DaskUnavailable(no_workers_message(self.address, self.worker_timeout)) from None
         self._watch_workers(refresh=True)
         self._blob = client.scatter(TaskBlob(self.task_bytes), broadcast=True, hash=False)
         return True

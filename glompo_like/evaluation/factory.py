@@ -83,6 +83,8 @@ def make_pool(
     timeout: float | None = None,
     blas_threads: int | None = 1,
     dask_address: str | None = None,
+    dask_security: Any = None,
+    dask_worker_timeout: float | None = None,
     announce: Callable[[np.ndarray], None] | None = None,
     done: Callable[[np.ndarray, Outcome], None] | None = None,
 ) -> BatchPool:
@@ -115,6 +117,10 @@ def make_pool(
         BLAS/OpenMP threads per worker process (``None``: leave the environment alone).
     dask_address:
         The scheduler of ``"dask"``.
+    dask_security:
+        Its ``distributed.Security`` (TLS), or ``None``.
+    dask_worker_timeout:
+        Seconds to wait for the cluster's first worker (``None``: the pool's default).
     announce:
         For a serial runner in its own process under ``timeout`` (the manager kills the
         process at the deadline): called with each point before it is evaluated.  Given
@@ -142,7 +148,8 @@ def make_pool(
             preload_threadpoolctl()  # forked workers then find it imported
         return ProcessPool(task_bytes, workers, ctx, label, timeout, blas_threads)
     if backend == "dask":
-        return DaskPool(task_bytes, workers, dask_address, label, timeout)
+        extra = {} if dask_worker_timeout is None else {"worker_timeout": dask_worker_timeout}
+        return DaskPool(task_bytes, workers, dask_address, label, timeout, security=dask_security, **extra)
     raise ConfigError(f"unknown Level 2 backend {backend!r}; use one of {', '.join(map(repr, POOLS))} "
                       "or a concurrent.futures.Executor ('auto' is resolved before pools are made)")
 

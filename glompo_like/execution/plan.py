@@ -73,6 +73,7 @@ class ExecutionPlan:
     lockstep: bool = False
     report_interval: float = 0.02
     dask_address: str | None = None
+    dask_security: Any = field(default=None, repr=False)  # TLS of that cluster (never shown)
     reasons: dict[str, str] = field(default_factory=dict)
     probe: dict[str, Any] | None = None  # what "auto" measured
 
@@ -95,6 +96,7 @@ class ExecutionPlan:
             "lockstep": self.lockstep,
             "report_interval": self.report_interval,
             "dask_address": self.dask_address,
+            "dask_tls": None if self.dask_address is None else self.dask_security is not None,
             "reasons": dict(self.reasons),
             "probe": self.probe,
         }
@@ -118,6 +120,9 @@ def validate(settings: Any) -> bytes | None:
             needs_bytes = True
         elif e.backend == "auto":
             may_need_bytes = True
+    if settings.dask_security is not None and settings.dask_address is None:
+        warnings.warn("dask_security is for an existing cluster (dask_address); the embedded cluster "
+                      "makes its own TLS certificates, so it is not used", UserWarning, stacklevel=4)
     if settings.dask_address is not None and not any(e.backend == "dask" for e in entries):
         warnings.warn(f"dask_address={settings.dask_address!r} is set but no opt_selector entry uses "
                       "backend='dask'; it is not used", UserWarning, stacklevel=4)

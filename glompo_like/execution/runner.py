@@ -93,6 +93,8 @@ class RunnerSpec:
     max_failed_generations: int = 3
     state: dict[str, Any] | None = None
     dask_address: str | None = None  # the scheduler of Level 2 "dask"
+    dask_security: Any = None  # its distributed.Security (TLS), if any
+    dask_worker_timeout: float | None = None  # seconds to wait for its first worker
 
 
 class _StopRun(Exception):
@@ -238,6 +240,8 @@ class Runner:
             timeout=s.task_timeout,
             blas_threads=s.blas_threads,
             dask_address=s.dask_address,
+            dask_security=s.dask_security,
+            dask_worker_timeout=s.dask_worker_timeout,
             announce=self._announce if self.in_process else None,
             done=self._evaluated if self.in_process else None,
         )
