@@ -162,7 +162,7 @@ def _validate_level2(workers: Any, backend: Any, name: str) -> None:
         pass  # checked with the pool options
     elif isinstance(workers, bool) or not isinstance(workers, Integral):
         raise ConfigTypeError(f"{name}: workers must be an integer >= 1 or 'auto', got {workers!r}")
-    if workers < 1:
+    elif workers < 1:
         raise ConfigError(f"{name}: workers must be an integer >= 1, got {workers!r}")
     if isinstance(backend, str):
         if backend not in BACKENDS:
