@@ -5,6 +5,7 @@ Commands::
     glompo-like demo      a small managed run on a built-in test function, with a result table
     glompo-like report    plots (PNG) of a run from its evaluation log (needs matplotlib)
     glompo-like export    a run's evaluation log as CSV files (or HDF5)
+    glompo-like log       the last evaluations of a run: value, status, sample, metadata
 
 Each command is a function ``_cmd_<name>(args) -> int``; :func:`main` parses the arguments
 and returns the exit code.
@@ -141,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where to write the files (default: RUN_DIR)")
     export.set_defaults(handler=_cmd_export)
+
+    evals = commands.add_parser(
+        "log",
+        help="print the last evaluations of a run, with their sample number and metadata",
+        description="Print the last evaluations of a run from its evaluation log: id, optimizer, "
+        "value, status, sample (which measurement of its point, with samples > 1), worker and the "
+        "metadata the task returned with where the evaluation ran.  The log is only read.",
+    )
+    evals.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                       help="the run's working directory (or its evaluations.sqlite)")
+    evals.add_argument("--last", type=_positive_int, default=20, metavar="N",
+                       help="how many evaluations, the newest last (default: 20)")
+    evals.add_argument("--opt", type=_positive_int, default=None, metavar="ID",
+                       help="only the evaluations of this optimizer")
+    evals.set_defaults(handler=_cmd_log)
 
     resume = commands.add_parser(
         "resume",
@@ -306,6 +322,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"{PROG} export: the evaluation log of {args.run_dir}")
     for f in files:
         print(f"  {f}")
+    return 0
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    import json
+    import sqlite3
+
+    from .record.log import _log_path
+
+    try:
+        path = _log_path(args.run_dir)
+    except FileNotFoundError as e:
+        return _error(e)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        have = {r[1] for r in db.execute("PRAGMA table_info(evaluations)")}
+        sample = "sample" if "sample" in have else "0"
+        meta = "meta" if "meta" in have else "NULL"
+        where, params = ("WHERE opt_id = ?", (args.opt,)) if args.opt is not None else ("", ())
+        rows = db.execute(f"SELECT eval_id, opt_id, fx, status, {sample}, worker, {meta} FROM evaluations {where} "
+                          "ORDER BY eval_id DESC LIMIT ?", (*params, args.last)).fetchall()[::-1]
+    except sqlite3.Error as e:
+        return _error(f"cannot read {path}: {e}")
+    finally:
+        db.close()
+    print(f"{'eval_id':>8} {'opt':>4} {'fx':>14} {'status':<15} {'sample':>6} {'worker':<16} meta")
+    for eval_id, opt_id, fx, status, k, worker, m in rows:
+        m = "" if m is None else json.dumps(json.loads(m), sort_keys=True)
+        print(f"{eval_id:>8} {opt_id:>4} {_fmt_value(fx, '.6g'):>14} {status or 'ok':<15} {k:>6} "
+              f"{_truncate(worker, 16):<16} {m}")
     return 0
 
 

@@ -19,6 +19,13 @@ class Result:
     ----------
     x, fx:
         The best point found and its value (``None`` / ``inf`` if no evaluation succeeded).
+        With ``samples > 1`` (a noisy objective) ``fx`` is the aggregate (mean or median)
+        of the point's samples, and the point was measured ``incumbent_samples`` times.
+    fx_std:
+        The standard deviation of the best point's samples (``None`` when it was measured
+        once, as every point is unless the run sets ``samples``).
+    n_samples:
+        How many successful samples ``fx`` aggregates (1 without ``samples``).
     origin:
         ``{"opt_id": ..., "type": ...}`` of the optimizer that found it.
     stats:
@@ -31,12 +38,15 @@ class Result:
     fx: float
     origin: Mapping[str, Any] = field(default_factory=dict)
     stats: Mapping[str, Any] = field(default_factory=dict)
+    fx_std: float | None = None
+    n_samples: int = 1
 
     def __str__(self) -> str:
         x = "None" if self.x is None else np.array2string(np.asarray(self.x), precision=6, threshold=12)
         s = self.stats
+        spread = "" if self.fx_std is None else f" ± {self.fx_std:.3g} (n={self.n_samples})"
         return (
-            f"Result(fx={self.fx:.10g}, x={x}, origin={dict(self.origin)},\n"
+            f"Result(fx={self.fx:.10g}{spread}, x={x}, origin={dict(self.origin)},\n"
             f"       f_evals={s.get('f_evals')}, end_cond={s.get('end_cond')!r}, "
             f"t_used={s.get('t_used', float('nan')):.3g}s)"
         )

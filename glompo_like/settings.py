@@ -33,6 +33,8 @@ from . import validation as v
 from .bounds import Bounds, as_bounds
 from .errors import ConfigError, ConfigTypeError
 from .evaluation.core import ON_ERROR_POLICIES
+from .evaluation.memory import parse_size
+from .evaluation.samples import AGGREGATES
 from .execution.handles import LEVEL1_BACKENDS
 from .record.checkpoint import CheckpointingControl
 from .record.status import STATUS_KINDS
@@ -202,6 +204,14 @@ def _dask_security(value: Any) -> Any:
                               "'require_encryption': True}") from e
     raise ConfigTypeError(f"{OWNER}: dask_security must be a distributed.Security, a dict of its keyword "
                           f"arguments, or None, got {type(value).__name__}")
+def _samples(value: Any) -> int:
+    return v.integer(value, "samples", owner=OWNER, minimum=1, example=5,
+                     fix="It is how many times each asked point is evaluated (1: a deterministic objective).")
+
+
+def _incumbent_samples(value: Any) -> int | None:
+    return v.integer(value, "incumbent_samples", owner=OWNER, minimum=1, none_ok=True, example=20,
+                     fix="It is how many samples a point needs before it may be the best (None: 4 * samples).")
 
 
 def _flag(name: str) -> Callable[[Any], bool]:
@@ -281,6 +291,26 @@ class Settings:
         "``None``: never stop for that.",
         lambda x: v.integer(x, "fail_fast", owner=OWNER, minimum=1, none_ok=True, example=50,
                             fix="None turns the check off"))
+    samples: int = option(
+        1, "Noisy objectives: evaluate every asked point this many times (each a row of the log, with "
+        "its ``sample`` number; the repeats are spread over the optimizer's Level 2 workers), and tell the "
+        "optimizer, the hunters and the checkers their ``aggregate``.  The budget counts every sample.  A "
+        "point that looks like the optimizer's best is measured ``incumbent_samples`` times before it may "
+        "become the best, so the reported best is not a lucky draw (see :doc:`evaluation_models`).", _samples)
+    aggregate: str = option(
+        "mean", "How a point's samples are combined: ``\"mean\"`` or ``\"median\"`` (robust to outliers).",
+        lambda x: v.one_of(x, "aggregate", AGGREGATES, owner=OWNER))
+    incumbent_samples: int | None = option(
+        None, "With ``samples > 1``: the samples a point needs before it may become an optimizer's best (and "
+        "the run's).  Each generation, its best point, when its aggregate beats the optimizer's best, is "
+        "measured this many times afresh, and their aggregate is its value (the draws that made it look best "
+        "are set aside).  ``None``: ``4 * samples``; at most ``samples``: no re-measuring.",
+        _incumbent_samples)
+    memory_limit: int | None = option(
+        None, "Resident memory one evaluation's process (and what it started) may use, e.g. ``\"2GiB\"``, "
+        "``\"512MiB\"`` or a number of bytes; over it, the process group is killed and the evaluation logged "
+        "as ``memory_exceeded``.  Needs Level 2 ``\"processes\"`` or ``\"isolated\"``.",
+        lambda x: parse_size(x, "memory_limit", OWNER))
     penalty: float | None = option(
         None, "The value an optimizer is told for a failed evaluation (``None``: automatic).",
         lambda x: v.number(x, "penalty", owner=OWNER, none_ok=True, fix="None is automatic"))

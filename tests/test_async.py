@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from glompo_like import ConfigError, GloMPOManager, read_log
-from glompo_like.optimizers import CMAOptimizer, DEOptimizer, PSOOptimizer, RandomOptimizer
+from glompo_like.optimizers import (
+    DEOptimizer,
+    NelderMeadOptimizer,
+    PSOOptimizer,
+    RandomOptimizer,
+)
 from glompo_like.policies.checkers import MaxFuncCalls
 from glompo_like.policies.selectors import CycleSelector
 from glompo_like.problems.functions import sphere
@@ -96,7 +101,7 @@ def test_async_state_round_trip_gives_identical_asks(cls, kw):
 
 def test_async_eval_on_an_optimizer_without_it_is_refused():
     with pytest.raises(ConfigError):
-        CycleSelector([(CMAOptimizer, {"async_eval": True})])
+        CycleSelector([(NelderMeadOptimizer, {"async_eval": True})])
     with pytest.raises(ConfigError, match="async_eval must be True or False"):
         CycleSelector([(DEOptimizer, {"async_eval": "yes"})])
 

@@ -298,14 +298,14 @@ def _profile(t_eval, ratio, ok=True):
 def test_every_backend_declares_its_protocol():
     """The registry names a pool class per Level 2 backend; each is a BatchPool, those that
     stream are StreamingPools, and can_stream answers from the class."""
-    assert set(POOLS) == {"serial", "threads", "processes", "dask"}
+    assert set(POOLS) == {"serial", "threads", "processes", "isolated", "asyncio", "dask"}
     assert all(issubclass(cls, BatchPool) for cls in POOLS.values())
     assert {name for name, cls in POOLS.items() if issubclass(cls, StreamingPool)} == {
-        "serial", "threads", "processes"}
+        "serial", "threads", "processes", "isolated", "asyncio"}
     assert not issubclass(DaskPool, StreamingPool)
     assert issubclass(ExecutorPool, StreamingPool)
-    assert [can_stream(b) for b in ("serial", "threads", "processes", "dask", "auto")] == [
-        True, True, True, False, True]
+    assert [can_stream(b) for b in ("serial", "threads", "processes", "isolated", "asyncio", "dask", "auto")] == [
+        True, True, True, True, True, False, True]
     with ThreadPoolExecutor(1) as ex:
         assert can_stream(ex)
     with pytest.raises(ConfigError, match="unknown Level 2 backend 'gpu'"):

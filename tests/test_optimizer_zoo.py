@@ -328,8 +328,9 @@ def test_base_optimizer_declares_every_trait_with_its_default():
     assert (_Steady.generational, _Steady.checkpointable, _Steady.deterministic, _Steady.supports_async) == (
         True, True, False, False)
     assert _Steady.preload_modules == () and _Steady.check_options() is None
-    for cls, kwargs in [(c, {"async_eval": True}) for c in (DEOptimizer, PSOOptimizer, RandomOptimizer)] + [
-        (c, {}) for c in (CMAOptimizer, XNESOptimizer, SNESOptimizer, NelderMeadOptimizer, ScipyOptimizer)
+    with_async = (DEOptimizer, PSOOptimizer, RandomOptimizer, CMAOptimizer, XNESOptimizer, SNESOptimizer)
+    for cls, kwargs in [(c, {"async_eval": True}) for c in with_async] + [
+        (c, {}) for c in (NelderMeadOptimizer, ScipyOptimizer)
     ]:
         opt = cls([(0, 1)] * 2, **kwargs)
         try:

@@ -242,7 +242,7 @@ class Checkpointer:
                 continue
             entry, l2 = spawner.launched[opt_id]
             optimizers.append({
-                "opt_id": opt_id, "cls": entry.cls, "kwargs": dict(entry.kwargs), "workers": entry.workers,
+                "opt_id": opt_id, "cls": entry.cls, "kwargs": dict(entry.kwargs), "workers": entry.workers, "pool": entry.pool,
                 "backend": l2, "generation": reply.generation, "state": reply.state,
             })
         return {

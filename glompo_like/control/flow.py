@@ -71,10 +71,10 @@ class Credit:
             return ahead
         if left is None:
             return ahead + need
-        per_gen = max(1, len(rec.fx) // max(1, rec.generations))
+        per_gen = max(1, _evals(rec) // max(1, rec.generations))
         for r in others:
             if r.opt_id and r.holds_credit:  # credit others (and rec) may be using unseen
-                size = len(r.fx) // r.generations if r.generations else per_gen
+                size = _evals(r) // r.generations if r.generations else per_gen
                 left -= max(0, r.granted_until - r.generations) * size
         extra = min(need, (left // max(1, running)) // per_gen)
         if extra <= 0 and rec.granted_until <= rec.generations and left >= per_gen:
@@ -95,6 +95,12 @@ class Credit:
         if per_gen_s <= horizon / self.max_grant:
             return self.max_grant
         return max(2, min(self.max_grant, 1 + math.ceil(horizon / per_gen_s)))
+
+
+def _evals(rec: OptimizerRecord) -> int:
+    """Evaluations ``rec`` made: with ``samples > 1`` its rows outnumber its history's points,
+    and the budget counts rows."""
+    return max(rec.n_rows, len(rec.fx))
 
 
 class Acks:

@@ -24,11 +24,12 @@ __all__ = ["Spawner", "describe_entry"]
 log = logging.getLogger("glompo_like.manager")
 
 
-def describe_entry(entry: Any, l2_backend: Any) -> str:
+def describe_entry(entry: Any, l2_backend: Any, workers: int | None = None) -> str:
     """How the log and the summary name an optimizer: its class, its kwargs, and its Level 2
-    pool unless it evaluates serially."""
+    pool (size ``workers``, default the entry's) unless it evaluates serially."""
+    workers = entry.workers if workers is None else workers
     kw = ", ".join(f"{k}={v!r}" for k, v in entry.kwargs.items())
-    l2 = "" if l2_backend == "serial" and entry.workers == 1 else f" [L2 {l2_backend} × {entry.workers}]"
+    l2 = "" if l2_backend == "serial" and workers == 1 else f" [L2 {l2_backend} × {workers}]"
     return f"{entry.cls.__name__}({kw}){l2}"
 
 
@@ -82,7 +83,7 @@ class Spawner:
             opt_id = self.next_opt_id
             self.next_opt_id += 1
             l2 = plan.level2_of(entry, s.opt_selector.entries)
-            desc = describe_entry(entry, l2)
+            desc = describe_entry(entry, l2, plan.workers_of(entry, s.opt_selector.entries, l2))
             ledger.open(opt_id, entry.cls.__name__, desc, entry.workers, x0)
             start(self._spec(opt_id, entry, l2, x0, plan), entry.workers)
             self.launched[opt_id] = (entry, l2)
@@ -91,9 +92,10 @@ class Spawner:
     def _restart(self, saved: dict[str, Any], ledger: Ledger, plan: ExecutionPlan,
                  start: Callable[[RunnerSpec, int], Any]) -> None:
         """Start an optimizer of a resumed run again, from its checkpointed state."""
-        from ..policies.selectors import as_entry
+        from ..policies.selectors import OptimizerEntry
 
-        entry = as_entry((saved["cls"], {**saved["kwargs"], "workers": saved["workers"]}), "checkpointed optimizer")
+        entry = OptimizerEntry(saved["cls"], saved["kwargs"], saved["workers"], saved["backend"], saved.get("pool"),
+                               name="checkpointed optimizer")
         rec = ledger.records[saved["opt_id"]]
         rec.granted_until = saved["generation"] + 1
         spec = self._spec(saved["opt_id"], entry, saved["backend"], rec.x0, plan, saved["state"],
@@ -108,10 +110,13 @@ class Spawner:
         return RunnerSpec(
             opt_id=opt_id, opt_cls=entry.cls, opt_kwargs=dict(entry.kwargs), bounds=s.bounds, x0=x0,
             seed=np.random.SeedSequence(self.entropy, spawn_key=(1, opt_id)), task_bytes=self.task_bytes,
-            l2_backend=l2, l2_workers=entry.workers, start_method=s.start_method,
+            l2_backend=l2, l2_workers=plan.workers_of(entry, s.opt_selector.entries, l2), start_method=s.start_method,
             pool_start_method=plan.pool_start_method, task_timeout=s.task_timeout, blas_threads=s.blas_threads,
             on_error=s.on_error, penalty=s.penalty, lockstep=plan.lockstep, report_interval=plan.report_interval,
             state=state, first_generation=first_generation, print_dir=self.print_dir,
             dask_address=plan.dask_address, dask_security=plan.dask_security,
             dask_worker_timeout=s.dask_worker_timeout,
+            pool_options=entry.pool.with_memory_limit(s.memory_limit),
+            samples=s.samples, aggregate=s.aggregate,
+            incumbent_samples=s.incumbent_samples if s.incumbent_samples is not None else 4 * s.samples,
         )

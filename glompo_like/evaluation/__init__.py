@@ -4,7 +4,11 @@ One module per backend, in the manner of :mod:`concurrent.futures`:
 
 - :mod:`.core`: one evaluation's :class:`Outcome` and a generation's :class:`EvalBatch`;
 - :mod:`.base`: the two protocols, :class:`BatchPool` and :class:`StreamingPool`;
-- :mod:`.serial`, :mod:`.threads`, :mod:`.processes`, :mod:`.executor`: the local pools;
+- :mod:`.serial`, :mod:`.threads`, :mod:`.processes` (with :class:`IsolatedPool`),
+  :mod:`.asyncio_pool`, :mod:`.executor`: the local pools;
+- :mod:`.options`: an entry's pool options (``max_evals_per_worker``, ``gpus``, Dask
+  ``resources``, ``workers="auto"``); :mod:`.memory`: sizes and resident memory;
+  :mod:`.samples`: repeated samples of noisy objectives and their aggregates;
 - :mod:`.dask_pool` (client side), :mod:`.dask_remote` (worker side) and
   :mod:`.dask_cluster` (the embedded cluster): Level 2 on Dask;
 - :mod:`.factory`: backend names → pool classes (:data:`POOLS`), :func:`can_stream` and
@@ -14,12 +18,14 @@ This package imports nothing above it (no runner, manager, policies or record): 
 :mod:`glompo_like.procs`, :mod:`glompo_like.errors` and :mod:`glompo_like.bounds`.
 """
 
+from .asyncio_pool import AsyncioPool
 from .base import BatchPool, StreamingPool
-from .core import EvalBatch, EvalStatus, Outcome, evaluate_one
+from .core import EvalBatch, EvalStatus, Outcome, PointBatch, evaluate_one, is_coroutine_task
 from .dask_pool import DaskPool
 from .executor import ExecutorPool, FuturesPool
 from .factory import AUTO_CHOICES, POOLS, can_stream, make_pool
-from .processes import ProcessPool
+from .options import PoolOptions
+from .processes import IsolatedPool, ProcessPool
 from .serial import AnnouncingPool, SerialPool
 from .threads import ThreadPool
 
@@ -27,13 +33,18 @@ __all__ = [
     "EvalBatch",
     "EvalStatus",
     "Outcome",
+    "PointBatch",
     "evaluate_one",
+    "is_coroutine_task",
     "BatchPool",
     "StreamingPool",
     "SerialPool",
     "AnnouncingPool",
     "ThreadPool",
     "ProcessPool",
+    "IsolatedPool",
+    "AsyncioPool",
+    "PoolOptions",
     "FuturesPool",
     "ExecutorPool",
     "DaskPool",

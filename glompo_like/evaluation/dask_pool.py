@@ -139,6 +139,9 @@ class DaskPool(BatchPool):
         running evaluations in a killable helper subprocess.
     retries:
         Worker deaths one evaluation may survive; one more and it is recorded as crashed.
+    resources:
+        Dask worker resources every evaluation needs, e.g. ``{"GPU": 1}``: the scheduler
+        runs it only on a worker that declares them, and counts them while it runs.
     connect_timeout:
         Seconds to wait for the scheduler before raising :class:`DaskUnavailable`.
     """
@@ -156,6 +159,7 @@ class DaskPool(BatchPool):
         connect_timeout: float = CONNECT_TIMEOUT,
         security: Any = None,
         worker_timeout: float = WORKER_TIMEOUT,
+        resources: dict[str, float] | None = None,
     ) -> None:
         if task_bytes is None:
             raise ValueError("DaskPool needs the pickled task (task_bytes)")
@@ -168,6 +172,9 @@ class DaskPool(BatchPool):
         self.connect_timeout = connect_timeout
         self.security = security  # distributed.Security for a TLS cluster (None: plain TCP)
         self.worker_timeout = worker_timeout
+        #: Dask worker resources each evaluation needs (``{"GPU": 1}``): only workers that
+        #: declare them (``dask worker --resources GPU=1``) run its evaluations
+        self.resources = resources
         #: evaluations that were run again because a worker died while holding them
         self.resubmitted = 0
         self._client: Any = None
@@ -179,7 +186,8 @@ class DaskPool(BatchPool):
         self._next_refresh = 0.0
 
     def __repr__(self) -> str:
-        return f"DaskPool(address={self.address!r}, workers={self.workers}, timeout={self.timeout})"
+        extra = "" if self.resources is None else f", resources={self.resources}"
+        return f"DaskPool(address={self.address!r}, workers={self.workers}, timeout={self.timeout}{extra})"
 
     # ------------------------------------------------------------------ connection
     def _connect(self) -> Any:
@@ -273,7 +281,7 @@ class DaskPool(BatchPool):
     def _submit(self, client: Any, xs: list[np.ndarray]) -> list[Any]:
         keys = [f"glompo-{self.label}-{uuid.uuid4().hex}" for _ in xs]
         return client.map(run_remote, xs, key=keys, blob=self._blob, label=self.label,
-                           timeout=self.timeout, pure=False)
+                           timeout=self.timeout, pure=False, resources=self.resources)
 
     def evaluate(self, xs, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
         if len(xs) == 0:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .base import AbortCheck, StreamingPool
-from .core import Outcome, evaluate_one
+from .core import Outcome, evaluate_one, where_json
 
 __all__ = ["FuturesPool", "ExecutorPool", "collect_futures"]
 
@@ -41,7 +41,7 @@ class FuturesPool(StreamingPool):
         self._futures: dict[Future, Hashable] = {}
 
     def submit(self, key: Hashable, x: np.ndarray) -> None:
-        self._futures[self.executor.submit(evaluate_one, self.task, x, self.label)] = key
+        self._futures[self.executor.submit(evaluate_one, self.task, x, self.label, self._where())] = key
 
     def collect(self, timeout: float | None = None) -> list[tuple[Hashable, Outcome]]:
         if not self._futures:
@@ -59,14 +59,23 @@ class FuturesPool(StreamingPool):
         return len(self._futures)
 
     def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
-        futs = [self.executor.submit(evaluate_one, self.task, x, self.label) for x in xs]
+        where = self._where()
+        futs = [self.executor.submit(evaluate_one, self.task, x, self.label, where) for x in xs]
         return collect_futures(futs, should_abort)
+
+    def _where(self) -> str | None:
+        """Where evaluations run: this process for the pool's own threads; ``None`` (each
+        evaluation looks itself) for a user's executor, which may run them elsewhere."""
+        return where_json(self.label)
 
 
 class ExecutorPool(FuturesPool):
     """Evaluations through a user's ``concurrent.futures.Executor``, which stays open."""
 
     kind = "executor"
+
+    def _where(self) -> str | None:
+        return None
 
     def __init__(self, task: Callable[[np.ndarray], Any], executor: Executor, label: str) -> None:
         workers = int(getattr(executor, "_max_workers", 1) or 1)  # a private attribute, if it has one

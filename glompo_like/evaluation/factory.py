@@ -2,7 +2,7 @@
 
 ::
 
-    entry backend ──► POOLS["serial" | "threads" | "processes" | "dask"] ──► pool class
+    entry backend ──► POOLS["serial" | "threads" | "processes" | "isolated" | "asyncio" | "dask"] ──► pool class
                   └─► an Executor ──► ExecutorPool            ("auto" is resolved by the
                                                                 manager before a pool is made)
 
@@ -24,11 +24,13 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..procs.start import forget_inherited_forkserver, pool_preload_modules
+from .asyncio_pool import AsyncioPool
 from .base import BatchPool, StreamingPool
 from .core import Outcome
 from .dask_pool import DaskPool
 from .executor import ExecutorPool
-from .processes import ProcessPool, preload_threadpoolctl
+from .options import PoolOptions
+from .processes import IsolatedPool, ProcessPool, preload_threadpoolctl
 from .serial import AnnouncingPool, SerialPool
 from .threads import ThreadPool
 
@@ -39,6 +41,8 @@ POOLS: Mapping[str, type[BatchPool]] = MappingProxyType({
     "serial": SerialPool,
     "threads": ThreadPool,
     "processes": ProcessPool,
+    "isolated": IsolatedPool,
+    "asyncio": AsyncioPool,
     "dask": DaskPool,
 })
 #: What ``backend="auto"`` may resolve to (see :mod:`glompo_like.execution.auto`): only
@@ -55,8 +59,8 @@ def can_stream(backend: str | Executor) -> bool:
 
     Examples
     --------
-    >>> can_stream("processes"), can_stream("dask"), can_stream("auto")
-    (True, False, True)
+    >>> can_stream("processes"), can_stream("isolated"), can_stream("dask"), can_stream("auto")
+    (True, True, False, True)
     """
     if isinstance(backend, Executor):
         return issubclass(ExecutorPool, StreamingPool)
@@ -86,14 +90,15 @@ def make_pool(
     dask_security: Any = None,
     dask_worker_timeout: float | None = None,
     announce: Callable[[np.ndarray], None] | None = None,
-    done: Callable[[np.ndarray, Outcome], None] | None = None,
+    done: Callable[[Any, np.ndarray, Outcome], None] | None = None,
+    options: PoolOptions | None = None,
 ) -> BatchPool:
     """Build the Level 2 pool of one optimizer.
 
     Parameters
     ----------
     backend:
-        ``"serial"``, ``"threads"``, ``"processes"``, ``"dask"`` or a user's
+        ``"serial"``, ``"threads"``, ``"processes"``, ``"isolated"``, ``"asyncio"``, ``"dask"`` or a user's
         ``concurrent.futures.Executor`` (left open when the pool closes).  ``"auto"`` must
         have been resolved already.
     task:
@@ -127,9 +132,13 @@ def make_pool(
         with ``done``, ``"serial"`` with a ``timeout`` builds an
         :class:`~glompo_like.evaluation.AnnouncingPool`.
     done:
-        Its counterpart: called with the point and its outcome as soon as it is evaluated,
-        so nothing evaluated is lost with the process.
+        Its counterpart: called with the evaluation's key, the point and its outcome as soon
+        as it is evaluated, so nothing evaluated is lost with the process.
+    options:
+        The entry's :class:`~glompo_like.evaluation.options.PoolOptions`
+        (``max_evals_per_worker``, ``gpus``, Dask ``resources``, the run's ``memory_limit``).
     """
+    opt = options if options is not None else PoolOptions()
     if isinstance(backend, Executor):
         return ExecutorPool(task, backend, label)
     if backend == "serial":
@@ -138,7 +147,9 @@ def make_pool(
         return SerialPool(task, label)
     if backend == "threads":
         return ThreadPool(task, workers, label)
-    if backend == "processes":
+    if backend == "asyncio":
+        return AsyncioPool(task, workers, label, timeout)
+    if backend in ("processes", "isolated"):
         ctx = multiprocessing.get_context(pool_start_method or start_method)
         if ctx.get_start_method() == "forkserver":
             forget_inherited_forkserver()  # a forked optimizer process cannot use its parent's
@@ -146,10 +157,14 @@ def make_pool(
             ctx.set_forkserver_preload(pool_preload_modules(blas_threads))
         elif blas_threads is not None:
             preload_threadpoolctl()  # forked workers then find it imported
-        return ProcessPool(task_bytes, workers, ctx, label, timeout, blas_threads)
+        if backend == "isolated":
+            return IsolatedPool(task_bytes, workers, ctx, label, timeout, blas_threads, opt.memory_limit, opt.gpus)
+        return ProcessPool(task_bytes, workers, ctx, label, timeout, blas_threads, opt.max_evals_per_worker,
+                           opt.memory_limit, opt.gpus)
     if backend == "dask":
         extra = {} if dask_worker_timeout is None else {"worker_timeout": dask_worker_timeout}
-        return DaskPool(task_bytes, workers, dask_address, label, timeout, security=dask_security, **extra)
+        return DaskPool(task_bytes, workers, dask_address, label, timeout, resources=opt.resources,
+                        security=dask_security, **extra)
     raise ConfigError(f"unknown Level 2 backend {backend!r}; use one of {', '.join(map(repr, POOLS))} "
                       "or a concurrent.futures.Executor ('auto' is resolved before pools are made)")
 

@@ -17,12 +17,21 @@
                                 a replacement starts
                               - a deadline passed: kill the worker's process group →
                                 ``timed_out``, replacement
+                              - memory_limit: every MEMORY_CHECK s, the resident memory of
+                                each busy worker's process tree; over the limit → kill
+                                its group → ``memory_exceeded``, replacement
+                              - max_evals_per_worker: a worker that has done its share
+                                exits (its process group is killed after it) and a fresh
+                                one takes its place; IsolatedPool: a share of one
 
 The pool is our own rather than ``concurrent.futures.ProcessPoolExecutor`` because it must
 know which worker runs which evaluation: a worker that dies takes only its own evaluation
 with it (recorded as ``crashed`` with its exit code), a worker past its deadline is killed
 with its process group (``timed_out``), and the pool starts a replacement and goes on.
 Each pipe and sentinel is registered once with the selector.
+
+With ``gpus``, worker ``i`` (and whoever replaces it) runs with ``CUDA_VISIBLE_DEVICES``
+set to ``gpus[i]``, before the task is loaded.
 
 Workers start from the forkserver that :func:`~glompo_like.evaluation.make_pool` prepares
 (which preloads this module, see :func:`glompo_like.procs.start.pool_preload_modules`), or
@@ -40,7 +49,8 @@ import selectors
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from multiprocessing.connection import wait as wait_objects
 from typing import Any
 
 import numpy as np
@@ -50,9 +60,10 @@ from ..procs.hygiene import add_cleanup, become_child, kill_group, remove_cleanu
 from ..procs.pipes import input_check
 from ..procs.terminate import signal_name, terminate_process
 from .base import AbortCheck, StreamingPool
-from .core import EvalStatus, Outcome, evaluate_one
+from .core import EvalStatus, Outcome, evaluate_one, lost_outcome, where_json
+from .memory import format_size, tree_rss
 
-__all__ = ["ProcessPool", "preload_threadpoolctl", "BLAS_ENV_VARS", "MAX_FAILED_STARTS"]
+__all__ = ["ProcessPool", "IsolatedPool", "preload_threadpoolctl", "BLAS_ENV_VARS", "MAX_FAILED_STARTS"]
 
 _READY = "__ready__"
 #: Starting and reaping worker processes, one thread at a time.  ``Process.start()`` polls
@@ -72,11 +83,14 @@ BLAS_ENV_VARS = (
 )
 
 
-def _worker_main(conn, task_bytes: bytes, label: str, blas_threads: int | None) -> None:
+def _worker_main(conn, task_bytes: bytes, label: str, blas_threads: int | None, gpu: str | None = None) -> None:
     become_child()
+    if gpu is not None:  # before the task (and whatever it imports) is loaded
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     if blas_threads is not None:
         _limit_threads(blas_threads)
     task = pickle.loads(task_bytes)
+    where = where_json(label)
     conn.send((_READY, None))  # startup time never counts against an evaluation's deadline
     while True:
         try:
@@ -86,7 +100,7 @@ def _worker_main(conn, task_bytes: bytes, label: str, blas_threads: int | None) 
         if msg is None:
             return
         idx, x = msg
-        conn.send((idx, evaluate_one(task, x, label)))
+        conn.send((idx, evaluate_one(task, x, label, where)))
 
 
 def preload_threadpoolctl() -> None:
@@ -113,13 +127,18 @@ class _Worker:
     """One worker process and the evaluations sent to it, in the order it runs them (the
     first is running, the others wait in its pipe)."""
 
-    __slots__ = ("process", "conn", "has_input", "jobs", "ready", "deadline", "label", "t_wall", "t0")
+    __slots__ = ("process", "conn", "has_input", "jobs", "ready", "deadline", "label", "t_wall", "t0", "slot",
+                 "gpu", "sent", "ps")
 
-    def __init__(self, process, conn, label: str) -> None:
+    def __init__(self, process, conn, label: str, slot: int = 0, gpu: str | None = None) -> None:
         self.process = process
         self.conn = conn
         self.has_input = input_check(conn)
         self.label = label
+        self.slot = slot  # which of the pool's places it fills (its GPU goes with the place)
+        self.gpu = gpu
+        self.sent = 0  # evaluations sent to it
+        self.ps: Any = None  # its psutil.Process, for memory_limit
         self.jobs: deque[tuple[Hashable, np.ndarray]] = deque()
         self.ready = False  # it has loaded the task
         self.deadline = math.inf  # of the running evaluation
@@ -155,9 +174,19 @@ class ProcessPool(StreamingPool):
         Seconds one evaluation may take before its worker is killed (``None``: no limit).
     blas_threads:
         BLAS/OpenMP threads per worker (``None``: leave the environment alone).
+    max_evals_per_worker:
+        Replace a worker by a fresh process after this many evaluations (``None``: never),
+        which bounds what a leaking task can accumulate.
+    memory_limit:
+        Bytes of resident memory the process tree of a worker may use while it evaluates
+        (``None``: no limit); over it, the evaluation is ended (``memory_exceeded``).
+    gpus:
+        One ``CUDA_VISIBLE_DEVICES`` value per worker (``None``: the environment is left alone).
     """
 
     kind = "processes"
+    #: seconds between two looks at the workers' resident memory (with memory_limit)
+    MEMORY_CHECK = 0.05
     #: evaluations sent to one worker at a time (the running one plus those queued)
     PREFETCH = 2
     #: prefetch only while evaluations take less than this (seconds, running mean)
@@ -173,19 +202,30 @@ class ProcessPool(StreamingPool):
         label: str,
         timeout: float | None = None,
         blas_threads: int | None = 1,
+        max_evals_per_worker: int | None = None,
+        memory_limit: int | None = None,
+        gpus: Sequence[str] | None = None,
     ) -> None:
+        if gpus is not None and len(gpus) != workers:
+            raise ValueError(f"{label}: {len(gpus)} gpus for {workers} workers; give one per worker")
         self.task_bytes = task_bytes
         self.workers = workers
         self.ctx = context
         self.label = label
         self.timeout = timeout
         self.blas_threads = blas_threads
-        self.replaced = 0
+        self.max_evals = max_evals_per_worker
+        self.memory_limit = memory_limit
+        self.gpus = None if gpus is None else [str(g) for g in gpus]
+        self.replaced = 0  # workers that died, or were killed, and were replaced
+        self.recycled = 0  # workers replaced after max_evals_per_worker evaluations
         self._n_started = 0
+        self._exiting: list[Any] = []  # recycled workers' processes, on their way out
+        self._next_memory_check = 0.0
         # every worker's pipe and sentinel, registered once (a wait per result that built
         # its own selector cost more than the rest of the result's handling)
         self._selector = selectors.DefaultSelector()
-        self._pool: list[_Worker] = [self._spawn() for _ in range(workers)]
+        self._pool: list[_Worker] = [self._spawn(i) for i in range(workers)]
         self._idle: deque[_Worker] = deque()
         self._busy: dict[Any, _Worker] = {}  # conn or sentinel -> worker (starting or evaluating)
         self._todo: deque[tuple[Hashable, np.ndarray]] = deque()
@@ -196,20 +236,21 @@ class ProcessPool(StreamingPool):
             self._starting(w)
         add_cleanup(self._kill_all)
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, slot: int) -> _Worker:
         self._n_started += 1
         label = f"{self.label}/w{self._n_started}"
+        gpu = None if self.gpus is None else self.gpus[slot]
         parent, child = self.ctx.Pipe(duplex=True)
         p = self.ctx.Process(
             target=_worker_main,
-            args=(child, self.task_bytes, label, self.blas_threads),
+            args=(child, self.task_bytes, label, self.blas_threads, gpu),
             name=f"glompo-{label}",
             daemon=True,
         )
         with _PROCESS_LOCK:
             p.start()
         child.close()
-        w = _Worker(p, parent, label)
+        w = _Worker(p, parent, label, slot, gpu)
         self._selector.register(w.conn, selectors.EVENT_READ, w)
         self._selector.register(w.process.sentinel, selectors.EVENT_READ, w)
         return w
@@ -238,8 +279,12 @@ class ProcessPool(StreamingPool):
         ones as ``(key, outcome)`` pairs.  Crashes and timeouts are outcomes too."""
         done: list[tuple[Hashable, Outcome]] = []
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._exiting:
+            self._reap_exiting()
         while not done and self._busy:
             first_due = min(w.deadline for w in self._busy.values())
+            if self.memory_limit is not None:
+                first_due = min(first_due, self._next_memory_check)
             wait_for = None if first_due == math.inf else max(0.0, first_due - time.monotonic())
             if deadline is not None:
                 left = max(0.0, deadline - time.monotonic())
@@ -267,6 +312,8 @@ class ProcessPool(StreamingPool):
                     alive = False
                 if not alive or obj is w.process.sentinel:  # end of file or exited: dead
                     self._retire(w, EvalStatus.CRASHED, "", killed=False, done=done)
+                elif w.ready and not w.jobs and self.max_evals is not None and w.sent >= self.max_evals:
+                    self._recycle(w)
                 elif w.ready and not w.jobs and w not in self._idle:
                     self._free(w)
             now = time.monotonic()
@@ -275,6 +322,8 @@ class ProcessPool(StreamingPool):
                     msg = (f"evaluation exceeded task_timeout={self.timeout:g} s; worker "
                            f"{w.process.pid} and its process group killed")
                     self._retire(w, EvalStatus.TIMED_OUT, msg, killed=True, done=done)
+            if self.memory_limit is not None and now >= self._next_memory_check:
+                self._check_memory(done)
             self._dispatch()
             if deadline is not None and time.monotonic() >= deadline:
                 break
@@ -302,12 +351,13 @@ class ProcessPool(StreamingPool):
             for w in list(self._pool):
                 if len(self._todo) < len(self._pool):
                     return  # the tail of a batch goes to whichever worker is free first
-                if w.ready and 0 < len(w.jobs) < depth:
+                if w.ready and 0 < len(w.jobs) < depth and (self.max_evals is None or w.sent < self.max_evals):
                     self._send(w)
 
     def _send(self, w: _Worker) -> None:
         key, x = self._todo.popleft()
         w.jobs.append((key, x))
+        w.sent += 1
         if len(w.jobs) == 1:  # nothing ahead of it: it starts now
             w.started_next(self.timeout)
         try:
@@ -358,21 +408,77 @@ class ProcessPool(StreamingPool):
                 message = (f"worker process {w.process.pid} died during the evaluation "
                            f"({signal_name(w.process.exitcode)})")
             duration = time.monotonic() - w.t0
-            done.append((key, Outcome(math.nan, status, w.t_wall, duration, w.label, message)))
+            where = where_json(w.label, w.process.pid, w.gpu)
+            done.append((key, lost_outcome(status, w.t_wall, duration, w.label, message, where)))
             if status is EvalStatus.TIMED_OUT:
                 self._timed(duration)
             self._todo.extendleft(reversed(w.jobs))  # never started: they go first
             w.jobs.clear()
+        self.replaced += 1
+        self._replace(w)
+
+    def _replace(self, w: _Worker) -> None:
+        """Put a fresh worker in ``w``'s place (``w`` is out of the selector already)."""
         w.conn.close()
         if w in self._idle:
             self._idle.remove(w)
         self._pool.remove(w)
-        if self._terminated:
+        if self._terminated:  # (escalation: no new worker)
             return
-        self.replaced += 1
-        nw = self._spawn()
+        nw = self._spawn(w.slot)
         self._pool.append(nw)
         self._starting(nw)
+
+    def _recycle(self, w: _Worker) -> None:
+        """``w`` has done its ``max_evals_per_worker`` evaluations: it is told to exit (its
+        process group is killed once it has, see :meth:`_reap_exiting`) and a fresh worker
+        takes its place."""
+        self._busy.pop(w.conn, None)
+        self._busy.pop(w.process.sentinel, None)
+        for obj in (w.conn, w.process.sentinel):
+            try:
+                self._selector.unregister(obj)
+            except (KeyError, ValueError):
+                pass
+        try:
+            w.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self._exiting.append(w.process)
+        self.recycled += 1
+        self._replace(w)
+
+    def _reap_exiting(self, wait: float = 0.0) -> None:
+        """Bury recycled workers that have exited.  Their process group is killed first,
+        while the exited process still holds its id (so nothing the task started in the
+        background outlives its worker, and no new process can have taken the id)."""
+        if not self._exiting:
+            return
+        ready = set(wait_objects([p.sentinel for p in self._exiting], wait))
+        for p in [p for p in self._exiting if p.sentinel in ready]:
+            kill_group(p.pid)
+            with _PROCESS_LOCK:
+                p.join(1)
+            self._exiting.remove(p)
+
+    def _check_memory(self, done: list[tuple[Hashable, Outcome]]) -> None:
+        """memory_limit: end every evaluation whose worker's process tree holds more."""
+        import psutil
+
+        self._next_memory_check = time.monotonic() + self.MEMORY_CHECK
+        for w in list(self._pool):
+            if not w.jobs:
+                continue
+            if w.ps is None:
+                try:
+                    w.ps = psutil.Process(w.process.pid)
+                except psutil.Error:
+                    continue
+            rss = tree_rss(w.ps)
+            if rss > self.memory_limit:
+                msg = (f"evaluation used {format_size(rss)} of resident memory, over memory_limit="
+                       f"{format_size(self.memory_limit)}; worker {w.process.pid} and its process group killed")
+                self._retire(w, EvalStatus.MEMORY, msg, killed=True, done=done)
 
     def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
         out: list[Outcome | None] = [None] * len(xs)
@@ -396,6 +502,8 @@ class ProcessPool(StreamingPool):
     def _kill_all(self) -> None:
         for w in list(self._pool):
             kill_group(w.process.pid)
+        for p in self._exiting:
+            kill_group(p.pid)
 
     def terminate(self) -> bool:
         """Kill every worker (with its process group) now; none is replaced."""
@@ -409,9 +517,33 @@ class ProcessPool(StreamingPool):
                 w.conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
+        self._reap_exiting(wait=1.0)
+        for p in self._exiting:
+            terminate_process(p, grace=0.0, kill_grace=1.0)
+        self._exiting = []
         for w in self._pool:
             terminate_process(w.process, grace=2.0, kill_grace=1.0)
             w.conn.close()
         self._pool = []
         self._selector.close()
         remove_cleanup(self._kill_all)
+
+
+class IsolatedPool(ProcessPool):
+    """Level 2 ``"isolated"``: every evaluation in a fresh process, which exits when it is
+    done (its process group killed after it), so nothing one evaluation leaves behind (leaked
+    memory, global state, background processes) reaches the next.  A process pool whose
+    workers each evaluate once: ``workers`` evaluations run at once, each replacement starts
+    (from the pool's forkserver, with the task loaded) as its predecessor finishes, and
+    ``task_timeout``, ``memory_limit`` and ``gpus`` work as for ``"processes"``.  The price is
+    a process start per evaluation (a fork from the forkserver and unpickling the task:
+    milliseconds), so it suits evaluations that take much longer than that."""
+
+    kind = "isolated"
+    PREFETCH = 1  # a worker evaluates once: nothing to queue behind it
+
+    def __init__(self, task_bytes: bytes, workers: int, context: Any, label: str, timeout: float | None = None,
+                 blas_threads: int | None = 1, memory_limit: int | None = None,
+                 gpus: Sequence[str] | None = None) -> None:
+        super().__init__(task_bytes, workers, context, label, timeout, blas_threads, max_evals_per_worker=1,
+                         memory_limit=memory_limit, gpus=gpus)

@@ -4,10 +4,10 @@
 
     runner ── evaluate(xs) ──► SerialPool: for x in xs: task(x)   (a look at should_abort
                                                                    every check_every s)
-    runner ── evaluate(xs) ──► AnnouncingPool: announce(x) → task(x) → done(x, outcome)
-                                 (a runner in its own process under task_timeout: the
-                                  manager kills the process if an announced evaluation
-                                  passes its deadline)
+    runner ── evaluate(xs) ──► AnnouncingPool: announce(x) → task(x) → done(key, x, outcome)
+           ── submit/collect ──►   (the same for each evaluation collect() runs; a runner in
+                                    its own process under task_timeout: the manager kills
+                                    the process if an announced evaluation passes its deadline)
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from .base import AbortCheck, StreamingPool
 from .core import (
     EvalStatus,
     Outcome,
+    _plain_meta,
     evaluate_one,
     failed_outcome,
     is_users_interrupt,
     value_outcome,
+    where_json,
 )
 
 __all__ = ["SerialPool", "AnnouncingPool"]
@@ -50,6 +52,7 @@ class SerialPool(StreamingPool):
     def __init__(self, task: Callable[[np.ndarray], Any], label: str) -> None:
         self.task = task
         self.label = label
+        self.where = where_json(label)
         self._queued: deque[tuple[Hashable, np.ndarray]] = deque()
 
     def submit(self, key: Hashable, x: np.ndarray) -> None:
@@ -59,7 +62,7 @@ class SerialPool(StreamingPool):
         if not self._queued:
             return []
         key, x = self._queued.popleft()
-        return [(key, evaluate_one(self.task, x, self.label))]
+        return [(key, evaluate_one(self.task, x, self.label, self.where))]
 
     def cancel_pending(self) -> list[Hashable]:
         keys = [k for k, _ in self._queued]
@@ -73,7 +76,8 @@ class SerialPool(StreamingPool):
     def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
         # One clock read per evaluation: each one starts when the one before it ended
         # (wall-clock start times come from one reading per generation plus offsets).
-        task, label, perf = self.task, self.label, time.perf_counter
+        task, label, perf, where = self.task, self.label, time.perf_counter, self.where
+        meta = _plain_meta(where)
         out: list[Outcome | None] = [None] * len(xs)
         t = perf()
         to_wall = time.time() - t
@@ -90,14 +94,14 @@ class SerialPool(StreamingPool):
                 if is_users_interrupt(e):
                     raise
                 t1 = perf()
-                out[i] = failed_outcome(e, to_wall + t, t1 - t, label)
+                out[i] = failed_outcome(e, to_wall + t, t1 - t, label, where)
                 t = perf()  # the traceback took time: not part of the next evaluation
                 continue
             t1 = perf()
             if type(value) is float and value - value == 0.0:  # value_outcome's fast path, inlined
-                out[i] = _tuple_new(Outcome, (value, _OK, to_wall + t, t1 - t, label, None, None))
+                out[i] = _tuple_new(Outcome, (value, _OK, to_wall + t, t1 - t, label, None, None, meta))
             else:
-                out[i] = value_outcome(value, to_wall + t, t1 - t, label)
+                out[i] = value_outcome(value, to_wall + t, t1 - t, label, where)
             t = t1
         return out
 
@@ -105,23 +109,35 @@ class SerialPool(StreamingPool):
 class AnnouncingPool(SerialPool):
     """A serial pool for a runner in its own process under ``task_timeout``: it announces
     each evaluation before running it (``announce(x)``; the manager kills the process if
-    the deadline passes) and reports it as soon as it is done (``done(x, outcome)``), so
-    nothing evaluated is lost with the process."""
+    the deadline passes) and reports it as soon as it is done (``done(key, x, outcome)``;
+    the key is the row's index for :meth:`evaluate`, the submitted key for :meth:`collect`),
+    so nothing evaluated is lost with the process.  Both ways of evaluating announce: an
+    asynchronous optimizer's evaluations (:meth:`collect`) are killed at their deadline too."""
 
     reports_each = True
 
     def __init__(self, task: Callable[[np.ndarray], Any], label: str, announce: Callable[[np.ndarray], None],
-                 done: Callable[[np.ndarray, Outcome], None]) -> None:
+                 done: Callable[[Hashable, np.ndarray, Outcome], None]) -> None:
         super().__init__(task, label)
         self.announce = announce
         self.done = done
+
+    def _one(self, key: Hashable, x: np.ndarray) -> Outcome:
+        self.announce(x)
+        outcome = evaluate_one(self.task, x, self.label, self.where)
+        self.done(key, x, outcome)
+        return outcome
+
+    def collect(self, timeout: float | None = None) -> list[tuple[Hashable, Outcome]]:
+        if not self._queued:
+            return []
+        key, x = self._queued.popleft()
+        return [(key, self._one(key, x))]
 
     def evaluate(self, xs: np.ndarray, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
         out: list[Outcome | None] = [None] * len(xs)
         for i, x in enumerate(xs):
             if should_abort is not None and i and should_abort():
                 break
-            self.announce(x)
-            out[i] = evaluate_one(self.task, x, self.label)
-            self.done(x, out[i])
+            out[i] = self._one(i, x)
         return out

@@ -44,7 +44,16 @@ import numpy as np
 
 from ..bounds import Bounds
 from ..errors import ConfigError, ContractError, EvaluationError
-from ..evaluation import BatchPool, EvalBatch, EvalStatus, Outcome, StreamingPool, make_pool
+from ..evaluation import (
+    BatchPool,
+    EvalBatch,
+    EvalStatus,
+    Outcome,
+    PointBatch,
+    StreamingPool,
+    make_pool,
+)
+from ..evaluation.samples import Sampler
 from ..optimizers.base import BaseOptimizer, checked_candidates
 from ..procs.pipes import input_check
 from .messages import (
@@ -95,6 +104,10 @@ class RunnerSpec:
     dask_address: str | None = None  # the scheduler of Level 2 "dask"
     dask_security: Any = None  # its distributed.Security (TLS), if any
     dask_worker_timeout: float | None = None  # seconds to wait for its first worker
+    pool_options: Any = None  # PoolOptions: max_evals_per_worker, gpus, resources, memory_limit
+    samples: int = 1  # evaluations of each asked point (noisy objectives)
+    aggregate: str = "mean"  # how they are combined: "mean" or "median"
+    incumbent_samples: int = 1  # samples a point needs to become the optimizer's best
 
 
 class _StopRun(Exception):
@@ -128,6 +141,9 @@ class Runner:
         self.ended_cleanly = False  # converged or stopped, and the manager was told
         self.gave_up = False  # asynchronous mode: stopping because every evaluation failed
         self.pool: BatchPool | None = None  # its Level 2 pool, once made
+        #: samples > 1: the points' samples, aggregates and the incumbent (None: one each)
+        self.sampler = (Sampler(spec.samples, spec.incumbent_samples, spec.aggregate)
+                        if spec.samples > 1 else None)
 
     # ------------------------------------------------------------------ commands
     def _handle(self, msg: Any) -> None:
@@ -210,8 +226,14 @@ class Runner:
         self._report()  # what ran before must not die with this process
         self._send(EvalStarted(self.spec.opt_id, x, time.time()))
 
-    def _evaluated(self, x: np.ndarray, outcome: Outcome) -> None:
-        batch = EvalBatch.from_outcomes(np.asarray([x]), [outcome])
+    def _evaluated(self, key: Any, x: np.ndarray, outcome: Outcome) -> None:
+        """A pool that reports each evaluation (:attr:`BatchPool.reports_each`) has one: send
+        it at once.  With samples, the key is ``(point, sample)`` and the row carries no point
+        (its point goes out with the generation)."""
+        if self.sampler is None:
+            batch = EvalBatch.from_outcomes(np.asarray([x]), [outcome])
+        else:
+            batch = EvalBatch.from_outcomes(np.asarray([x]), [outcome], [key[1]], PointBatch.empty(len(x)))
         self._send(Evaluated(self.spec.opt_id, self.generation, batch, n_generations=0))
 
     def _report(self) -> None:
@@ -244,6 +266,7 @@ class Runner:
             dask_worker_timeout=s.dask_worker_timeout,
             announce=self._announce if self.in_process else None,
             done=self._evaluated if self.in_process else None,
+            options=s.pool_options,
         )
 
     def terminate(self) -> bool:
@@ -298,6 +321,8 @@ class Runner:
                                   f"streams, and {pool.kind!r} does not; use backend='processes' or "
                                   "'threads', or drop async_eval")
             self.turnstile = None  # asynchronous optimizers do not take turns
+            if self.sampler is not None:
+                return self._async_sampled_loop(pool)
             return self._async_loop(pool)
         s, opt, ts = self.spec, self.opt, self.turnstile
         ask_checked = type(opt).ask is BaseOptimizer.ask
@@ -326,27 +351,33 @@ class Runner:
                 xs = opt.ask() if ask_checked else checked_candidates(opt.ask(), s.bounds, type(opt).__name__)
             except ContractError as e:
                 return Stopped(s.opt_id, f"broke the optimizer contract: {e}", failed=True)
-            outcomes = pool.evaluate(xs, self._should_abort)
-            if None in outcomes:  # stopped mid-generation: report what ran
-                done = [i for i, o in enumerate(outcomes) if o is not None]
-                if done and not pool.reports_each:
-                    self._pending.append(EvalBatch.from_outcomes(xs[done], [outcomes[i] for i in done]))
-                    self._pending_gens += 1
-                return Stopped(s.opt_id, self.stop_reason or "stopped")
-            batch = EvalBatch.from_outcomes(xs, outcomes)
-            if batch.all_ok:  # the common case: every value is a finite number
-                fs, n_ok = batch.fx, len(batch)
-                worst = fs.max()
-                if worst > self._worst:
-                    self._worst = float(worst)
+            if self.sampler is not None:  # samples > 1: each point measured several times
+                sampled = self._sampled_generation(pool, xs)
+                if sampled is None:  # stopped mid-generation: what ran is pending
+                    return Stopped(s.opt_id, self.stop_reason or "stopped")
+                fs, batch, n_ok = sampled
             else:
-                rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
-                batch = EvalBatch.from_outcomes(rows_x, rows_o)
-                n_ok = batch.status.count(EvalStatus.OK)
+                outcomes = pool.evaluate(xs, self._should_abort)
+                if None in outcomes:  # stopped mid-generation: report what ran
+                    done = [i for i, o in enumerate(outcomes) if o is not None]
+                    if done and not pool.reports_each:
+                        self._pending.append(EvalBatch.from_outcomes(xs[done], [outcomes[i] for i in done]))
+                        self._pending_gens += 1
+                    return Stopped(s.opt_id, self.stop_reason or "stopped")
+                batch = EvalBatch.from_outcomes(xs, outcomes)
+                if batch.all_ok:  # the common case: every value is a finite number
+                    fs, n_ok = batch.fx, len(batch)
+                    worst = fs.max()
+                    if worst > self._worst:
+                        self._worst = float(worst)
+                else:
+                    rows_x, rows_o, fs = self._resolve_failures(pool, xs, outcomes)
+                    batch = EvalBatch.from_outcomes(rows_x, rows_o)
+                    n_ok = batch.status.count(EvalStatus.OK)
             self.generation = nxt
             # logged before it is told (a pool that reports each evaluation has sent its
             # rows already: count the generation)
-            self._pending.append(EvalBatch.empty(s.bounds.dim) if pool.reports_each else batch)
+            self._pending.append(EvalBatch.empty(s.bounds.dim, batch.points) if pool.reports_each else batch)
             self._pending_gens += 1
             try:
                 opt.tell(xs, fs)
@@ -440,7 +471,9 @@ class Runner:
                 told += 1
                 if told % gen_size == 0:  # one generation's worth of values
                     self.generation += 1
-                    self._pending.append(EvalBatch.from_outcomes(np.asarray(rows_x), rows_o))
+                    # (a pool that reports each evaluation has sent its rows already)
+                    self._pending.append(EvalBatch.empty(s.bounds.dim) if pool.reports_each
+                                         else EvalBatch.from_outcomes(np.asarray(rows_x), rows_o))
                     self._pending_gens += 1
                     rows_x, rows_o = [], []
                     self._failed_gens = 0 if ok_in_gen else self._failed_gens + 1
@@ -458,8 +491,212 @@ class Runner:
             if key in in_flight:
                 rows_x.append(in_flight.pop(key)[1])
                 rows_o.append(outcome)
-        if rows_o:  # a partial generation: its evaluations are logged, no generation counted
+        if rows_o and not pool.reports_each:  # a partial generation: logged, no generation counted
             self._pending.append(EvalBatch.from_outcomes(np.asarray(rows_x), rows_o))
+        if self.stop_reason is not None:
+            return Stopped(s.opt_id, self.stop_reason, failed=self.gave_up)
+        if self.generation and not self._n_ok:
+            return Stopped(s.opt_id, f"every evaluation failed (it stopped: {reasons})", failed=True)
+        return Converged(s.opt_id, dict(reasons))
+
+    # ------------------------------------------------------------------ samples > 1
+    def _gather(self, pool: BatchPool, jobs: list[tuple[Any, np.ndarray]]) -> tuple[dict[Any, Outcome], bool]:
+        """Evaluate ``jobs`` (``(key, x)`` pairs) as one batch spread over the pool's workers;
+        returns the outcomes by key and whether all ran (False: told to stop)."""
+        out: dict[Any, Outcome] = {}
+        if not jobs:
+            return out, True
+        if not isinstance(pool, StreamingPool):
+            outcomes = pool.evaluate(np.array([x for _, x in jobs]), self._should_abort)
+            for (key, _), o in zip(jobs, outcomes, strict=True):
+                if o is not None:
+                    out[key] = o
+            return out, len(out) == len(jobs)
+        for key, x in jobs:
+            pool.submit(key, x)
+        while len(out) < len(jobs):
+            for key, o in pool.collect(timeout=0.05):  # the timeout keeps a Stop responsive
+                out[key] = o
+            if len(out) < len(jobs) and self._should_abort():
+                pool.cancel_pending()
+                out.update(pool.collect(timeout=0))
+                return out, False
+        return out, True
+
+    def _sampled_generation(self, pool: BatchPool, xs: np.ndarray) -> tuple[np.ndarray, EvalBatch, int] | None:
+        """Evaluate a generation of a noisy objective: ``samples`` evaluations of every point
+        (spread over the workers), failed ones once more with ``on_error="resample"``, then
+        more samples of the generation's best point if it beats the incumbent (see
+        :mod:`glompo_like.evaluation.samples`).  Returns the values to tell (the
+        aggregates), the batch to report (every sample a row, and the points) and how many
+        points have a value; ``None`` if told to stop (what ran is then pending)."""
+        s, sp = self.spec, self.sampler
+        points = [sp.point(x) for x in xs]
+        rows: list[tuple[np.ndarray, Outcome, int]] = []
+
+        def run(jobs: list[tuple[tuple[int, int], np.ndarray]]) -> bool:
+            done, complete = self._gather(pool, jobs)
+            retry = []
+            for key, x in jobs:
+                o = done.get(key)
+                if o is None:
+                    continue
+                rows.append((x, o, key[1]))
+                if o.status is not EvalStatus.OK and s.on_error == "raise":
+                    self._pend_rows(pool, rows, PointBatch.empty(s.bounds.dim))
+                    cause = pickle.loads(o.exc_pickle) if o.exc_pickle else None
+                    raise EvaluationError(f"evaluation failed ({o.status.value}): {o.error}") from cause
+                if sp.record(points[key[0]], key[1], o, s.on_error == "resample"):
+                    retry.append(((key[0], points[key[0]].take(1)[0]), x))
+            if not complete:
+                return False
+            return run(retry) if retry else True
+
+        complete = run([((i, j), p.x) for i, p in enumerate(points) for j in p.take(sp.samples)])
+        if complete:  # the best point of the generation, if it beats the incumbent, is confirmed
+            values = [sp.value(p)[0] if p.values else math.inf for p in points]
+            best = int(np.argmin(values))
+            more = sp.needs_confirmation(points[best])
+            if more:
+                sp.confirming(points[best])
+                complete = run([((best, j), points[best].x) for j in points[best].take(more)])
+                if complete:
+                    sp.confirmed(points[best])
+        if not complete:
+            self._pend_rows(pool, rows, PointBatch.empty(s.bounds.dim))  # no point is complete
+            return None
+        pb = sp.batch(points, s.bounds.dim)
+        if pb.ok.any():
+            self._worst = max(self._worst, float(pb.fx[pb.ok].max()))
+        fs = pb.fx.copy()
+        if not pb.ok.all():
+            fs[~pb.ok] = self._penalty()
+        batch = EvalBatch.from_outcomes(np.array([r[0] for r in rows]), [r[1] for r in rows],
+                                        [r[2] for r in rows], pb)
+        return fs, batch, int(pb.ok.sum())
+
+    def _pend_rows(self, pool: BatchPool, rows: list[tuple[np.ndarray, Outcome, int]], points: PointBatch,
+                   count: bool = False) -> None:
+        """Rows (and complete points) go out with the next report; ``count``: they finish a
+        generation.  The rows of a pool that reports each evaluation were sent already."""
+        if pool.reports_each or not rows:
+            batch = EvalBatch.empty(self.spec.bounds.dim, points)
+        else:
+            batch = EvalBatch.from_outcomes(np.array([r[0] for r in rows]), [r[1] for r in rows],
+                                            [r[2] for r in rows], points)
+        if len(batch) or len(points) or count:
+            self._pending.append(batch)
+            self._pending_gens += int(count)
+
+    def _async_sampled_loop(self, pool: StreamingPool) -> Any:
+        """:meth:`_async_loop` for a noisy objective: each point from ``ask_one`` goes out
+        as ``samples`` evaluations and is told its aggregate once they are all back.  A
+        point that then beats the incumbent is measured up to ``incumbent_samples`` first
+        (one such confirmation at a time), and told afterwards."""
+        s, opt, sp = self.spec, self.opt, self.sampler
+        gen_size = max(1, int(opt.generation_size))
+        workers = max(1, int(pool.workers))
+        live: dict[int, Any] = {}  # point number -> Point
+        rows: list[tuple[np.ndarray, Outcome, int]] = []
+        finished: list[Any] = []  # points told since the last generation
+        out = told = ok_in_gen = next_id = 0
+        confirming = False
+        reasons: dict[str, Any] = {}
+
+        def submit(pid: int, p: Any, n: int) -> None:
+            nonlocal out
+            for j in p.take(n):
+                pool.submit((pid, j), p.x)
+            out += n
+
+        while True:
+            self._drain()
+            if self.stop_reason is not None:
+                break
+            if self.state_requested and not out:
+                self._send_state_and_pause()
+                continue
+            reasons = reasons or opt.stop()
+            if reasons and not out:
+                break
+            while (not reasons and not self.state_requested and out < workers
+                   and self.generation + 1 <= self.until):
+                item = opt.ask_one()
+                if item is None:
+                    break
+                try:
+                    x = checked_candidates(item[1], s.bounds, type(opt).__name__)[0]
+                except ContractError as e:
+                    self.stop_reason, self.gave_up = f"broke the optimizer contract: {e}", True
+                    break
+                live[next_id] = sp.point(x, item[0])
+                submit(next_id, live[next_id], sp.samples)
+                next_id += 1
+            if self.stop_reason is not None:
+                break
+            if not out:
+                if self.generation + 1 > self.until:
+                    self._await_credit(self.generation + 1)  # nothing out: a clean point
+                    continue
+                self.stop_reason = (f"broke the optimizer contract: {type(opt).__name__}.ask_one() proposed "
+                                    "nothing with nothing in flight")
+                self.gave_up = True
+                break
+            for (pid, j), o in pool.collect(timeout=0.05):  # the timeout keeps Stop responsive
+                out -= 1
+                p = live[pid]
+                rows.append((p.x, o, j))
+                if o.status is not EvalStatus.OK and s.on_error == "raise":
+                    self._pend_rows(pool, rows, sp.batch(finished, s.bounds.dim))
+                    cause = pickle.loads(o.exc_pickle) if o.exc_pickle else None
+                    raise EvaluationError(f"evaluation failed ({o.status.value}): {o.error}") from cause
+                if sp.record(p, j, o, s.on_error == "resample"):
+                    submit(pid, p, 1)
+                if p.out:
+                    continue
+                if p.confirming:
+                    sp.confirmed(p)
+                    confirming = False
+                elif not confirming and (more := sp.needs_confirmation(p)):
+                    sp.confirming(p)
+                    confirming = True
+                    submit(pid, p, more)
+                    continue
+                del live[pid]
+                fx = sp.value(p)[0]
+                if p.values:
+                    self._worst = max(self._worst, fx)
+                    ok_in_gen += 1
+                    self._n_ok += 1
+                else:
+                    fx = self._penalty()
+                finished.append(p)
+                try:
+                    opt.tell_one(p.token, p.x, fx)
+                except Exception as e:
+                    self.stop_reason = f"broke the optimizer contract: tell_one() raised {type(e).__name__}: {e}"
+                    self.gave_up = True
+                    break
+                told += 1
+                if told % gen_size == 0:  # one generation's worth of points
+                    self.generation += 1
+                    self._pend_rows(pool, rows, sp.batch(finished, s.bounds.dim), count=True)
+                    rows, finished = [], []
+                    self._failed_gens = 0 if ok_in_gen else self._failed_gens + 1
+                    ok_in_gen = 0
+                    if self._failed_gens >= s.max_failed_generations:
+                        self.stop_reason = (f"every evaluation of the last {self._failed_gens} "
+                                            "generations failed")
+                        self.gave_up = True
+                    if (s.lockstep or self.generation >= self.until
+                            or time.monotonic() - self._last_report >= s.report_interval):
+                        self._report()
+        pool.cancel_pending()  # not started: nothing was spent on them
+        for (pid, j), o in pool.collect(timeout=0):  # finished meanwhile: keep them
+            if pid in live:
+                rows.append((live[pid].x, o, j))
+        # points told but not yet a whole generation, and the samples of unfinished ones
+        self._pend_rows(pool, rows, sp.batch(finished, s.bounds.dim))
         if self.stop_reason is not None:
             return Stopped(s.opt_id, self.stop_reason, failed=self.gave_up)
         if self.generation and not self._n_ok:

@@ -36,7 +36,7 @@ import numpy as np
 from ..bounds import Bounds, as_bounds
 from ..errors import ConfigError, ContractError
 
-__all__ = ["BaseOptimizer", "OptResult"]
+__all__ = ["BaseOptimizer", "OptResult", "GenerationInTurns"]
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,7 @@ class BaseOptimizer(ABC):
                 "n_told": self.n_told,
                 "best_x": self._best_x,
                 "best_fx": self._best_fx,
+                "open_generation": _copy_generation(getattr(self, "_open_generation", None)),
             },
             "own": self._get_state(),
         }
@@ -216,6 +217,8 @@ class BaseOptimizer(ABC):
         self.n_told = base["n_told"]
         self._best_x = base["best_x"]
         self._best_fx = base["best_fx"]
+        if base.get("open_generation") is not None:
+            self._open_generation = _copy_generation(base["open_generation"])
         self._set_state(state["own"])
 
     @classmethod  # noqa: B027 - optional hook, deliberately empty
@@ -263,3 +266,46 @@ class BaseOptimizer(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.bounds.dim})"
+
+
+def _copy_generation(gen: dict[str, Any] | None) -> dict[str, Any] | None:
+    if gen is None:
+        return None
+    return {"xs": gen["xs"].copy(), "fs": gen["fs"].copy(), "given": gen["given"], "told": gen["told"]}
+
+
+class GenerationInTurns:
+    """``async_eval=True`` for a generational optimizer (CMA-ES, xNES, SNES), mixed in before
+    :class:`BaseOptimizer`: :meth:`ask_one` hands out the candidates of one ``ask()`` one at
+    a time, values may come back in any order, and once the last is in the generation is
+    told whole, *in candidate order*.  The optimizer therefore sees exactly the asks and
+    tells of its generational mode, and a seeded run gives the same result with and without
+    it; what changes is that the runner streams the evaluations (each result is handled
+    and logged as it arrives, a failed one retried at once).  The generation's barrier
+    stays: the next generation is asked for when the last value of this one is in.
+
+    A subclass sets ``self.async_eval`` from its ``async_eval`` argument."""
+
+    supports_async: ClassVar[bool] = True
+    _open_generation: dict[str, Any] | None = None
+
+    def _ask_one(self) -> tuple[Any, np.ndarray] | None:
+        gen = self._open_generation
+        if gen is None:
+            xs = np.asarray(self._ask(), dtype=float)  # type: ignore[attr-defined]
+            xs = np.atleast_2d(xs)
+            gen = self._open_generation = {"xs": xs, "fs": np.full(len(xs), np.nan), "given": 0, "told": 0}
+        if gen["given"] == len(gen["xs"]):
+            return None  # every candidate is out: wait for their values
+        i = gen["given"]
+        gen["given"] += 1
+        return i, gen["xs"][i].copy()
+
+    def _tell_one(self, token: Any, x: np.ndarray, fx: float) -> None:
+        gen = self._open_generation
+        assert gen is not None, "tell_one() without ask_one()"
+        gen["fs"][token] = fx
+        gen["told"] += 1
+        if gen["told"] == len(gen["xs"]):
+            self._open_generation = None
+            self._tell(gen["xs"], gen["fs"])  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .base import BaseOptimizer
+from .base import BaseOptimizer, GenerationInTurns
 
 __all__ = ["CMAOptimizer"]
 
@@ -35,7 +35,7 @@ class _Randn:
         return self.rng.standard_normal(shape)
 
 
-class CMAOptimizer(BaseOptimizer):
+class CMAOptimizer(GenerationInTurns, BaseOptimizer):
     """Covariance Matrix Adaptation Evolution Strategy (pycma).
 
     Parameters
@@ -52,6 +52,10 @@ class CMAOptimizer(BaseOptimizer):
         population, in any dimension.  Used by
         :class:`~glompo_like.policies.selectors.IPOPSelector` to grow the population from one
         restart to the next.  Give ``popsize`` or ``popsize_factor``, not both.
+    async_eval:
+        Take each value as its evaluation finishes and tell the generation, in candidate
+        order, once all are in (see :class:`~glompo_like.optimizers.base.GenerationInTurns`):
+        the same search as without it, seeded runs give the same result.
     **cma_options:
         Passed to ``cma.CMAEvolutionStrategy`` (e.g. ``tolfun=1e-11``, ``CMA_diagonal=True``).
         ``bounds``, ``seed`` and ``randn`` are set by glompo_like.
@@ -66,10 +70,13 @@ class CMAOptimizer(BaseOptimizer):
         sigma0: float | None = None,
         popsize: int | None = None,
         popsize_factor: float | None = None,
+        async_eval: bool = False,
         **cma_options: Any,
     ) -> None:
         super().__init__(bounds, x0, seed)
-        self.check_options(sigma0=sigma0, popsize=popsize, popsize_factor=popsize_factor, **cma_options)
+        self.check_options(sigma0=sigma0, popsize=popsize, popsize_factor=popsize_factor, async_eval=async_eval,
+                           **cma_options)
+        self.async_eval = async_eval
         cma = _import_cma()
         width = self.bounds.width
         mean_width = float(np.mean(width))
@@ -118,9 +125,12 @@ class CMAOptimizer(BaseOptimizer):
 
     @classmethod
     def check_options(
-        cls, sigma0: Any = None, popsize: Any = None, popsize_factor: Any = None, **cma_options: Any
+        cls, sigma0: Any = None, popsize: Any = None, popsize_factor: Any = None, async_eval: Any = False,
+        **cma_options: Any
     ) -> None:
         """Raise :class:`ConfigError` for settings pycma would reject or silently ignore."""
+        if not isinstance(async_eval, bool):
+            raise ConfigError(f"CMAOptimizer: async_eval must be True or False, got {async_eval!r}")
         if sigma0 is not None and not (np.isfinite(sigma0) and sigma0 > 0):
             raise ConfigError(f"CMAOptimizer: sigma0 must be a positive number, got {sigma0!r}")
         if popsize is not None and (not isinstance(popsize, (int, np.integer)) or popsize < 2):
@@ -183,4 +193,5 @@ class CMAOptimizer(BaseOptimizer):
         extra = "".join(f", {k}={v!r}" for k, v in self.cma_options.items())
         pop = self.popsize if self.popsize is not None else int(self.es.popsize)
         fac = f", popsize_factor={self.popsize_factor:g}" if self.popsize_factor is not None else ""
-        return f"CMAOptimizer(sigma0={self.sigma0:g}, popsize={pop}{fac}{extra})"
+        asy = ", async_eval=True" if self.async_eval else ""
+        return f"CMAOptimizer(sigma0={self.sigma0:g}, popsize={pop}{fac}{extra}{asy})"

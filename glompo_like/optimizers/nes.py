@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .base import BaseOptimizer
+from .base import BaseOptimizer, GenerationInTurns
 
 __all__ = ["XNESOptimizer", "SNESOptimizer"]
 
@@ -44,7 +44,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
-class _NES(BaseOptimizer):
+class _NES(GenerationInTurns, BaseOptimizer):
     """Shared machinery: sampling, shaping, clipping and stopping.  Subclasses define the
     search distribution (``_transform``, ``_update``, ``_coordinate_std`` and their state)."""
 
@@ -63,6 +63,7 @@ class _NES(BaseOptimizer):
         eta_sigma: float | None = None,
         tolx: float = 1e-12,
         tolfun: float = 1e-12,
+        async_eval: bool = False,
     ) -> None:
         super().__init__(bounds, x0, seed)
         self.check_options(
@@ -73,7 +74,9 @@ class _NES(BaseOptimizer):
             eta_sigma=eta_sigma,
             tolx=tolx,
             tolfun=tolfun,
+            async_eval=async_eval,
         )
+        self.async_eval = async_eval
         dim = self.bounds.dim
         width = self.bounds.width
         mean_width = float(np.mean(width))
@@ -107,9 +110,12 @@ class _NES(BaseOptimizer):
         eta_sigma: Any = None,
         tolx: Any = 1e-12,
         tolfun: Any = 1e-12,
+        async_eval: Any = False,
     ) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting and how to fix it."""
         name = cls._name
+        if not isinstance(async_eval, bool):
+            raise ConfigError(f"{name}: async_eval must be True or False, got {async_eval!r}")
         if sigma0 is not None and not (_number(sigma0) and sigma0 > 0):
             raise ConfigError(f"{name}: sigma0 must be a positive number (or None), got {sigma0!r}")
         if popsize is not None and (
@@ -207,7 +213,7 @@ class _NES(BaseOptimizer):
         return (
             f"sigma0={self.sigma0:g}, popsize={self.popsize}, mirrored={self.mirrored}, "
             f"eta_mu={self.eta_mu:g}, eta_sigma={self.eta_sigma:g}, tolx={self.tolx:g}, "
-            f"tolfun={self.tolfun:g}"
+            f"tolfun={self.tolfun:g}" + (", async_eval=True" if self.async_eval else "")
         )
 
     # ------------------------------------------------------------------ distribution hooks
@@ -267,6 +273,10 @@ class XNESOptimizer(_NES):
         values of the last ``10 + ceil(30 dim / popsize)`` generations span less than
         ``tolfun``.  Default ``1e-12``.  A generation of identical values stops with
         reason ``"flatfitness"``.
+    async_eval:
+        Take each value as its evaluation finishes and tell the generation, in candidate
+        order, once all are in (see :class:`~glompo_like.optimizers.base.GenerationInTurns`):
+        the same search, seeded runs give the same result.
 
     See the module docstring for how bounds are handled.
     """

@@ -5,8 +5,9 @@ An entry names an optimizer class, its own keyword arguments and its Level 2 par
     CMAOptimizer                                             # class alone
     (CMAOptimizer, {"sigma0": 0.5, "workers": 4, "backend": "threads"})
 
-``workers`` and ``backend`` are taken out of the kwargs into the :class:`OptimizerEntry`;
-the rest go to the class.  ``bounds``, ``x0`` and ``seed`` are supplied by the manager.
+``workers`` and ``backend`` are taken out of the kwargs into the :class:`OptimizerEntry`,
+and so are the pool options ``max_evals_per_worker``, ``gpus`` and ``resources``
+(:mod:`glompo_like.evaluation.options`); the rest go to the class.  ``bounds``, ``x0`` and ``seed`` are supplied by the manager.
 
 A selector is a pure policy: ``select(run, free_slots, rng)`` returns the entry to start
 next, or ``None`` to start nothing now (no entry fits the free slots, or spawning is over).
@@ -30,6 +31,7 @@ import numpy as np
 from .. import validation as v
 from ..errors import ConfigError, ConfigTypeError
 from ..evaluation import POOLS, can_stream
+from ..evaluation.options import PoolOptions, pool_options
 from ..optimizers import BaseOptimizer
 from ..record.view import RunView
 
@@ -63,12 +65,19 @@ class OptimizerEntry:
     kwargs:
         The class's own keyword arguments (stored as a read-only copy).
     workers:
-        Slots the optimizer occupies: the size of its Level 2 evaluation pool.
+        Slots the optimizer occupies: the size of its Level 2 evaluation pool.  ``"auto"``:
+        the execution plan sizes the pool from the CPUs when the run starts (see
+        :func:`~glompo_like.evaluation.options.auto_workers`); the optimizer then occupies
+        one slot, and :attr:`workers` reads 1.
     backend:
-        Level 2 backend: one of ``"serial"``, ``"threads"``, ``"processes"``, ``"dask"``,
-        ``"auto"``, or a ``concurrent.futures.Executor`` the user owns.  An optimizer
-        with ``async_eval=True`` needs one that streams
+        Level 2 backend: one of ``"serial"``, ``"threads"``, ``"processes"``,
+        ``"isolated"``, ``"asyncio"``, ``"dask"``, ``"auto"``, or a
+        ``concurrent.futures.Executor`` the user owns.  An optimizer with
+        ``async_eval=True`` needs one that streams
         (:func:`~glompo_like.evaluation.can_stream`): not ``"dask"``.
+    pool:
+        The pool's other options (:class:`~glompo_like.evaluation.options.PoolOptions`);
+        ``None``: taken from ``kwargs`` (``max_evals_per_worker``, ``gpus``, ``resources``).
     name:
         How error messages refer to this entry (not stored).
     """
@@ -77,11 +86,14 @@ class OptimizerEntry:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     workers: int = 1
     backend: str | Executor = "serial"
+    pool: PoolOptions | None = None
     name: InitVar[str] = "OptimizerEntry"
 
     def __post_init__(self, name: str) -> None:
-        _validate_entry(self.cls, self.kwargs, self.workers, self.backend, name)
-        object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+        kwargs, pool, workers = _validate_entry(self.cls, self.kwargs, self.workers, self.backend, self.pool, name)
+        object.__setattr__(self, "kwargs", MappingProxyType(kwargs))
+        object.__setattr__(self, "pool", pool)
+        object.__setattr__(self, "workers", workers)
 
     def build(self, bounds: Any, x0: Any = None, seed: Any = None) -> BaseOptimizer:
         """Construct the optimizer."""
@@ -92,30 +104,45 @@ class OptimizerEntry:
         """Short description, e.g. ``CMAOptimizer(sigma0=0.5)[workers=4, backend='threads']``."""
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         level2 = ""
-        if self.workers != 1 or self.backend != "serial":
-            level2 = f"[workers={self.workers}, backend={self.backend!r}]"
+        if self.workers != 1 or self.backend != "serial" or self.pool.auto:
+            extra = "".join(f", {k}={v!r}" for k, v in self.pool.describe().items())
+            level2 = f"[workers={self._workers_text}, backend={self.backend!r}{extra}]"
         return f"{self.cls.__name__}({args}){level2}"
 
+    @property
+    def _workers_text(self) -> Any:
+        return "'auto'" if self.pool.auto else self.workers
+
     def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.pool.describe().items())
         return (
-            f"OptimizerEntry({self.cls.__name__}, {dict(self.kwargs)!r}, workers={self.workers}, "
-            f"backend={self.backend!r})"
+            f"OptimizerEntry({self.cls.__name__}, {dict(self.kwargs)!r}, workers={self._workers_text}, "
+            f"backend={self.backend!r}{extra})"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # MappingProxyType does not pickle; rebuild from a plain dict.
-        return (type(self), (self.cls, dict(self.kwargs), self.workers, self.backend))
+        return (type(self), (self.cls, dict(self.kwargs), self.workers, self.backend, self.pool))
 
 
-def _validate_entry(cls: Any, kwargs: Any, workers: Any, backend: Any, name: str) -> None:
+def _validate_entry(cls: Any, kwargs: Any, workers: Any, backend: Any, pool: Any,
+                    name: str) -> tuple[dict[str, Any], PoolOptions, int]:
+    """Check an entry; returns the optimizer's own kwargs, the pool options (taken out of
+    the kwargs unless given) and the slots it occupies."""
     _validate_class(cls, name)
     if not isinstance(kwargs, Mapping):
         raise ConfigTypeError(
             f"{name}: the kwargs of {cls.__name__} must be a dict, got {type(kwargs).__name__}"
         )
     _validate_level2(workers, backend, name)
+    kwargs = dict(kwargs)
+    if pool is None:
+        pool, workers = pool_options(kwargs, workers, backend, name)
+    elif not isinstance(pool, PoolOptions):
+        raise ConfigTypeError(f"{name}: pool must be a PoolOptions or None, got {type(pool).__name__}")
     _validate_kwargs(cls, kwargs, name)
     _validate_async(cls, kwargs, backend, name)
+    return kwargs, pool, workers
 
 
 def _validate_class(cls: Any, name: str) -> None:
@@ -131,9 +158,11 @@ def _validate_class(cls: Any, name: str) -> None:
 
 
 def _validate_level2(workers: Any, backend: Any, name: str) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, Integral):
-        raise ConfigTypeError(f"{name}: workers must be an integer >= 1, got {workers!r}")
-    if workers < 1:
+    if workers == "auto" and isinstance(workers, str):
+        pass  # checked with the pool options
+    elif isinstance(workers, bool) or not isinstance(workers, Integral):
+        raise ConfigTypeError(f"{name}: workers must be an integer >= 1 or 'auto', got {workers!r}")
+    elif workers < 1:
         raise ConfigError(f"{name}: workers must be an integer >= 1, got {workers!r}")
     if isinstance(backend, str):
         if backend not in BACKENDS:
@@ -525,7 +554,7 @@ class IPOPSelector(BaseSelector):
         self.interleave = bool(interleave)
         self.factors = tuple(self.growth**i for i in range(self.steps))
         entries = [
-            OptimizerEntry(base.cls, {**base.kwargs, "popsize_factor": f}, base.workers, base.backend,
+            OptimizerEntry(base.cls, {**base.kwargs, "popsize_factor": f}, base.workers, base.backend, base.pool,
                            name=f"{owner} entry (popsize_factor={f:g})")
             for f in self.factors
         ]
@@ -546,7 +575,7 @@ class IPOPSelector(BaseSelector):
     def __repr__(self) -> str:
         base = self._entries[0]
         kwargs = {k: v for k, v in base.kwargs.items() if k != "popsize_factor"}
-        label = OptimizerEntry(base.cls, kwargs, base.workers, base.backend).label
+        label = OptimizerEntry(base.cls, kwargs, base.workers, base.backend, base.pool).label
         parts = [label, *self._settings()]
         if self.max_spawns is not None:
             parts.append(f"max_spawns={self.max_spawns}")

@@ -13,7 +13,8 @@ or, from the shell, ``glompo-like export run1 [--csv] [--hdf5] [--out DIR]``.
 The log is opened read-only and both tables are read in one transaction, so exporting the
 log of a run that is still going (or was killed) is safe and gives a consistent snapshot.
 The columns are those of :func:`~glompo_like.read_log`: wide problems, whose points are
-stored as one BLOB column, are exported with one ``x_i`` column per parameter.
+stored as one BLOB column, are exported with one ``x_i`` column per parameter, and
+``meta`` is written as the JSON text the log stores.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def read_columns(db: sqlite3.Connection, table: str,
     return _to_columns(names, rows)
 
 
-_TEXT = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason"}
+_TEXT = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason", "meta"}
 
 
 def _to_columns(names: list[str], rows: list[tuple]) -> dict[str, np.ndarray]:

@@ -99,11 +99,20 @@ class OptimizerRecord:
     # flow control: when its first evaluation started (manager's clock); the speed since
     # then leaves out the optimizer's start-up
     t_first_eval: float | None = None
+    # evaluations it made (rows of the log); with samples > 1 more than its history's points
+    n_rows: int = 0
+    best_std: float | None = None  # spread of the best point's samples (samples > 1)
+    best_n: int = 1  # samples the best value aggregates
     # the point of every evaluation, shape (n, dim): what the log stores too
     xs: GrowingArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.xs = GrowingArray(width=self.dim)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # records of older checkpoints
+        self.__dict__.update(state)
+        if "n_rows" not in state:
+            self.n_rows = len(state["fx"])
 
     @property
     def alive(self) -> bool:
@@ -164,6 +173,28 @@ class OptimizerRecord:
         self.n_failed += int(np.count_nonzero(~ok))
         self.generations += generations
 
+    def add_points(self, points: Any, generations: int = 1) -> None:
+        """A noisy objective's points (a :class:`~glompo_like.evaluation.core.PointBatch`):
+        the history gets each point's aggregate; only *confirmed* points (measured
+        ``incumbent_samples`` times) may become its best, so a lucky draw never does."""
+        ok = points.ok
+        self.fx.extend(np.where(ok, points.fx, np.nan))
+        self.xs.extend(np.asarray(points.x, dtype=float).reshape(-1, self.dim))
+        finite = np.where(ok & points.confirmed, points.fx, np.inf)
+        best = np.minimum.accumulate(np.concatenate(([self.best_fx], finite)))[1:]
+        self.best_trace.extend(best)
+        if len(points):
+            i = int(np.argmin(finite))
+            if finite[i] < self.best_fx:
+                self.best_fx = float(finite[i])
+                self.best_x = points.x[i].copy()
+                std = float(points.std[i])
+                self.best_std = std if math.isfinite(std) else None
+                self.best_n = int(points.n[i])
+            self.last_x = points.x[-1].copy()
+        self.n_failed += int(np.count_nonzero(~ok))
+        self.generations += generations
+
 
 @dataclass
 class RunCounters:
@@ -181,6 +212,8 @@ class RunCounters:
     best_fx: float = float("inf")
     best_x: np.ndarray | None = None
     best_opt_id: int | None = None
+    best_fx_std: float | None = None  # spread of the best point's samples (samples > 1)
+    best_n_samples: int = 1
     converged_at_kill_count: dict[int, int] = field(default_factory=dict)
 
     def count_end(self, kind: EndKind) -> None:
@@ -199,7 +232,7 @@ class RunCounters:
             self.opts_stopped += 1
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # checkpoints of older versions
-        self.__dict__.update({"opts_failed": 0, **state})
+        self.__dict__.update({"opts_failed": 0, "best_fx_std": None, "best_n_samples": 1, **state})
 
 
 class LogWriter(Protocol):
@@ -313,12 +346,16 @@ class Ledger:
         history.  Returns whether it improved the run's best."""
         c = self.counters
         first = c.f_evals + 1
+        self.log.add_batch(first, rec.opt_id, batch)  # first: what is counted and kept is logged
         ok = batch.ok
-        rec.add_batch(batch.x, batch.fx, ok, n_generations)
+        if batch.points is None:  # every evaluation is a point of its own
+            rec.add_batch(batch.x, batch.fx, ok, n_generations)
+        else:  # samples > 1: the history is made of the points' aggregates
+            rec.add_points(batch.points, n_generations)
+        rec.n_rows += len(batch)
         if rec.t_first_eval is None and len(batch):  # its t_start is wall-clock time
             rec.t_first_eval = self.clock() - max(0.0, time.time() - float(batch.t_start[0]))
         n_failed = len(batch) - int(ok.sum())
-        self.log.add_batch(first, rec.opt_id, batch)  # (first: what is counted is logged)
         c.f_evals += len(batch)
         c.evals_failed += n_failed
         if n_failed:
@@ -329,6 +366,7 @@ class Ledger:
         self._watch.evaluated(len(batch))
         if rec.best_fx < c.best_fx:
             c.best_fx, c.best_x, c.best_opt_id = rec.best_fx, rec.best_x, rec.opt_id
+            c.best_fx_std, c.best_n_samples = rec.best_std, rec.best_n
             return True
         return False
 
@@ -369,7 +407,7 @@ class Ledger:
     def closed(self, rec: OptimizerRecord, exitcode: int | None) -> None:
         """Its runner (thread or process) has ended: the log gets its final line."""
         self.finish(rec, EndKind.STOPPED, "ended")  # (its end is decided by now, normally)
-        self.log.end_optimizer(rec.opt_id, time.time(), len(rec.fx), rec.best_fx,
+        self.log.end_optimizer(rec.opt_id, time.time(), rec.n_rows, rec.best_fx,
                                str(rec.end_kind or EndKind.STOPPED), rec.end_reason or "", exitcode)
 
     def crashed(self, rec: OptimizerRecord, reason: str, exitcode: int | None = None,
@@ -382,7 +420,7 @@ class Ledger:
         err = OptimizerCrashed(f"optimizer {rec.opt_id}: {reason}", opt_id=rec.opt_id, exitcode=exitcode)
         err.__cause__ = cause
         self.crashes.append(err)
-        if len(rec.fx):
+        if rec.n_rows:
             self._barren_crashes = 0
             return None
         self._barren_crashes += 1
@@ -419,7 +457,8 @@ class Ledger:
             "seed_entropy": entropy,
         }
         x = None if c.best_x is None else np.array(c.best_x)
-        return Result(x=x, fx=c.best_fx, origin=origin, stats=stats)
+        return Result(x=x, fx=c.best_fx, origin=origin, stats=stats, fx_std=c.best_fx_std,
+                      n_samples=c.best_n_samples)
 
     def optimizers_table(self) -> list[dict[str, Any]]:
         """One row per optimizer, for the summary."""
@@ -427,7 +466,7 @@ class Ledger:
             {
                 "opt_id": rec.opt_id,
                 "type": rec.opt_type,
-                "n_evals": len(rec.fx),
+                "n_evals": rec.n_rows,
                 "best_fx": None if not math.isfinite(rec.best_fx) else rec.best_fx,
                 "end": None if rec.end_kind is None else str(rec.end_kind),
                 "reason": rec.end_reason,

@@ -12,8 +12,13 @@ shell.
 Tables
 ------
 ``evaluations``: ``eval_id`` (unique, increasing), ``opt_id``, ``x_0`` … ``x_{n-1}``, ``fx``,
-``status`` (ok / failed / timed_out / crashed), ``error``, ``t_start`` (wall clock, seconds
-since the epoch), ``duration`` (seconds), ``worker``.
+``status`` (ok / failed / timed_out / crashed / memory_exceeded), ``error``, ``t_start`` (wall
+clock, seconds since the epoch), ``duration`` (seconds), ``worker``, ``sample`` (which
+measurement of its point: 0 unless the run sets ``samples``; the rows of one point share
+``opt_id`` and ``x``), ``meta`` (a JSON object: what the task returned besides its value,
+and under ``"where"`` the worker, host, pid and GPU the evaluation ran on).  Logs written
+before ``sample`` and ``meta`` existed (schema version 1) are read with ``sample`` 0 and
+``meta`` ``None``, and a resumed run adds the columns.
 
 ``optimizers``: ``opt_id``, ``type``, ``settings``, ``slots``, ``t_start``, ``t_end``,
 ``n_evals``, ``best_fx``, ``end_kind`` (converged / killed / crashed / stopped / failed),
@@ -39,7 +44,7 @@ from ..evaluation.core import EvalBatch
 __all__ = ["EvaluationLog", "read_log", "read_points", "log_run_id", "LOG_NAME"]
 
 LOG_NAME = "evaluations.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MAX_X_COLUMNS = 1000  # above this, x is stored as one float64 BLOB column
 _MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999  # per statement
 
@@ -66,8 +71,13 @@ class EvaluationLog:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS evaluations (eval_id INTEGER PRIMARY KEY, opt_id INTEGER, "
                 + ", ".join(xcols)
-                + ", fx REAL, status TEXT DEFAULT 'ok', error TEXT, t_start REAL, duration REAL, worker TEXT)"
+                + ", fx REAL, status TEXT DEFAULT 'ok', error TEXT, t_start REAL, duration REAL, worker TEXT, "
+                "sample INTEGER DEFAULT 0, meta TEXT)"
             )
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(evaluations)")}
+            for column, decl in (("sample", "INTEGER DEFAULT 0"), ("meta", "TEXT")):
+                if column not in have:  # a log of schema version 1, continued by a resumed run
+                    self.db.execute(f"ALTER TABLE evaluations ADD COLUMN {column} {decl}")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS optimizers (opt_id INTEGER PRIMARY KEY, type TEXT, "
                 "settings TEXT, slots INTEGER, x0 TEXT, t_start REAL, t_end REAL, n_evals INTEGER, "
@@ -106,15 +116,18 @@ class EvaluationLog:
             return
         xs = batch.x.tolist() if self.x_columns else [[r.tobytes()] for r in batch.x]
         fx = batch.fx.tolist()  # NaN is stored as NULL by SQLite itself
-        times = zip(batch.t_start.tolist(), batch.duration.tolist(), batch.worker, strict=True)
+        sample = [0] * n if batch.sample is None else batch.sample.tolist()
+        meta = batch.meta if batch.meta is not None else (None,) * n
+        times = zip(batch.t_start.tolist(), batch.duration.tolist(), batch.worker, sample, meta, strict=True)
         all_ok = batch.all_ok and True in self._statements
         if all_ok:
-            rows = [(first_eval_id + i, opt_id, *xs[i], fx[i], t, d, w) for i, (t, d, w) in enumerate(times)]
+            rows = [(first_eval_id + i, opt_id, *xs[i], fx[i], t, d, w, k, m)
+                    for i, (t, d, w, k, m) in enumerate(times)]
         else:
             status = batch.status_texts()
             rows = [
-                (first_eval_id + i, opt_id, *xs[i], fx[i], status[i], batch.error[i], t, d, w)
-                for i, (t, d, w) in enumerate(times)
+                (first_eval_id + i, opt_id, *xs[i], fx[i], status[i], batch.error[i], t, d, w, k, m)
+                for i, (t, d, w, k, m) in enumerate(times)
             ]
         per_row, per, insert_one, insert_many = self._statements[all_ok]
         full = n - n % per
@@ -265,7 +278,8 @@ def read_log(where: str | os.PathLike, optimizers: bool = False) -> Any:
 
     Returns the ``evaluations`` table (or, with ``optimizers=True``, the ``optimizers``
     table) as a pandas DataFrame when pandas is installed, otherwise as a NumPy structured
-    array with the same column names.  Safe to call while the run is going.
+    array with the same column names.  The ``meta`` column holds dicts (parsed from the
+    JSON the log stores; ``None`` where there is none).  Safe to call while the run is going.
     """
     path = _log_path(where)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -281,6 +295,8 @@ def read_log(where: str | os.PathLike, optimizers: bool = False) -> Any:
         dim = len(np.frombuffer(rows[0][i])) if rows else 0
         names = names[:i] + [f"x_{k}" for k in range(dim)] + names[i + 1:]
         rows = [r[:i] + tuple(np.frombuffer(r[i]).tolist()) + r[i + 1:] for r in rows]
+    if not optimizers:
+        names, rows = _with_sample_and_meta(names, rows)
     try:
         import pandas as pd
     except ImportError:
@@ -326,9 +342,20 @@ def read_points(where: str | os.PathLike, dim: int, last_eval_id: int) -> dict[i
     return {k: np.array(v, dtype=float).reshape(-1, dim) for k, v in grouped.items()}
 
 
+def _with_sample_and_meta(names: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
+    """Evaluation rows with ``sample`` and ``meta`` (added for a log of schema version 1),
+    ``meta`` parsed from its JSON text."""
+    if "sample" not in names:
+        names, rows = names + ["sample"], [(*r, 0) for r in rows]
+    if "meta" not in names:
+        return names + ["meta"], [(*r, None) for r in rows]
+    j = names.index("meta")
+    return names, [r[:j] + (None if r[j] is None else json.loads(r[j]),) + r[j + 1:] for r in rows]
+
+
 def _structured(names: list[str], rows: list[tuple]) -> np.ndarray:
-    text = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason"}
-    ints = {"eval_id", "opt_id", "slots", "n_evals", "exitcode"}
+    text = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason", "meta"}
+    ints = {"eval_id", "opt_id", "slots", "n_evals", "exitcode", "sample"}
     dtype = [(n, object if n in text else (np.int64 if n in ints else float)) for n in names]
     out = np.empty(len(rows), dtype=dtype)
     for j, (n, _) in enumerate(dtype):
