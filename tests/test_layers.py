@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("optimizers",),
     ("record",),  # the run's log, views, checkpoints, summary, report
     ("policies",),  # selectors, generators, hunters, checkers
-    ("execution",),  # Level 1: runners, supervisors
+    ("execution",),  # Level 1: plan, runners (generational, steady-state, noisy), supervisors
     ("control",),  # flow control, steering files
     ("settings",),
     ("manager",),
