@@ -88,3 +88,20 @@ def hangs_in_external_process(x, pidfile=None):
             f.write(f"{proc.pid}\n")
         proc.wait()
     return sphere(x)
+
+
+class SlowToLoad:
+    """``sphere``, whose loading in a worker process waits until the file ``gate`` exists
+    (at most ``limit`` seconds): a worker that cannot be ready until the test says so."""
+
+    def __init__(self, gate: str, limit: float = 60.0) -> None:
+        self.gate, self.limit = gate, limit
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        deadline = time.monotonic() + self.limit
+        while not os.path.exists(self.gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def __call__(self, x):
+        return sphere(x)
