@@ -58,6 +58,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+_DASH_HINT = (
+    "A path that starts with '-' goes after '--' (glompo-like export -- -run1) or as ./-run1; "
+    "an option takes it as --working-dir=-run1."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``glompo-like`` (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
@@ -66,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Globally managed parallel optimization: run several optimizers at once on one "
             "objective, stop the ones that stall, start new ones, keep a log of every evaluation."
         ),
-        epilog=f"Run '{PROG} COMMAND --help' for the options of a command.",
+        epilog=f"Run '{PROG} COMMAND --help' for the options of a command.  {_DASH_HINT}",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -181,7 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``glompo-like`` command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _tolerate_undecodable_paths()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        if e.code == 2 and any(a.startswith("-") and a not in ("-", "--") and os.path.lexists(a) for a in argv):
+            print(f"{PROG}: hint: {_DASH_HINT}", file=sys.stderr)
+        raise
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -198,6 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `glompo-like demo | head`: the reader left early
         sys.stdout = open(os.devnull, "w")  # so the final flush at exit does not fail again
         return 1
+
+
+def _tolerate_undecodable_paths() -> None:
+    """A path may hold bytes that are not valid in the terminal's encoding (legal on POSIX;
+    Python keeps them as lone surrogates): print them as escapes instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 # --------------------------------------------------------------------------- demo

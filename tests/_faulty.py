@@ -213,3 +213,18 @@ def bool_in_region(x):
 def sleeps_30s(x):
     time.sleep(30.0)
     return sphere(x)
+class SlowToLoad:
+    """``sphere``, whose loading in a worker process waits until the file ``gate`` exists
+    (at most ``limit`` seconds): a worker that cannot be ready until the test says so."""
+
+    def __init__(self, gate: str, limit: float = 60.0) -> None:
+        self.gate, self.limit = gate, limit
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        deadline = time.monotonic() + self.limit
+        while not os.path.exists(self.gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def __call__(self, x):
+        return sphere(x)

@@ -22,12 +22,14 @@ from glompo_like import CheckpointingControl, GloMPOManager
 from glompo_like.optimizers import CMAOptimizer
 from glompo_like.policies.checkers import MaxSeconds
 from glompo_like.policies.selectors import CycleSelector
+from glompo_like.states import RunState
 
 
 def announce(m: GloMPOManager, pidfile: str, every: int | None) -> None:
-    deadline = time.monotonic() + 30
+    """Waits for a state, not for a time: until the run is well under way, however long
+    that takes on a busy machine (the run itself ends after MaxSeconds(60))."""
     me = psutil.Process()
-    while time.monotonic() < deadline:
+    while m.state is not RunState.ENDED:
         if m.ledger.counters.f_evals > 20 and (not every or every > 100 or len(m.checkpoints) >= 2):  # optimizers (and their pools) are up and evaluating
             kids = me.children(recursive=True)
             with open(pidfile, "w") as f:
@@ -35,6 +37,7 @@ def announce(m: GloMPOManager, pidfile: str, every: int | None) -> None:
             print("READY", flush=True)
             return
         time.sleep(0.05)
+    print("the run ended before it was well under way", flush=True)
 
 
 def main() -> None:

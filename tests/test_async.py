@@ -4,6 +4,7 @@ member; values are told as they arrive."""
 from __future__ import annotations
 
 import pickle
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,29 +34,61 @@ def variable_cost(x):
     return float(np.sum(np.asarray(x) ** 2))
 
 
-def _busy_fraction(log, workers):
-    start = np.asarray(log["t_start"], dtype=float)
-    end = start + np.asarray(log["duration"], dtype=float)
-    return float((end - start).sum() / (workers * (end.max() - start.min())))
-
-
-def _run(cls, kw, async_eval, tmp_path, l2="threads", budget=160):
+def _run(cls, kw, async_eval, tmp_path, l2="threads", budget=160, task=variable_cost):
     sel = CycleSelector([(cls, {**kw, "workers": 4, "backend": l2, "async_eval": async_eval})])
-    m = GloMPOManager(task=variable_cost, bounds=[(-2, 2)] * 3, opt_selector=sel,
+    m = GloMPOManager(task=task, bounds=[(-2, 2)] * 3, opt_selector=sel,
                       backend="threads" if l2 != "processes" else "processes_forced", max_jobs=4,
                       convergence_checker=MaxFuncCalls(budget), killing_conditions=False, seed=1,
                       working_dir=tmp_path, status=None)
     return m, m.start_manager()
 
 
+class _HoldsOneBack:
+    """A task whose evaluation number ``which`` waits until ``others`` evaluations have
+    ended after it began (at most ``limit`` seconds), and records how many did."""
+
+    def __init__(self, which: int, others: int, limit: float) -> None:
+        self.which, self.others, self.limit = which, others, limit
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.holding = False
+        self.done = 0
+        self.enough = threading.Event()
+        self.done_while_held: int | None = None
+
+    def __call__(self, x):
+        with self.lock:
+            self.calls += 1
+            held = self.calls == self.which
+            self.holding = self.holding or held
+        if held:
+            self.enough.wait(self.limit)
+            with self.lock:
+                self.done_while_held = self.done
+                self.holding = False
+        value = float(np.sum(np.asarray(x) ** 2))
+        with self.lock:
+            if self.holding:
+                self.done += 1
+                if self.done >= self.others:
+                    self.enough.set()
+        return value
+
+
 @pytest.mark.parametrize("cls, kw", ASYNC, ids=IDS)
 def test_async_keeps_all_workers_busy(cls, kw, tmp_path):
-    _, r_sync = _run(cls, kw, False, tmp_path / "sync")
-    _, r_async = _run(cls, kw, True, tmp_path / "async")
-    busy_sync = _busy_fraction(read_log(tmp_path / "sync"), 4)
-    busy_async = _busy_fraction(read_log(tmp_path / "async"), 4)
-    assert busy_async > 0.8, busy_async  # workers hardly ever idle
-    assert busy_async > busy_sync + 0.1, (busy_sync, busy_async)
+    """While one evaluation of the second generation is held back, the other workers go
+    on: with async_eval they finish two more generations' worth of evaluations meanwhile;
+    a synchronous generation waits for its slowest member, so no more than the rest of
+    its generation can finish.  The held evaluation is released by that count (async) or
+    after 1 s (sync), so the outcome does not depend on how fast the machine is."""
+    held = _HoldsOneBack(which=9, others=16, limit=1.0)
+    _run(cls, kw, False, tmp_path / "sync", task=held, budget=40)
+    assert held.done_while_held is not None and held.done_while_held <= 8 - 1
+
+    held = _HoldsOneBack(which=9, others=16, limit=60.0)
+    _, r_async = _run(cls, kw, True, tmp_path / "async", task=held)
+    assert held.done_while_held is not None and held.done_while_held >= 16
     assert 160 <= r_async.stats["f_evals"] <= 160 + 8 + 4  # one generation + those in flight
     assert len(read_log(tmp_path / "async")) == r_async.stats["f_evals"]
 

@@ -132,7 +132,11 @@ def _start_killable(tmp_path, every):
 
 def test_sigkill_then_resume_keeps_every_evaluation_exactly_once(tmp_path):
     proc = _start_killable(tmp_path, every=30)
-    time.sleep(0.3)  # let it log past its newest checkpoint
+    run = tmp_path / "run"
+    deadline = time.monotonic() + 60
+    while len(read_log(run)) <= read_checkpoint(run / "checkpoints")["manager"]["counters"].f_evals:
+        assert time.monotonic() < deadline, "the run did not log past its newest checkpoint"
+        time.sleep(0.01)  # until it has logged past its newest checkpoint (then rows roll back)
     proc.kill()
     proc.communicate(timeout=10)
     run = tmp_path / "run"
@@ -251,8 +255,9 @@ def test_unpicklable_task_must_be_given_again(tmp_path):
 
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 def test_chkpt_file_and_checkpoint_method_trigger_checkpoints(backend, tmp_path):
+    # the run goes on until the test has seen both checkpoints, and then a STOP file ends it
     m = GloMPOManager(task=_faulty.slow, bounds=[(-1, 1)] * 3, backend=backend, max_jobs=2, seed=1,
-                      convergence_checker=MaxFuncCalls(200), working_dir=tmp_path,
+                      convergence_checker=MaxFuncCalls(100_000), working_dir=tmp_path,
                       checkpoint_control=CheckpointingControl(at_end=False, keep_last=None))
 
     def poke():
@@ -262,6 +267,9 @@ def test_chkpt_file_and_checkpoint_method_trigger_checkpoints(backend, tmp_path)
         while len(m.checkpoints) < 1:
             time.sleep(0.01)
         m.checkpoint()
+        while len(m.checkpoints) < 2:
+            time.sleep(0.01)
+        (tmp_path / "STOP").touch()
 
     t = threading.Thread(target=poke)
     t.start()

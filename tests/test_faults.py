@@ -146,10 +146,9 @@ TIMEOUT_PAIRS = [("processes", "serial", "fork"), ("processes_forced", "processe
 
 @pytest.mark.parametrize("l1, l2, method", TIMEOUT_PAIRS, ids=[f"{a}-{b}-{c}" for a, b, c in TIMEOUT_PAIRS])
 def test_hanging_evaluations_are_killed_at_the_timeout(l1, l2, method, tmp_path):
-    t0 = time.monotonic()
+    # (a hang that is not killed shows as a status other than timed_out, or as a test timeout)
     r = _manager(_faulty.hangs_on_fifth_call, l1, l2, method, budget=60, task_timeout=0.5,
                  working_dir=tmp_path).start_manager()
-    assert time.monotonic() - t0 < 45
     assert "MaxFuncCalls" in r.stats["end_cond"]
     log = read_log(tmp_path)
     assert len(log) == r.stats["f_evals"]
@@ -166,7 +165,7 @@ def test_timeout_kills_what_the_task_started(l1, l2, tmp_path, monkeypatch):
     _manager(_faulty.hangs_in_external_process, l1, l2, "fork", budget=40, task_timeout=0.5).start_manager()
     pids = [int(p) for p in pidfile.read_text().split()]
     assert pids
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # (killed with their worker's group: they go at once, given CPU)
     while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
         assert time.monotonic() < deadline, f"external processes {pids} outlived the timeout"
         time.sleep(0.05)
@@ -179,9 +178,11 @@ CRASHERS = [(_faulty.exits_on_third_call, "exit code 7"), (_faulty.segfaults_on_
 @pytest.mark.parametrize("task, what", CRASHERS, ids=["os._exit", "segfault"])
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
 def test_a_dying_optimizer_process_is_recorded_and_replaced(task, what, method, tmp_path):
-    # popsize 2: each optimizer reports one generation, then dies on its third evaluation
-    sel = CycleSelector([(CMAOptimizer, {"popsize": 2})])
-    m = _manager(task, "processes", "serial", method, budget=80, working_dir=tmp_path, opt_selector=sel)
+    # popsize 2: each optimizer reports one generation, then dies on its third evaluation.
+    # RandomOptimizer and a small budget: each of the ~10 optimizer processes must start
+    # (from a forkserver that a test before may have started without CMA-ES preloaded).
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 2})])
+    m = _manager(task, "processes", "serial", method, budget=20, working_dir=tmp_path, opt_selector=sel)
     r = m.start_manager()
     assert "MaxFuncCalls" in r.stats["end_cond"]
     assert r.stats["opts_crashed"] >= 1 and r.stats["opts_started"] > r.stats["opts_crashed"]
@@ -243,17 +244,29 @@ KILL_CASES = [
 ]
 
 
+_MP_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+
+
 def _start_script(tmp_path, l1, l2, method):
+    """The manager script, once it is well under way: ``(process, pids of the run's
+    processes, pids of the manager process's multiprocessing helpers)``."""
     pidfile = tmp_path / "pids"
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_manager_script.py"), l1, l2, method, str(tmp_path / "run"), str(pidfile)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     line = proc.stdout.readline()
-    assert line.strip() == "READY", proc.stderr.read()
-    pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) >= 2
-    return proc, pids
+    assert line.strip() == "READY", line + proc.stderr.read()
+    run, helpers = [], []
+    for pid in (int(p) for p in pidfile.read_text().split()):
+        try:
+            p = psutil.Process(pid)
+            helper = p.ppid() == proc.pid and any(h in " ".join(p.cmdline()) for h in _MP_HELPERS)
+        except psutil.Error:  # it has ended already
+            continue
+        (helpers if helper else run).append(pid)
+    assert run
+    return proc, run, helpers
 
 
 def _assert_all_gone(pids, within=5.0):
@@ -271,22 +284,29 @@ def _assert_all_gone(pids, within=5.0):
 
 @pytest.mark.parametrize("l1, l2, method", KILL_CASES, ids=[f"{a}-{b}-{c}" for a, b, c in KILL_CASES])
 def test_sigkill_of_the_manager_leaves_no_process(l1, l2, method, tmp_path):
-    proc, pids = _start_script(tmp_path, l1, l2, method)
+    proc, run, helpers = _start_script(tmp_path, l1, l2, method)
     proc.kill()
     proc.communicate(timeout=10)
-    _assert_all_gone(pids)
+    # the children notice the death of their parent (a signal from the kernel, or the
+    # watchdog's poll) and end: that takes a moment after the kill, a longer one on a busy machine
+    _assert_all_gone(run + helpers, within=30.0)
     log = read_log(tmp_path / "run")  # the log survived and is readable
     assert len(log) > 20
 
 
 @pytest.mark.parametrize("l1, l2, method", KILL_CASES[:4], ids=[f"{a}-{b}-{c}" for a, b, c in KILL_CASES[:4]])
 def test_sigint_stops_children_writes_summary_and_reraises(l1, l2, method, tmp_path):
-    proc, pids = _start_script(tmp_path, l1, l2, method)
+    proc, run, helpers = _start_script(tmp_path, l1, l2, method)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err
     assert "INTERRUPTED interrupted (KeyboardInterrupt)" in out
-    _assert_all_gone(pids, within=1.0)
+    # What the run started has ended before start_manager returned: gone now, not "soon".
+    _assert_all_gone(run, within=0.0)
+    # The manager process's own multiprocessing helpers (its forkserver, its resource
+    # tracker) serve every run of that process; they exit only once it has exited (at the
+    # end of their pipe), which takes as long as the machine lets them take.
+    _assert_all_gone(helpers, within=30.0)
     import yaml
 
     summary = yaml.safe_load((tmp_path / "run" / "summary.yml").read_text())
@@ -295,11 +315,12 @@ def test_sigint_stops_children_writes_summary_and_reraises(l1, l2, method, tmp_p
 
 
 def test_sigterm_ends_the_run_cleanly(tmp_path):
-    proc, pids = _start_script(tmp_path, "processes", "serial", "fork")
+    proc, run, helpers = _start_script(tmp_path, "processes", "serial", "fork")
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM
-    _assert_all_gone(pids, within=1.0)
+    _assert_all_gone(run, within=0.0)
+    _assert_all_gone(helpers, within=30.0)
     import yaml
 
     summary = yaml.safe_load((tmp_path / "run" / "summary.yml").read_text())

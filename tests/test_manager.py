@@ -70,11 +70,32 @@ def _sleepy_sphere(x):
 
 
 @pytest.mark.parametrize("backend", ["threads", "processes"])
-def test_optimizers_share_the_end_of_the_budget(backend, tmp_path):
-    """Credit covers only the next report's round trip, so near the end of the budget
-    neither optimizer idles while the other works off a large grant: both run at the same
-    speed here, so they end within a few generations of each other, and together."""
+def test_optimizers_share_the_end_of_the_budget(backend, tmp_path, monkeypatch):
+    """Near the end of the budget neither optimizer may idle while the other works off a
+    large grant: every grant the manager makes in this run gives new credit of at most an
+    equal share of the budget nobody has been promised yet (or the one generation an
+    optimizer out of credit may have while a whole one is left).  Checked on each grant
+    as it is made, so it holds whatever the speed of the two optimizers."""
+    from glompo_like.control.flow import Credit
+
     budget, popsize = 480, 8
+    checked, broken = [0], []
+    grant = Credit.grant
+
+    def checked_grant(self, rec, others, left, running, now):
+        others = list(others)
+        ahead = max(rec.granted_until, rec.generations)
+        until = grant(self, rec, others, left, running, now)
+        if left is not None and until > ahead:
+            promised = sum(max(0, r.granted_until - r.generations) * popsize
+                           for r in others if r.opt_id and r.holds_credit)
+            share = max(popsize, (left - promised) // max(1, running))
+            checked[0] += 1
+            if (until - ahead) * popsize > share:
+                broken.append((rec.opt_id, until - ahead, left, promised, running))
+        return until
+
+    monkeypatch.setattr(Credit, "grant", checked_grant)
     m = _manager(
         backend=backend,
         task=_sleepy_sphere,
@@ -84,13 +105,11 @@ def test_optimizers_share_the_end_of_the_budget(backend, tmp_path):
         working_dir=tmp_path,
     )
     result = m.start_manager()
+    assert checked[0] >= 2 and not broken, broken
     assert result.stats["opts_started"] == 2
-    log = read_log(tmp_path)
-    opt_ids = np.asarray(log["opt_id"])
-    counts = [int(np.sum(opt_ids == i)) for i in (1, 2)]
-    assert abs(counts[0] - counts[1]) <= 3 * popsize, counts
-    ends = [float(np.max(np.asarray(log["t_start"])[opt_ids == i])) for i in (1, 2)]
-    assert abs(ends[0] - ends[1]) < 0.5 * budget * 0.002 / 2, ends  # within half of one's run
+    assert budget <= result.stats["f_evals"] <= budget + 2 * popsize
+    opt_ids = np.asarray(read_log(tmp_path)["opt_id"])
+    assert (opt_ids == 1).any() and (opt_ids == 2).any()
 
 
 def test_result_and_stats_fields():
@@ -155,14 +174,20 @@ def test_hunting_kills_a_stalled_optimizer_deterministically():
 
 def test_coalesced_reports_still_hunt_and_count_every_generation(tmp_path):
     """With the default report_interval, fast optimizers report a few generations at a
-    time; hunting still happens, and every evaluation and generation is accounted for."""
-    selector = CycleSelector([(CMAOptimizer, {"popsize": 6}), _Stuck], max_spawns=2)
+    time; hunting still happens, and every evaluation and generation is accounted for.
+
+    The hunter is a random search: it never converges, so it is still running whenever
+    the stalled optimizer's reports arrive, however the two threads are scheduled (a
+    CMA-ES hunter could converge, and stop hunting, before a slow-to-report victim had
+    shown its 40 unmoving evaluations)."""
+    selector = CycleSelector([(RandomOptimizer, {"popsize": 6}), _Stuck], max_spawns=2)
     m = GloMPOManager(task=sphere, bounds=SPHERE_BOUNDS, opt_selector=selector, backend="threads",
-                      max_jobs=2, convergence_checker=MaxFuncCalls(3000), working_dir=tmp_path,
+                      max_jobs=2, convergence_checker=MaxFuncCalls(20_000), working_dir=tmp_path,
                       killing_conditions=MinFuncCalls(40) & BestUnmoving(40, 0.0), hunt_frequency=4, seed=1)
     r = m.start_manager()
     stuck = m.view.optimizer(2)
     assert stuck.end_kind == "killed" and stuck.n_evals >= 44
+    assert "killed by optimizer 1" in stuck.end_reason
     assert stuck.generations * 4 == stuck.n_evals
     assert len(read_log(tmp_path)) == r.stats["f_evals"]
 
@@ -352,40 +377,43 @@ def test_share_best_solutions_injects_the_incumbent(share):
 
 def test_a_slow_generation_does_not_hold_back_the_reports_before_it():
     """Finished generations are reported between the evaluations of a slow one, once they
-    have waited report_interval, not only when the slow generation ends."""
+    have waited report_interval, not only when the slow generation ends.
+
+    Ten fast generations of 4 (done well within report_interval=2 s and the credit, so
+    they are still waiting to be reported), then a slow one: its first evaluation takes longer than
+    report_interval (a sleep: at least that long), and its second waits until the manager
+    has counted the 40 fast evaluations.  With the flush that happens between the two;
+    without it, the 40 would arrive only after the whole slow generation, so the second
+    evaluation would wait in vain (up to 30 s) and the test fails."""
     lock = threading.Lock()
     calls = [0]
-    slow_started: list[float] = []
+    counted_before_slow: list[int] = []
+    seen_in_time: list[bool] = []
+
+    def counted(limit: float) -> bool:
+        deadline = time.monotonic() + limit
+        while m.ledger.counters.f_evals < 40:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
 
     def task(x):
         with lock:
             calls[0] += 1
             n = calls[0]
-        if n > 40:  # ten fast generations of 4, then 0.2 s per evaluation
-            if n == 41:
-                slow_started.append(time.monotonic())
-            time.sleep(0.2)
+        if n == 41:
+            counted_before_slow.append(m.ledger.counters.f_evals)
+            time.sleep(2.1)  # longer than report_interval
+        elif n == 42:
+            seen_in_time.append(counted(30.0))
         return float(np.dot(x, x))
 
-    m = _manager(
+    m = _manager(  # a budget far away: the credit is the lookahead (64 generations), not a share
         backend="threads", task=task, max_jobs=1, seed=None, killing_conditions=False,
-        opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 4})]),
-        convergence_checker=MaxFuncCalls(48),
+        opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 4, "max_evals": 48})], max_spawns=1),
+        convergence_checker=MaxFuncCalls(10_000), report_interval=2.0,
     )
-    seen: list[float] = []
-
-    def watch():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not seen:
-            if m.ledger.counters.f_evals >= 40:
-                seen.append(time.monotonic())
-            time.sleep(0.005)
-
-    t = threading.Thread(target=watch)
-    t.start()
     m.start_manager()
-    t.join(20)
-    assert seen and slow_started
-    # without the flush the 40 fast evaluations arrive only after the whole slow
-    # generation (4 x 0.2 s); with it, after its first evaluation
-    assert seen[0] - slow_started[0] < 0.6, seen[0] - slow_started[0]
+    assert counted_before_slow[0] < 40  # the fast generations were still unreported
+    assert seen_in_time == [True]

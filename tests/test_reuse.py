@@ -133,6 +133,17 @@ class _Events:
             sup.poll(0.1, self.on_message, self.on_end)
 
 
+def _wait_dead(child, timeout=30.0):
+    """Until ``child``'s process has died completely: its sentinel is ready and its end of
+    the pipe is closed (the manager's end reads EOF).  A state, not a time: the process
+    closes its descriptors one by one as it dies, and a message sent before its end of
+    the pipe is closed is still accepted."""
+    from multiprocessing.connection import wait
+
+    assert wait([child.sentinel], timeout), f"process {child.pid} did not die"
+    assert child.conn.poll(timeout), f"process {child.pid} died but its pipe stayed open"
+
+
 class CrashingOptimizer(CMAOptimizer):
     def _ask(self):
         raise RuntimeError("broken optimizer")
@@ -163,7 +174,7 @@ def test_a_waiting_process_that_dies_is_replaced_and_a_crashed_one_is_not_reused
         assert [c.pid for c in sup.idle] == [first.pid]
 
         os.kill(first.pid, signal.SIGKILL)  # dies while it waits
-        time.sleep(0.2)
+        _wait_dead(first)
         third = sup.start(spec(3), 1)
         assert third.pid != first.pid  # a new process took over
         ev.wait_end(sup, 3)

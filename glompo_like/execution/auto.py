@@ -62,6 +62,11 @@ AUTO_THREAD_SLICE = 0.01
 #: the fewest evaluations :func:`probe_for_turns` makes when it probes (one, then two rounds)
 PROBE_MIN_EVALS = 9
 
+#: the probe's clocks, looked up at each use: wall time, and the CPU time of the calling
+#: thread (tests put in clocks that only advance when a stand-in task says so)
+wall_clock: Callable[[], float] = time.perf_counter
+cpu_clock: Callable[[], float] = time.thread_time
+
 
 @dataclass(frozen=True)
 class TaskProfile:
@@ -106,10 +111,10 @@ def probe_task(
     # load affects both alike: at least two rounds, more for fast tasks until the timing
     # means something or ``max_serial`` is reached.
     xs = points(2)
-    t0, c0 = time.perf_counter(), time.thread_time()
+    t0, c0 = wall_clock(), cpu_clock()
     probes.extend(zip(xs, run(xs), strict=True))
-    t_pair = time.perf_counter() - t0
-    cpu = time.thread_time() - c0
+    t_pair = wall_clock() - t0
+    cpu = cpu_clock() - c0
     block = int(min(max(1.0, 1e-3 / max(t_pair / 2, 1e-9)), max(1, (max_serial - 2) // 4)))
     t_ser, n_ser = (t_pair, 2) if block == 1 else (0.0, 0)  # slow: the pair opens round 1
     t_conc, n_conc, rounds = 0.0, 0, 0
@@ -118,16 +123,16 @@ def probe_task(
         while True:
             if n_ser < (rounds + 1) * 2 * block:
                 xs = points(2 * block)
-                t0, c0 = time.perf_counter(), time.thread_time()
+                t0, c0 = wall_clock(), cpu_clock()
                 probes.extend(zip(xs, run(xs), strict=True))
-                t_ser += time.perf_counter() - t0
-                cpu += time.thread_time() - c0
+                t_ser += wall_clock() - t0
+                cpu += cpu_clock() - c0
                 n_ser += 2 * block
             xs = points(2 * block)
-            t0 = time.perf_counter()
+            t0 = wall_clock()
             halves = [ex.submit(run, xs[:block]), ex.submit(run, xs[block:])]
             outs = halves[0].result() + halves[1].result()
-            t_conc += time.perf_counter() - t0
+            t_conc += wall_clock() - t0
             n_conc += 2 * block
             probes.extend(zip(xs, outs, strict=True))
             rounds += 1
@@ -145,9 +150,11 @@ def probe_for_turns(task: Callable, bounds: Bounds, rng: np.random.Generator, ma
     or longer (the answer is then "no turns" whatever the GIL does), else one plus
     :func:`probe_task` (between ``PROBE_MIN_EVALS`` and ``2 * max_serial + 3``)."""
     x = bounds.lower + bounds.width * rng.random(bounds.dim)
+    t0 = wall_clock()
     first = evaluate_one(task, x, "probe")
-    if first.status is EvalStatus.OK and first.duration >= TURNS_BELOW:
-        return TaskProfile(t_eval=first.duration, concurrency_ratio=math.nan, probes=[(x, first)])
+    t_first = wall_clock() - t0
+    if first.status is EvalStatus.OK and t_first >= TURNS_BELOW:
+        return TaskProfile(t_eval=t_first, concurrency_ratio=math.nan, probes=[(x, first)])
     rest = probe_task(task, bounds, rng, max_serial=max_serial)
     return TaskProfile(rest.t_eval, rest.concurrency_ratio, [(x, first), *rest.probes], rest.cpu_fraction)
 

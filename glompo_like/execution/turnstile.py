@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["Turnstile"]
 
 
 class Turnstile:
     """A fair (first come, first served) turn for runner threads, held for ``slice_s``
-    seconds at a time."""
+    seconds (of ``clock``) at a time."""
 
-    def __init__(self, slice_s: float) -> None:
+    def __init__(self, slice_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.slice_s = float(slice_s)
+        self._clock = clock
         self._cond = threading.Condition(threading.Lock())
         self._next_ticket = 0
         self._serving = 0
@@ -48,7 +50,7 @@ class Turnstile:
             while self._serving != ticket or self._owner is not None:
                 self._cond.wait()
             self._owner = me
-            self._since = time.monotonic()
+            self._since = self._clock()
 
     def release(self) -> None:
         """Give up the turn if this thread has it (the next in line goes on)."""
@@ -67,13 +69,13 @@ class Turnstile:
         if self._owner != me:
             self.take()
             return
-        if time.monotonic() - self._since < self.slice_s:
+        if self._clock() - self._since < self.slice_s:
             return
         if self.waiting > 0:
             self.release()
             self.take()
         else:
-            self._since = time.monotonic()
+            self._since = self._clock()
 
     @property
     def waiting(self) -> int:

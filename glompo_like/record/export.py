@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GlompoError
-from .log import LOG_NAME, _log_path
+from .log import LOG_NAME, _log_path, connect
 
 __all__ = ["export_log", "CSV_NAMES", "HDF5_NAME"]
 
@@ -49,7 +49,7 @@ def open_log_readonly(where: str | os.PathLike) -> Iterator[sqlite3.Connection]:
     ``.sqlite`` file) inside one read transaction: everything read through it comes from
     the same committed state, even while the manager goes on writing."""
     path = _log_path(where)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db = connect(path, readonly=True, isolation_level=None)
     try:
         db.execute("BEGIN")
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -41,12 +41,28 @@ import numpy as np
 
 from ..evaluation.core import EvalBatch
 
-__all__ = ["EvaluationLog", "read_log", "read_points", "log_run_id", "LOG_NAME"]
+__all__ = ["EvaluationLog", "read_log", "read_points", "log_run_id", "connect", "LOG_NAME"]
 
 LOG_NAME = "evaluations.sqlite"
 SCHEMA_VERSION = 2
 _MAX_X_COLUMNS = 1000  # above this, x is stored as one float64 BLOB column
 _MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999  # per statement
+
+
+def connect(path: str | os.PathLike, readonly: bool = False, **kwargs: Any) -> sqlite3.Connection:
+    """Open the SQLite database at ``path`` (read-only with ``readonly``); ``kwargs`` go to
+    :func:`sqlite3.connect`.
+
+    Every connection to a log goes through here, as a ``file:`` URI of the absolute path
+    with every special character percent-encoded.  A path pasted into a URI unquoted would
+    be cut at ``#`` or ``?`` (and the rest taken as URI syntax), ``%41`` in a name would
+    open the file called ``A``, and SQLite builds that take every name starting with
+    ``file:`` as a URI would misread such a relative name even without ``uri=True``.
+    """
+    uri = Path(os.path.abspath(path)).as_uri()
+    if readonly:
+        uri += "?mode=ro"
+    return sqlite3.connect(uri, uri=True, **kwargs)
 
 
 class EvaluationLog:
@@ -60,7 +76,7 @@ class EvaluationLog:
         self.path = Path(path)
         self.dim = dim
         self.x_columns = dim <= _MAX_X_COLUMNS
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db = connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
@@ -239,7 +255,7 @@ class _Checkpointer:
 
     def _run(self) -> None:
         try:
-            db = sqlite3.connect(self.path, isolation_level=None)
+            db = connect(self.path, isolation_level=None)
         except sqlite3.Error:  # then the final checkpoint does it all
             return
         try:
@@ -282,7 +298,7 @@ def read_log(where: str | os.PathLike, optimizers: bool = False) -> Any:
     JSON the log stores; ``None`` where there is none).  Safe to call while the run is going.
     """
     path = _log_path(where)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = connect(path, readonly=True)
     try:
         table = "optimizers" if optimizers else "evaluations"
         cur = db.execute(f"SELECT * FROM {table} ORDER BY rowid")
@@ -312,7 +328,7 @@ def log_run_id(where: str | os.PathLike) -> str | None:
     except FileNotFoundError:
         return None
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        db = connect(path, readonly=True)
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
         finally:
@@ -327,7 +343,7 @@ def read_points(where: str | os.PathLike, dim: int, last_eval_id: int) -> dict[i
     order, from evaluations ``1 .. last_eval_id`` of the log (used to rebuild optimizers'
     histories when a run resumes from a checkpoint, which does not carry them)."""
     path = _log_path(where)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = connect(path, readonly=True)
     try:
         names = [r[1] for r in db.execute("PRAGMA table_info(evaluations)")]
         cols = ", ".join(f"x_{i}" for i in range(dim)) if "x_0" in names or dim == 0 else "x"

@@ -12,9 +12,21 @@ import numpy as np
 __all__ = ["write_summary", "resource_use", "describe_run", "run_summary"]
 
 
+def _text(s: str) -> str:
+    """``s`` as text that encodes to UTF-8: a path with bytes that are not UTF-8 (legal on
+    POSIX; Python keeps them as lone surrogates) shows them as ``\\xNN`` escapes."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return s
+
+
 def _plain(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return _text(obj)
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {_text(str(k)): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
@@ -23,9 +35,9 @@ def _plain(obj: Any) -> Any:
         return obj.item()
     if isinstance(obj, float) and obj != obj:
         return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
+    if obj is None or isinstance(obj, (int, float, bool)):
         return obj
-    return str(obj)
+    return _text(str(obj))
 
 
 def write_summary(path: str | os.PathLike, data: dict[str, Any]) -> None:
@@ -41,7 +53,7 @@ def write_summary(path: str | os.PathLike, data: dict[str, Any]) -> None:
     except ImportError:
         text = json.dumps(plain, indent=2)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
