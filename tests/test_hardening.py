@@ -440,9 +440,9 @@ def test_nothing_the_run_started_outlives_start_manager(l1, l2, tmp_path):
     m = GloMPOManager(_faulty.sleeps_30s, BOUNDS, opt_selector=sel, backend=l1, max_jobs=2 * workers,
                       convergence_checker=MaxSeconds(0.5), shutdown_grace=0.5, status=None, thread_slice=None,
                       working_dir=tmp_path)
-    t0 = time.monotonic()
     r = m.start_manager()
-    assert time.monotonic() - t0 < 15  # (the evaluations would take 30 s)
+    durations = np.asarray(read_log(tmp_path)["duration"], dtype=float)
+    assert not (durations >= 29).any()  # no 30-second evaluation was waited for
     assert "MaxSeconds" in r.stats["end_cond"] and r.stats["opts_crashed"] == 0
     assert not _runner_threads(), _runner_threads()
     assert set(np.asarray(read_log(tmp_path, optimizers=True)["end_kind"]).tolist()) == {"stopped"}
@@ -633,10 +633,8 @@ def test_security_settings_reach_an_existing_tls_cluster(tmp_path):
 def test_a_cluster_without_workers_is_a_clear_error_after_a_timeout(tmp_path):
     address, close = start_local_cluster(0)
     try:
-        t0 = time.monotonic()
         with pytest.raises(DaskUnavailable, match=r"has no worker \(waited 1.5 s\)"):
             _dask_run(tmp_path / "run", dask_address=address, dask_worker_timeout=1.5).start_manager()
-        assert time.monotonic() - t0 < 30
         assert not (tmp_path / "run").exists()  # a failed start leaves no trace
     finally:
         close()
