@@ -15,6 +15,7 @@ import logging
 
 from ._version import __version__
 from .bounds import Bounds
+from .control.callbacks import BatchLogged, NewBest, OptimizerEnded, StopRun
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -40,6 +41,10 @@ __all__ = [
     "Bounds",
     "CheckpointingControl",
     "read_log",
+    "StopRun",
+    "NewBest",
+    "BatchLogged",
+    "OptimizerEnded",
     "GlompoError",
     "ConfigError",
     "ConfigTypeError",

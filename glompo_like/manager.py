@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .control import checkpointer as ckpt
+from .control.callbacks import Callbacks
 from .control.deadlines import Deadlines
 from .control.flow import Acks, Credit
 from .control.hunting import Hunt
@@ -99,6 +100,7 @@ class GloMPOManager:
         self._deadlines = Deadlines()
         self._status = SafeStatus(make_status(s.status))
         self._sup: Supervisor | None = None
+        self._callbacks = Callbacks(s.callbacks, lambda reason: self._end_run(EndCause.CALLBACK, reason))
         self._resumed = resumed
         if resumed is not None:
             self._restore(resumed)
@@ -306,7 +308,7 @@ class GloMPOManager:
                     self.ledger.stop(rec, EndKind.STOPPED, f"the run ended: {end}")
             # on return every optimizer has ended and its last batch is logged
             sup.stop_all(str(end), s.shutdown_grace, self._on_message, self._on_end)
-            self.result = self.ledger.result(str(end), self._spawner.entropy)
+            self.result = self._callbacks.annotate(self.ledger.result(str(end), self._spawner.entropy))
             self._status.close(self.view)
             if s.working_dir is not None:
                 write_summary(s.working_dir / workspace.SUMMARY_NAME,
@@ -356,6 +358,7 @@ class GloMPOManager:
     def _on_evaluated(self, child: Child | None, rec: OptimizerRecord, batch: EvalBatch, generations: int) -> None:
         improved = self.ledger.record(rec, batch, generations)
         c = self.ledger.counters
+        self._callbacks.batch_logged(self.view, rec, batch, c.f_evals, improved)
         if improved and self.settings.share_best_solutions and child is not None:
             for oid, other in self._sup.children.items():
                 if oid != rec.opt_id and self.ledger.records[oid].alive:
@@ -398,6 +401,7 @@ class GloMPOManager:
             self._crashed(rec, what, code, None)
             log.warning("optimizer %d: %s", rec.opt_id, what)
         self.ledger.closed(rec, code)
+        self._callbacks.optimizer_ended(self.view, rec)
 
     def _stop_optimizer(self, rec: OptimizerRecord, kind: EndKind, reason: str) -> None:
         """End a running optimizer: recorded at once, while its runner hears of it at its

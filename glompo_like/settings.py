@@ -31,6 +31,7 @@ from typing import Any
 
 from . import validation as v
 from .bounds import Bounds, as_bounds
+from .control.callbacks import Callback, check_callbacks
 from .errors import ConfigError, ConfigTypeError
 from .evaluation.core import ON_ERROR_POLICIES
 from .execution.handles import LEVEL1_BACKENDS
@@ -301,6 +302,11 @@ class Settings:
     clock: Callable[[], float] = option(
         time.monotonic, "The time source (seconds, monotonic) for policies; tests inject a fake one.",
         _clock, resume=False, saved=False, shown=False)
+    callbacks: tuple[Callback, ...] = option(
+        (), "Functions called as ``f(view, event)`` from the manager's thread on a new best, after each "
+        "logged batch and when an optimizer ends; returning ``StopRun(reason)`` ends the run, and an "
+        "exception is logged and listed in ``result.stats[\"callback_errors\"]`` without ending it (see "
+        ":mod:`glompo_like.control.callbacks`).", check_callbacks, saved=False)
     dask_address: str | None = option(
         None, "Scheduler of an existing Dask cluster (``\"tcp://host:8786\"``) for entries with "
         "``backend=\"dask\"``; ``None`` starts an embedded cluster on 127.0.0.1 for the run.",
@@ -376,6 +382,8 @@ class Settings:
                 value = getattr(value, "__qualname__", repr(value))
             elif f.name == "bounds":
                 value = value.as_pairs()
+            elif f.name == "callbacks":
+                value = [getattr(fn, "__qualname__", None) or type(fn).__name__ for fn in value]
             elif not (value is None or isinstance(value, (bool, int, float, str))):
                 value = repr(value) if not isinstance(value, Path) else str(value)
             out[f.name] = value

@@ -93,6 +93,7 @@ class EndCause(enum.Enum):
     CHECKER = "checker"  # the convergence checker fired
     EXHAUSTED = "exhausted"  # nothing runs and the selector starts nothing more
     STOP_FILE = "stop_file"  # a STOP file in the working directory
+    CALLBACK = "callback"  # a callback returned StopRun
     INTERRUPTED = "interrupted"  # Ctrl-C (KeyboardInterrupt)
     TERMINATED = "terminated"  # SIGTERM
     FATAL = "fatal"  # a fatal error of the run (broken task, on_error="raise", ...)
