@@ -51,6 +51,7 @@ from .execution.messages import (
 from .execution.plan import ExecutionPlan, preload, resolve, validate
 from .execution.supervisor import Supervisor, make_supervisor
 from .policies.base import next_check_in, remaining_evals
+from .policies.progress import BudgetMeter
 from .procs.hygiene import kill_group
 from .record import workspace
 from .record.ledger import Ledger, OptimizerRecord
@@ -98,7 +99,7 @@ class GloMPOManager:
         self._acks = Acks(Credit(0.0 if s.lockstep else s.report_interval, s.lockstep),
                           lambda: self.ledger.records, s.clock)
         self._deadlines = Deadlines()
-        self._status = SafeStatus(make_status(s.status))
+        self._status = SafeStatus(make_status(s.status), BudgetMeter(s.convergence_checker))
         self._sup: Supervisor | None = None
         self._callbacks = Callbacks(s.callbacks, lambda reason: self._end_run(EndCause.CALLBACK, reason))
         self._resumed = resumed
