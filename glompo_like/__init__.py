@@ -27,6 +27,7 @@ from .errors import (
     WorkerTerminated,
 )
 from .manager import GloMPOManager
+from .minimize import minimize
 from .record.checkpoint import CheckpointingControl
 from .record.log import read_log
 from .result import Result
@@ -37,6 +38,7 @@ logging.getLogger("glompo_like").addHandler(logging.NullHandler())
 __all__ = [
     "__version__",
     "GloMPOManager",
+    "minimize",
     "Result",
     "Bounds",
     "CheckpointingControl",

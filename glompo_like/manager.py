@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
-from collections.abc import Callable
+import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,7 +60,16 @@ from .record.status import SafeStatus, make_status
 from .record.summary import describe_run, run_summary, write_summary
 from .record.view import RunView
 from .result import Result
-from .settings import RESUME_OVERRIDES, Settings, document_settings
+from .settings import RESUME_OVERRIDES, Settings, Task, document_settings
+
+if TYPE_CHECKING:
+    from .bounds import BoundsLike
+    from .settings import ManagerOptions
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 from .states import EndCause, EndKind, RunEnd, RunState
 
 __all__ = ["GloMPOManager"]
@@ -79,7 +88,7 @@ class GloMPOManager:
     the :class:`~glompo_like.Result` it returns.
     """
 
-    def __init__(self, task: Callable[[np.ndarray], Any], bounds: Any, **settings: Any) -> None:
+    def __init__(self, task: Task, bounds: BoundsLike, **settings: Unpack[ManagerOptions]) -> None:
         self._init(Settings.build(task=task, bounds=bounds, **settings), None)
 
     def _init(self, s: Settings, resumed: ckpt.Resumed | None) -> None:
@@ -156,7 +165,8 @@ class GloMPOManager:
         return self.checkpointer.write(self._checkpoint_record({}))
 
     @classmethod
-    def load_checkpoint(cls, path: str | Path, task: Callable | None = None, **overrides: Any) -> GloMPOManager:
+    def load_checkpoint(cls, path: str | Path, task: Task | None = None,
+                        **overrides: Unpack[ManagerOptions]) -> GloMPOManager:
         """A manager that continues the run saved in ``path`` (a checkpoint file, or a
         directory: its newest checkpoint) when :meth:`start_manager` is called.
 

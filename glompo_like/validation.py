@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -37,6 +37,14 @@ def is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
+@overload
+def integer(value: Any, name: str, *, owner: str | None = ..., minimum: int | None = ...,
+            maximum: int | None = ..., example: Any = ..., none_ok: Literal[False] = ...,
+            fix: str = ...) -> int: ...
+@overload
+def integer(value: Any, name: str, *, owner: str | None = ..., minimum: int | None = ...,
+            maximum: int | None = ..., example: Any = ..., none_ok: bool,
+            fix: str = ...) -> int | None: ...
 def integer(value: Any, name: str, *, owner: str | None = None, minimum: int | None = None,
             maximum: int | None = None, example: Any = None, none_ok: bool = False,
             fix: str = "") -> int | None:
@@ -56,6 +64,14 @@ def integer(value: Any, name: str, *, owner: str | None = None, minimum: int | N
     return int(value)
 
 
+@overload
+def number(value: Any, name: str, *, owner: str | None = ..., low: float | None = ...,
+           high: float | None = ..., low_ok: bool = ..., high_ok: bool = ...,
+           example: Any = ..., none_ok: Literal[False] = ..., unit: str = ..., fix: str = ...) -> float: ...
+@overload
+def number(value: Any, name: str, *, owner: str | None = ..., low: float | None = ...,
+           high: float | None = ..., low_ok: bool = ..., high_ok: bool = ...,
+           example: Any = ..., none_ok: bool, unit: str = ..., fix: str = ...) -> float | None: ...
 def number(value: Any, name: str, *, owner: str | None = None, low: float | None = None,
            high: float | None = None, low_ok: bool = True, high_ok: bool = True,
            example: Any = None, none_ok: bool = False, unit: str = "", fix: str = "") -> float | None:

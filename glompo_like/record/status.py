@@ -43,17 +43,28 @@ import math
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ..errors import ConfigError
 from .progress import Progress, RateWindow, format_duration
 
+if TYPE_CHECKING:
+    from .view import RunView
+
 __all__ = ["StatusReporter", "LogStatus", "RichStatus", "NotebookStatus", "SafeStatus", "make_status",
-           "STATUS_LOGGER", "rich_available", "in_notebook"]
+           "STATUS_LOGGER", "rich_available", "in_notebook", "StatusLike"]
 
 #: name of the logger :class:`LogStatus` writes to
 STATUS_LOGGER = "glompo_like.status"
 STATUS_KINDS = ("auto", "rich", "log", None)
+
+
+class StatusLike(Protocol):
+    """What ``status=`` takes besides a name: an object with ``update(view)`` and ``close(view)``."""
+
+    def update(self, view: RunView, /) -> Any: ...
+
+    def close(self, view: RunView, /) -> Any: ...
 
 
 def _fmt(value: float) -> str:
