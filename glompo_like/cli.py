@@ -2,9 +2,12 @@
 
 Commands::
 
-    glompo-like demo      a small managed run on a built-in test function, with a result table
-    glompo-like report    plots (PNG) of a run from its evaluation log (needs matplotlib)
-    glompo-like export    a run's evaluation log as CSV files (or HDF5)
+    glompo-like demo       a small managed run on a built-in test function, with a result table
+    glompo-like report     plots (PNG) of a run from its evaluation log (needs matplotlib), or
+                           with --html one self-contained interactive page (needs plotly)
+    glompo-like dashboard  a local web page that follows a run from its log (needs plotly)
+    glompo-like export     a run's evaluation log as CSV files (or HDF5)
+    glompo-like resume     continue a run from a checkpoint
 
 Each command is a function ``_cmd_<name>(args) -> int``; :func:`main` parses the arguments
 and returns the exit code.
@@ -116,8 +119,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
                         help="the run's working directory (where evaluations.sqlite is)")
     report.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to save the PNG files (default: RUN_DIR)")
+                        help="where to save the files (default: RUN_DIR)")
+    report.add_argument("--html", action="store_true",
+                        help="write report.html instead: one self-contained interactive page (the "
+                             "dashboard's, with the data inside; opens without a network). Needs plotly: "
+                             "pip install 'glompo_like[interactive]'")
     report.set_defaults(handler=_cmd_report)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve a local web page that follows a run from its evaluation log",
+        description=(
+            "Serve a web page that follows a run from its evaluation log: the best value of every "
+            "optimizer against evaluations and time, evaluations per second, the optimizers with "
+            "their states and who hunted whom, failed evaluations, the settings and how the run "
+            "ended.  It refreshes while the run goes and only reads the log, so it never blocks "
+            "the run; start it before, during or after the run.  Needs plotly: "
+            "pip install 'glompo_like[interactive]'."
+        ),
+    )
+    dashboard.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                           help="the run's working directory (where evaluations.sqlite is or will be)")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default: %(default)s, this machine only)")
+    dashboard.add_argument("--port", type=_non_negative_int, default=8050, metavar="N",
+                           help="port to listen on; 0 picks a free one (default: %(default)s)")
+    dashboard.add_argument("--refresh", type=float, default=2.0, metavar="SECONDS",
+                           help="how often the page asks for new data (default: %(default)s)")
+    dashboard.set_defaults(handler=_cmd_dashboard)
 
     export = commands.add_parser(
         "export",
@@ -284,14 +313,37 @@ def _error(text: Any) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
-        from .record.report import make_report
+        if args.html:
+            from .record.report import make_html_report
 
-        files = make_report(args.run_dir, args.out)
+            files = [make_html_report(args.run_dir, args.out)]
+        else:
+            from .record.report import make_report
+
+            files = make_report(args.run_dir, args.out)
     except (ImportError, FileNotFoundError) as e:
         return _error(e)
+    if args.html:
+        print(f"{PROG} report: an interactive page of {args.run_dir} (open it in a browser)")
+        print(f"  {files[0]}")
+        return 0
     print(f"{PROG} report: {len(files)} plots of {args.run_dir}")
     for f in files:
         print(f"  {f}")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    if not args.run_dir.is_dir():
+        return _error(f"no run directory {args.run_dir}")
+    if not args.refresh > 0:
+        return _error(f"--refresh must be a positive number of seconds, got {args.refresh}")
+    try:
+        from .record.dashboard import serve
+
+        serve(args.run_dir, args.host, args.port, args.refresh, announce=lambda s: print(f"{PROG} {s}", flush=True))
+    except ImportError as e:
+        return _error(e)
     return 0
 
 

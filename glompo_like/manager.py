@@ -195,6 +195,7 @@ class GloMPOManager:
             resources.callback(self.ledger.log.close)
             self._prepare(resources)
             log.info("starting: %s", self._describe())
+            self.ledger.log.describe_run(self._describe())  # (readers of the running log see it)
             try:
                 with SignalWatch(self._sup.wakeup) as signals:
                     self._loop(signals)

@@ -398,8 +398,8 @@ class Settings:
             if not f.metadata["shown"]:
                 continue
             value = getattr(self, f.name)
-            if f.name == "task":
-                value = getattr(value, "__qualname__", repr(value))
+            if f.name == "task":  # a function's name, or the class of a callable object
+                value = getattr(value, "__qualname__", None) or type(value).__qualname__
             elif f.name == "bounds":
                 value = value.as_pairs()
             elif f.name == "callbacks":

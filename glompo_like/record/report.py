@@ -38,10 +38,12 @@ import numpy as np
 
 from .export import open_log_readonly, read_columns
 
-__all__ = ["make_report", "REPORT_NAMES"]
+__all__ = ["make_report", "make_html_report", "REPORT_NAMES", "HTML_NAME"]
 
 #: the files written by :func:`make_report`
 REPORT_NAMES = ("best_per_optimizer.png", "best_overall.png", "optimizer_timeline.png")
+#: the file written by :func:`make_html_report`
+HTML_NAME = "report.html"
 
 _END_MARKERS = {"killed": ("x", "killed"), "converged": ("o", "converged"), "crashed": ("^", "crashed")}
 _END_COLOURS = {
@@ -303,3 +305,21 @@ def make_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
         os.replace(tmp, path)
         written.append(path)
     return written
+
+
+def make_html_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``report.html``: the dashboard's page of the run, with its data and Plotly's
+    JavaScript inside, as one file that any browser opens without a server or a network
+    (zoom, hover, hide or show each optimizer).  Needs plotly
+    (``pip install 'glompo_like[interactive]'``); returns the file's path."""
+    from .dashboard import static_page
+
+    where = Path(run_dir)
+    page = static_page(where)
+    out = Path(out_dir) if out_dir is not None else (where if where.is_dir() else where.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / HTML_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
