@@ -30,6 +30,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import GlompoError
+from .policies.base import Checker
 from .problems.functions import FUNCTIONS
 from .settings import LEVEL1
 
@@ -228,7 +229,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         fmin: float | None = test.fmin_at(args.dim)
     except KeyError:
         fmin = None  # no known minimum in this dimension: the budget alone ends the run
-    checker = MaxFuncCalls(args.evals)
+    checker: Checker = MaxFuncCalls(args.evals)
     if fmin is not None:
         checker = checker | TargetCost(fmin, atol=1e-8)
     working_dir = args.working_dir

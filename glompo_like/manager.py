@@ -179,7 +179,7 @@ class GloMPOManager:
 
         .. warning:: Loading unpickles the file: only load checkpoints you trust.
         """
-        task, saved, resumed = ckpt.read_for_resume(path, task, overrides, RESUME_OVERRIDES)
+        task, saved, resumed = ckpt.read_for_resume(path, task, dict(overrides), RESUME_OVERRIDES)
         manager = cls.__new__(cls)
         manager._init(Settings.build(task=task, **saved), resumed)
         return manager

@@ -466,7 +466,7 @@ def parameters_doc(indent: str = "    ") -> str:
 def signature(first: list[inspect.Parameter]) -> inspect.Signature:
     """The manager's constructor signature: ``first`` (``self``), then every setting
     (``task`` and ``bounds`` positional or keyword, the rest keyword-only)."""
-    accepted = {"task": "Task", "bounds": "BoundsLike"}
+    accepted: dict[str, Any] = {"task": "Task", "bounds": "BoundsLike"}
     for name, hint in ManagerOptions.__annotations__.items():  # the types accepted, not those stored
         accepted[name] = getattr(hint, "__forward_arg__", hint)
     params = list(first)
@@ -481,7 +481,7 @@ def signature(first: list[inspect.Parameter]) -> inspect.Signature:
 def document_settings(cls: type) -> type:
     """Give ``cls`` (the manager) the settings as its constructor's signature, and their
     docs as the ``Parameters`` section of its docstring."""
-    cls.__init__.__signature__ = signature(  # type: ignore[attr-defined]
+    cls.__init__.__signature__ = signature(  # type: ignore[misc]
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
     cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n" + "\n".join(
         ("    " + line).rstrip() for line in parameters_doc().splitlines()) + "\n"

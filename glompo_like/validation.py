@@ -34,7 +34,12 @@ def _example(name: str, example: Any) -> str:
 
 def is_number(value: Any) -> bool:
     """A finite real number (not a bool)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+    if not isinstance(value, Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 @overload
@@ -59,7 +64,7 @@ def integer(value: Any, name: str, *, owner: str | None = None, minimum: int | N
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ConfigTypeError(f"{describe(owner, name)} must be {what}, got {type(value).__name__} "
                               f"{value!r}{tail}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+    if (minimum is not None and int(value) < minimum) or (maximum is not None and int(value) > maximum):
         raise ConfigError(f"{describe(owner, name)} must be {what}, got {value!r}{tail}")
     return int(value)
 
@@ -88,14 +93,18 @@ def number(value: Any, name: str, *, owner: str | None = None, low: float | None
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ConfigTypeError(f"{describe(owner, name)} must be {what}, got {type(value).__name__} "
                               f"{value!r}{tail}")
-    ok = math.isfinite(value)
+    try:
+        f = float(value)
+    except OverflowError:  # an int too large for a float
+        f = math.inf
+    ok = math.isfinite(f)
     if ok and low is not None:
-        ok = value >= low if low_ok else value > low
+        ok = f >= low if low_ok else f > low
     if ok and high is not None:
-        ok = value <= high if high_ok else value < high
+        ok = f <= high if high_ok else f < high
     if not ok:
         raise ConfigError(f"{describe(owner, name)} must be {what}, got {value!r}{tail}")
-    return float(value)
+    return f
 
 
 def boolean(value: Any, name: str, *, owner: str | None = None) -> bool:

@@ -409,7 +409,8 @@ class Dashboard:
             raise FileNotFoundError(f"no run directory {where}")
         self.follower = RunFollower(where)
         self._server = _Server((host, port), self.follower, page_html(refresh).encode(), plotly_js().encode())
-        self.host, self.port = self._server.server_address[0], int(self._server.server_address[1])
+        address = self._server.server_address
+        self.host, self.port = str(address[0]), int(address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="glompo-dashboard", daemon=True)
         self._thread.start()

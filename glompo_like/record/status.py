@@ -490,7 +490,7 @@ class _HTML:
         return "<glompo_like status>"
 
 
-def make_status(kind: str | StatusReporter | None = "auto", stream: TextIO | None = None) -> Any:
+def make_status(kind: str | StatusLike | None = "auto", stream: TextIO | None = None) -> Any:
     """The status reporter for ``kind``.
 
     ``"auto"``
