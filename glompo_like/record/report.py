@@ -351,7 +351,7 @@ def _plot_timeline(fig: Any, d: _RunData) -> None:
         from matplotlib.patches import Patch
 
         seen = [k for k in ("converged", "killed", "crashed", "stopped", "failed") if k in kinds]
-        handles = [Patch(color=_END_COLOURS[k], label=k) for k in seen]
+        handles: list[Any] = [Patch(color=_END_COLOURS[k], label=k) for k in seen]
         handles += [Patch(facecolor=_END_COLOURS.get(k, "tab:olive"), label=str(k))
                     for k in sorted({k for k in kinds if k is not None and k not in _END_COLOURS})]
         if open_end.any():
