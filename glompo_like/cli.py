@@ -91,11 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="test function to minimise (default: %(default)s)")
     demo.add_argument("--dim", type=_positive_int, default=10, metavar="N",
                       help="number of parameters (default: %(default)s)")
-    demo.add_argument("--evals", type=_positive_int, default=20_000, metavar="N",
-                      help="evaluation budget of the whole run (default: %(default)s)")
+    demo.add_argument("--budget", type=_positive_int, default=20_000, metavar="N",
+                      help="the run's budget: evaluations, all optimizers together (default: %(default)s)")
+    demo.add_argument("--evals", type=_positive_int, dest="budget", help=argparse.SUPPRESS)  # (old name)
     demo.add_argument("--backend", choices=LEVEL1, default="processes",
-                      help="how the optimizers run side by side (Level 1 parallelism; "
-                           "default: %(default)s)")
+                      help="how the optimizers run side by side (Level 1 parallelism; 'auto' measures "
+                           "the function first and chooses; default: %(default)s)")
     demo.add_argument("--max-jobs", type=_positive_int, default=2, metavar="N",
                       help="optimizers running at the same time (default: %(default)s)")
     demo.add_argument("--seed", type=_non_negative_int, default=1, metavar="N",
@@ -184,8 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--task", metavar="MODULE:FUNCTION", default=None,
                         help="the objective, if the checkpoint could not store it "
                         "(e.g. mypackage.sim:energy)")
-    resume.add_argument("--evals", type=_positive_int, default=None, metavar="N",
-                        help="new total evaluation budget (default: the run's own checkers)")
+    resume.add_argument("--budget", type=_positive_int, default=None, metavar="N",
+                        help="new budget: total evaluations of the whole run, those before the "
+                             "checkpoint included (default: the run's own checkers)")
+    resume.add_argument("--evals", type=_positive_int, dest="budget", help=argparse.SUPPRESS)  # (old name)
     resume.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
                         help="slots for the resumed run (default: as before)")
     resume.set_defaults(handler=_cmd_resume)
@@ -229,7 +232,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         fmin: float | None = test.fmin_at(args.dim)
     except KeyError:
         fmin = None  # no known minimum in this dimension: the budget alone ends the run
-    checker: Checker = MaxFuncCalls(args.evals)
+    checker: Checker = MaxFuncCalls(args.budget)
     if fmin is not None:
         checker = checker | TargetCost(fmin, atol=1e-8)
     working_dir = args.working_dir
@@ -248,7 +251,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     print(
         f"{PROG} demo: minimising {test.name} in {args.dim} dimensions "
-        f"(known minimum {'unknown' if fmin is None else format(fmin, 'g')}), budget {args.evals} evaluations, "
+        f"(known minimum {'unknown' if fmin is None else format(fmin, 'g')}), budget {args.budget} evaluations, "
         f"backend={args.backend}, max_jobs={args.max_jobs}, seed={args.seed}"
     )
     print("running ...", flush=True)
@@ -259,6 +262,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     print()
     print(_result_table(result, wall))
+    if args.backend == "auto" and manager.plan is not None:
+        reason = manager.plan.reasons.get("backend")
+        print(f"  {'backend':<20}{manager.plan.level1} (chosen by backend='auto'{': ' + reason if reason else ''})")
     print()
     print("Optimizers (from the evaluation log)")
     print(_optimizer_table(read_log(working_dir, optimizers=True)))
@@ -288,8 +294,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from .policies.checkers import MaxFuncCalls
 
     overrides: dict[str, Any] = {}
-    if args.evals is not None:
-        overrides["convergence_checker"] = MaxFuncCalls(args.evals)
+    if args.budget is not None:
+        overrides["convergence_checker"] = MaxFuncCalls(args.budget)
     if args.max_jobs is not None:
         overrides["max_jobs"] = args.max_jobs
     try:
