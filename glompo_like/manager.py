@@ -61,6 +61,7 @@ from .record.summary import describe_run, run_summary, write_summary
 from .record.view import RunView
 from .result import Result
 from .settings import RESUME_OVERRIDES, Settings, Task, document_settings
+from .states import EndCause, EndKind, RunEnd, RunState
 
 if TYPE_CHECKING:
     from .bounds import BoundsLike
@@ -70,7 +71,6 @@ if TYPE_CHECKING:
         from typing import Unpack
     else:
         from typing_extensions import Unpack
-from .states import EndCause, EndKind, RunEnd, RunState
 
 __all__ = ["GloMPOManager"]
 

@@ -126,3 +126,12 @@ def test_dashboard_command_checks_its_arguments(tmp_path, capsys):
     assert "no run directory" in capsys.readouterr().err
     assert main(["dashboard", str(tmp_path), "--refresh", "0"]) == 1
     assert "--refresh" in capsys.readouterr().err
+
+
+def test_without_plotly_the_commands_name_the_extra(hunted_run, tmp_path, capsys, monkeypatch):
+    d, _ = hunted_run
+    monkeypatch.setitem(__import__("sys").modules, "plotly.offline", None)
+    assert main(["dashboard", str(d), "--port", "0"]) == 1
+    assert "pip install 'glompo_like[interactive]'" in capsys.readouterr().err
+    assert main(["report", str(d), "--html", "--out", str(tmp_path)]) == 1
+    assert "pip install 'glompo_like[interactive]'" in capsys.readouterr().err
