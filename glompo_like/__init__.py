@@ -15,6 +15,7 @@ import logging
 
 from ._version import __version__
 from .bounds import Bounds
+from .control.callbacks import BatchLogged, NewBest, OptimizerEnded, StopRun
 from .errors import (
     BrokenTaskError,
     CheckpointError,
@@ -28,6 +29,7 @@ from .errors import (
     WorkerTerminated,
 )
 from .manager import GloMPOManager
+from .minimize import minimize
 from .record.checkpoint import CheckpointingControl
 from .record.log import read_log
 from .result import Result
@@ -38,10 +40,15 @@ logging.getLogger("glompo_like").addHandler(logging.NullHandler())
 __all__ = [
     "__version__",
     "GloMPOManager",
+    "minimize",
     "Result",
     "Bounds",
     "CheckpointingControl",
     "read_log",
+    "StopRun",
+    "NewBest",
+    "BatchLogged",
+    "OptimizerEnded",
     "GlompoError",
     "ConfigError",
     "ConfigTypeError",

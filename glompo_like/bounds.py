@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import ConfigError, ConfigTypeError
 
-__all__ = ["Bounds", "as_bounds"]
+__all__ = ["Bounds", "BoundsLike", "as_bounds"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +53,21 @@ class Bounds:
         return bool(np.array_equal(self.lower, other.lower) and np.array_equal(self.upper, other.upper))
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class _LowerUpper(Protocol):
+    """Bounds given as ``lb`` and ``ub`` arrays (e.g. :class:`scipy.optimize.Bounds`)."""
+
+    @property
+    def lb(self) -> Any: ...
+
+    @property
+    def ub(self) -> Any: ...
+
+
+#: What ``bounds`` accepts: ``[(lower, upper), ...]``, an ``(n, 2)`` array, a :class:`Bounds`,
+#: or a :class:`scipy.optimize.Bounds` (anything with ``lb`` and ``ub``).
+BoundsLike = Bounds | Sequence[tuple[float, float]] | Sequence[Sequence[float]] | np.ndarray | _LowerUpper
 
 
 def as_bounds(bounds: object, name: str = "bounds") -> Bounds:

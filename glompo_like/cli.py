@@ -2,10 +2,13 @@
 
 Commands::
 
-    glompo-like demo      a small managed run on a built-in test function, with a result table
-    glompo-like report    plots (PNG) of a run from its evaluation log (needs matplotlib)
-    glompo-like export    a run's evaluation log as CSV files (or HDF5)
-    glompo-like log       the last evaluations of a run: value, status, sample, metadata
+    glompo-like demo       a small managed run on a built-in test function, with a result table
+    glompo-like report     plots (PNG) of a run from its evaluation log (needs matplotlib), or
+                           with --html one self-contained interactive page (needs plotly)
+    glompo-like dashboard  a local web page that follows a run from its log (needs plotly)
+    glompo-like export     a run's evaluation log as CSV files (or HDF5)
+    glompo-like log        the last evaluations of a run: value, status, sample, metadata
+    glompo-like resume     continue a run from a checkpoint
 
 Each command is a function ``_cmd_<name>(args) -> int``; :func:`main` parses the arguments
 and returns the exit code.
@@ -28,6 +31,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import GlompoError
+from .policies.base import Checker
 from .problems.functions import FUNCTIONS
 from .settings import LEVEL1
 
@@ -94,11 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="test function to minimise (default: %(default)s)")
     demo.add_argument("--dim", type=_positive_int, default=10, metavar="N",
                       help="number of parameters (default: %(default)s)")
-    demo.add_argument("--evals", type=_positive_int, default=20_000, metavar="N",
-                      help="evaluation budget of the whole run (default: %(default)s)")
+    demo.add_argument("--budget", type=_positive_int, default=20_000, metavar="N",
+                      help="the run's budget: evaluations, all optimizers together (default: %(default)s)")
+    demo.add_argument("--evals", type=_positive_int, dest="budget", help=argparse.SUPPRESS)  # (old name)
     demo.add_argument("--backend", choices=LEVEL1, default="processes",
-                      help="how the optimizers run side by side (Level 1 parallelism; "
-                           "default: %(default)s)")
+                      help="how the optimizers run side by side (Level 1 parallelism; 'auto' measures "
+                           "the function first and chooses; default: %(default)s)")
     demo.add_argument("--max-jobs", type=_positive_int, default=2, metavar="N",
                       help="optimizers running at the same time (default: %(default)s)")
     demo.add_argument("--seed", type=_non_negative_int, default=1, metavar="N",
@@ -123,8 +128,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
                         help="the run's working directory (where evaluations.sqlite is)")
     report.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to save the PNG files (default: RUN_DIR)")
+                        help="where to save the files (default: RUN_DIR)")
+    report.add_argument("--html", action="store_true",
+                        help="write report.html instead: one self-contained interactive page (the "
+                             "dashboard's, with the data inside; opens without a network). Needs plotly: "
+                             "pip install 'glompo_like[interactive]'")
     report.set_defaults(handler=_cmd_report)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve a local web page that follows a run from its evaluation log",
+        description=(
+            "Serve a web page that follows a run from its evaluation log: the best value of every "
+            "optimizer against evaluations and time, evaluations per second, the optimizers with "
+            "their states and who hunted whom, failed evaluations, the settings and how the run "
+            "ended.  It refreshes while the run goes and only reads the log, so it never blocks "
+            "the run; start it before, during or after the run.  Needs plotly: "
+            "pip install 'glompo_like[interactive]'."
+        ),
+    )
+    dashboard.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                           help="the run's working directory (where evaluations.sqlite is or will be)")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default: %(default)s, this machine only)")
+    dashboard.add_argument("--port", type=_non_negative_int, default=8050, metavar="N",
+                           help="port to listen on; 0 picks a free one (default: %(default)s)")
+    dashboard.add_argument("--refresh", type=float, default=2.0, metavar="SECONDS",
+                           help="how often the page asks for new data (default: %(default)s)")
+    dashboard.set_defaults(handler=_cmd_dashboard)
 
     export = commands.add_parser(
         "export",
@@ -176,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--task", metavar="MODULE:FUNCTION", default=None,
                         help="the objective, if the checkpoint could not store it "
                         "(e.g. mypackage.sim:energy)")
-    resume.add_argument("--evals", type=_positive_int, default=None, metavar="N",
-                        help="new total evaluation budget (default: the run's own checkers)")
+    resume.add_argument("--budget", type=_positive_int, default=None, metavar="N",
+                        help="new budget: total evaluations of the whole run, those before the "
+                             "checkpoint included (default: the run's own checkers)")
+    resume.add_argument("--evals", type=_positive_int, dest="budget", help=argparse.SUPPRESS)  # (old name)
     resume.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
                         help="slots for the resumed run (default: as before)")
     resume.set_defaults(handler=_cmd_resume)
@@ -236,7 +269,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         fmin: float | None = test.fmin_at(args.dim)
     except KeyError:
         fmin = None  # no known minimum in this dimension: the budget alone ends the run
-    checker = MaxFuncCalls(args.evals)
+    checker: Checker = MaxFuncCalls(args.budget)
     if fmin is not None:
         checker = checker | TargetCost(fmin, atol=1e-8)
     working_dir = args.working_dir
@@ -255,7 +288,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     print(
         f"{PROG} demo: minimising {test.name} in {args.dim} dimensions "
-        f"(known minimum {'unknown' if fmin is None else format(fmin, 'g')}), budget {args.evals} evaluations, "
+        f"(known minimum {'unknown' if fmin is None else format(fmin, 'g')}), budget {args.budget} evaluations, "
         f"backend={args.backend}, max_jobs={args.max_jobs}, seed={args.seed}"
     )
     print("running ...", flush=True)
@@ -266,6 +299,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     print()
     print(_result_table(result, wall))
+    if args.backend == "auto" and manager.plan is not None:
+        reason = manager.plan.reasons.get("backend")
+        print(f"  {'backend':<20}{manager.plan.level1} (chosen by backend='auto'{': ' + reason if reason else ''})")
     print()
     print("Optimizers (from the evaluation log)")
     print(_optimizer_table(read_log(working_dir, optimizers=True)))
@@ -295,8 +331,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from .policies.checkers import MaxFuncCalls
 
     overrides: dict[str, Any] = {}
-    if args.evals is not None:
-        overrides["convergence_checker"] = MaxFuncCalls(args.evals)
+    if args.budget is not None:
+        overrides["convergence_checker"] = MaxFuncCalls(args.budget)
     if args.max_jobs is not None:
         overrides["max_jobs"] = args.max_jobs
     try:
@@ -321,14 +357,37 @@ def _error(text: Any) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
-        from .record.report import make_report
+        if args.html:
+            from .record.report import make_html_report
 
-        files = make_report(args.run_dir, args.out)
+            files = [make_html_report(args.run_dir, args.out)]
+        else:
+            from .record.report import make_report
+
+            files = make_report(args.run_dir, args.out)
     except (ImportError, FileNotFoundError) as e:
         return _error(e)
+    if args.html:
+        print(f"{PROG} report: an interactive page of {args.run_dir} (open it in a browser)")
+        print(f"  {files[0]}")
+        return 0
     print(f"{PROG} report: {len(files)} plots of {args.run_dir}")
     for f in files:
         print(f"  {f}")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    if not args.run_dir.is_dir():
+        return _error(f"no run directory {args.run_dir}")
+    if not args.refresh > 0:
+        return _error(f"--refresh must be a positive number of seconds, got {args.refresh}")
+    try:
+        from .record.dashboard import serve
+
+        serve(args.run_dir, args.host, args.port, args.refresh, announce=lambda s: print(f"{PROG} {s}", flush=True))
+    except ImportError as e:
+        return _error(e)
     return 0
 
 

@@ -20,15 +20,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
+import sys
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .control import checkpointer as ckpt
+from .control.callbacks import Callbacks
 from .control.deadlines import Deadlines
 from .control.flow import Acks, Credit
 from .control.hunting import Hunt
@@ -52,6 +53,7 @@ from .execution.messages import (
 from .execution.plan import ExecutionPlan, preload, resolve, validate
 from .execution.supervisor import Supervisor, make_supervisor
 from .policies.base import final_reason, next_check_in, remaining_evals
+from .policies.progress import BudgetMeter
 from .procs.hygiene import kill_group
 from .record import workspace
 from .record.ledger import Ledger, OptimizerRecord
@@ -60,8 +62,17 @@ from .record.status import SafeStatus, make_status
 from .record.summary import describe_run, run_summary, write_summary
 from .record.view import RunView
 from .result import Result
-from .settings import RESUME_OVERRIDES, Settings, document_settings
+from .settings import RESUME_OVERRIDES, Settings, Task, document_settings
 from .states import EndCause, EndKind, RunEnd, RunState
+
+if TYPE_CHECKING:
+    from .bounds import BoundsLike
+    from .settings import ManagerOptions
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 __all__ = ["GloMPOManager"]
 
@@ -79,7 +90,7 @@ class GloMPOManager:
     the :class:`~glompo_like.Result` it returns.
     """
 
-    def __init__(self, task: Callable[[np.ndarray], Any], bounds: Any, **settings: Any) -> None:
+    def __init__(self, task: Task, bounds: BoundsLike, **settings: Unpack[ManagerOptions]) -> None:
         self._init(Settings.build(task=task, bounds=bounds, **settings), None)
 
     def _init(self, s: Settings, resumed: ckpt.Resumed | None) -> None:
@@ -100,9 +111,10 @@ class GloMPOManager:
         self._acks = Acks(Credit(0.0 if s.lockstep else s.report_interval, s.lockstep),
                           lambda: self.ledger.records, s.clock)
         self._deadlines = Deadlines()
-        self._status = SafeStatus(make_status(s.status))
+        self._status = SafeStatus(make_status(s.status), BudgetMeter(s.convergence_checker))
         self._sup: Supervisor | None = None
         self._workspace = workspace.Workspace(wd, s.dim)
+        self._callbacks = Callbacks(s.callbacks, lambda reason: self._end_run(EndCause.CALLBACK, reason))
         self._resumed = resumed
         if resumed is not None:
             self._restore(resumed)
@@ -163,7 +175,8 @@ class GloMPOManager:
         return self.checkpointer.write(self._checkpoint_record({}))
 
     @classmethod
-    def load_checkpoint(cls, path: str | Path, task: Callable | None = None, **overrides: Any) -> GloMPOManager:
+    def load_checkpoint(cls, path: str | Path, task: Task | None = None,
+                        **overrides: Unpack[ManagerOptions]) -> GloMPOManager:
         """A manager that continues the run saved in ``path`` (a checkpoint file, or a
         directory: its newest checkpoint) when :meth:`start_manager` is called.
 
@@ -176,7 +189,7 @@ class GloMPOManager:
 
         .. warning:: Loading unpickles the file: only load checkpoints you trust.
         """
-        task, saved, resumed = ckpt.read_for_resume(path, task, overrides, RESUME_OVERRIDES)
+        task, saved, resumed = ckpt.read_for_resume(path, task, dict(overrides), RESUME_OVERRIDES)
         manager = cls.__new__(cls)
         manager._init(Settings.build(task=task, **saved), resumed)
         return manager
@@ -199,6 +212,7 @@ class GloMPOManager:
                 raise
             self._workspace.started()
             log.info("starting: %s", self._describe())
+            self.ledger.log.describe_run(self._describe())  # (readers of the running log see it)
             try:
                 with SignalWatch(self._sup.wakeup) as signals:
                     self._loop(signals)
@@ -322,7 +336,7 @@ class GloMPOManager:
             sup.stop_all(str(end), s.shutdown_grace, self._on_message, self._on_end)
             if end.cause is EndCause.CHECKER:  # its numbers, as the run ended
                 end = self.end = replace(end, reason=final_reason(s.convergence_checker, self.view) or end.reason)
-            self.result = self.ledger.result(str(end), self._spawner.entropy)
+            self.result = self._callbacks.annotate(self.ledger.result(str(end), self._spawner.entropy))
             self._status.close(self.view)
             if s.working_dir is not None:
                 write_summary(s.working_dir / workspace.SUMMARY_NAME,
@@ -375,6 +389,7 @@ class GloMPOManager:
         if self.ledger.all_failed(self.settings.fail_fast):
             self._end_run(EndCause.FATAL, "fatal error: the task is broken", self._broken_task())
         c = self.ledger.counters
+        self._callbacks.batch_logged(self.view, rec, batch, c.f_evals, improved)
         if improved and self.settings.share_best_solutions and child is not None:
             for oid, other in self._sup.children.items():
                 if oid != rec.opt_id and self.ledger.records[oid].alive:
@@ -423,6 +438,7 @@ class GloMPOManager:
             self._crashed(rec, what, code, None)
             log.warning("optimizer %d: %s", rec.opt_id, what)
         self.ledger.closed(rec, code)
+        self._callbacks.optimizer_ended(self.view, rec)
 
     def _stop_optimizer(self, rec: OptimizerRecord, kind: EndKind, reason: str) -> None:
         """End a running optimizer: recorded at once, while its runner hears of it at its

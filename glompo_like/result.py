@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 __all__ = ["Result"]
 
@@ -40,6 +44,34 @@ class Result:
     stats: Mapping[str, Any] = field(default_factory=dict)
     fx_std: float | None = None
     n_samples: int = 1
+
+    @property
+    def success(self) -> bool:
+        """Whether at least one evaluation succeeded (there is a best point)."""
+        return self.x is not None and math.isfinite(self.fx)
+
+    def to_scipy(self) -> OptimizeResult:
+        """This result as a :class:`scipy.optimize.OptimizeResult`.
+
+        ``x`` and ``fun`` (the best point and value), ``success`` (an evaluation
+        succeeded), ``status`` (``0`` on success, else ``1``), ``message`` (why the run
+        ended: ``stats["end_cond"]``), ``nfev`` (evaluations, failed ones included),
+        ``nfail`` (failed evaluations), and the manager's own ``origin`` and ``stats``.
+        """
+        from scipy.optimize import OptimizeResult
+
+        s = self.stats
+        return OptimizeResult(
+            x=None if self.x is None else np.array(self.x, dtype=float),
+            fun=float(self.fx),
+            success=self.success,
+            status=0 if self.success else 1,
+            message=str(s.get("end_cond") or ("finished" if self.success else "no evaluation succeeded")),
+            nfev=int(s.get("f_evals", 0)),
+            nfail=int(s.get("evals_failed", 0)),
+            origin=dict(self.origin),
+            stats=dict(s),
+        )
 
     def __str__(self) -> str:
         x = "None" if self.x is None else np.array2string(np.asarray(self.x), precision=6, threshold=12)

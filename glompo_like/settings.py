@@ -10,7 +10,9 @@ it.  Everything else is derived from that one table:
   :class:`~glompo_like.errors.ConfigError`, both naming the argument and the fix),
 - what a checkpoint stores (:meth:`Settings.saved`) and what ``load_checkpoint`` may
   override (:data:`RESUME_OVERRIDES`),
-- the settings section of the run summary (:meth:`Settings.describe`).
+- the settings section of the run summary (:meth:`Settings.describe`),
+- for type checkers, :class:`ManagerOptions`: the same names with the types each accepts
+  (``tests/test_typing.py`` checks that it lists every setting of the table, in order).
 
 Checks that involve several settings at once (an entry's Level 2 backend against the Level
 1 backend, ``task_timeout`` against both, ...) live with the execution plan
@@ -24,25 +26,44 @@ import inspect
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, TypedDict, get_args
+
+import numpy as np
 
 from . import validation as v
 from .bounds import Bounds, as_bounds
+from .control.callbacks import Callback, check_callbacks
 from .errors import ConfigError, ConfigTypeError
 from .evaluation.core import ON_ERROR_POLICIES
 from .evaluation.memory import parse_size
 from .evaluation.samples import AGGREGATES
 from .execution.handles import LEVEL1_BACKENDS
 from .record.checkpoint import CheckpointingControl
-from .record.status import STATUS_KINDS
+from .record.status import STATUS_KINDS, StatusLike
 
-__all__ = ["Settings", "option", "RESUME_OVERRIDES", "default_max_jobs", "LEVEL1", "ON_ERROR_POLICIES"]
+if TYPE_CHECKING:
+    from .policies.base import Checker, Hunter
+    from .policies.generators import BaseGenerator
+    from .policies.selectors import BaseSelector
+
+__all__ = ["Settings", "ManagerOptions", "option", "RESUME_OVERRIDES", "default_max_jobs", "LEVEL1",
+           "ON_ERROR_POLICIES", "Task", "Level1", "OnError", "StatusSpec"]
 
 OWNER = "GloMPOManager"
 LEVEL1 = (*LEVEL1_BACKENDS, "auto")
+
+#: The objective: a 1-D float array in, a number out.
+Task = Callable[[np.ndarray], SupportsFloat]
+#: The names ``backend`` takes (``LEVEL1``, for type checkers; a test checks they agree).
+Level1 = Literal["threads", "processes", "processes_forced", "auto"]
+#: The names ``on_error`` takes.
+OnError = Literal["penalty", "resample", "raise"]
+#: What ``status`` takes: a name, a reporter, or ``None``.
+StatusSpec = Literal["auto", "rich", "log"] | StatusLike | None
+assert get_args(Level1) == LEVEL1 and get_args(OnError) == ON_ERROR_POLICIES
 #: ``max_jobs`` above this many times the CPUs is refused (each slot is a thread or process)
 MAX_JOBS_PER_CPU = 64
 
@@ -223,34 +244,34 @@ def _flag(name: str) -> Callable[[Any], bool]:
 class Settings:
     """The settings of one run (see the module docstring); build one with :meth:`build`."""
 
-    task: Callable[..., Any] = option(
+    task: Task = option(
         MISSING, "The objective: a callable taking a 1-D float array and returning a float.",
         _task, resume=False, saved=False)
     bounds: Bounds = option(
         MISSING, "``[(lower, upper), ...]``, one pair per parameter (or a :class:`~glompo_like.Bounds`).",
         as_bounds, resume=False)
-    opt_selector: Any = option(
+    opt_selector: BaseSelector = option(
         None, "Which optimizers to start (a selector from :mod:`glompo_like.policies`).  Default: "
         ":func:`~glompo_like.policies.defaults.default_selector`.", _selector)
-    backend: str = option(
+    backend: Level1 = option(
         "processes", "Level 1 parallelism: ``\"threads\"``, ``\"processes\"`` (default), "
         "``\"processes_forced\"`` (non-daemonic, so optimizers may own process pools), or ``\"auto\"`` "
         "(measure the task briefly and choose; see :mod:`glompo_like.execution.auto`).  An optimizer "
         "entry's own ``backend`` (Level 2) may be ``\"auto\"`` too.", _backend)
-    max_jobs: int | None = option(
+    max_jobs: int = option(
         None, "Slots (cores) the run may use; an optimizer takes ``workers`` slots.  Default: the cores "
         "available to this process.", _max_jobs)
-    convergence_checker: Any = option(
+    convergence_checker: Checker = option(
         None, "When the run ends (checkers compose with ``|`` and ``&``).  Default: "
         "``MaxFuncCalls(10_000 * dim)``.",
         _of_kind("checker", "convergence_checker", "MaxFuncCalls(20_000) | TargetCost(0.0)"))
-    killing_conditions: Any = option(
+    killing_conditions: Hunter | Literal[False] = option(
         None, "When the best optimizer stops another (hunters compose with ``&`` and ``|``), or "
         "``False`` for no hunting.  Default: :func:`~glompo_like.policies.defaults.default_hunters`.",
         _of_kind("hunter", "killing_conditions", "MinFuncCalls(1000) & BestUnmoving(400, 0.01)", True))
-    x0_generator: Any = option(
+    x0_generator: BaseGenerator = option(
         None, "Start points of new optimizers.  Default: ``RandomGenerator()``.", _generator)
-    hunt_frequency: int | None = option(
+    hunt_frequency: int = option(
         None, "Evaluations between hunts.  Default ``10 * dim``.",
         lambda x: v.integer(x, "hunt_frequency", owner=OWNER, minimum=1, none_ok=True,
                             fix="It is the number of evaluations between hunts."))
@@ -276,7 +297,7 @@ class Settings:
     task_timeout: float | None = option(
         None, "Seconds one evaluation may take; needs evaluations in killable processes.  The worker is "
         "killed and the evaluation logged as ``timed_out``.", _seconds("task_timeout", none_ok=True))
-    on_error: str = option(
+    on_error: OnError = option(
         "penalty", "What an optimizer is told about a failed evaluation (exception, NaN, inf, None, an "
         "array): ``\"penalty\"`` (default: ``penalty``, or if ``None`` a value worse than any it has "
         "seen), ``\"resample\"`` (evaluate the point once more, then penalise), or ``\"raise\"`` (end the "
@@ -348,7 +369,7 @@ class Settings:
         None, "When to write checkpoints (a :class:`~glompo_like.CheckpointingControl`); resume with "
         ":meth:`load_checkpoint`.  A ``CHKPT`` file in ``working_dir`` or :meth:`checkpoint` writes one at "
         "once; Ctrl-C writes one when this is set.", _checkpoint_control)
-    status: Any = option(
+    status: StatusSpec = option(
         "auto", "Live status while the run goes: ``\"auto\"`` (a live table in a terminal when ``rich`` is "
         "installed, otherwise a line on the ``glompo_like.status`` logger), ``\"rich\"``, ``\"log\"``, a "
         "reporter object (see :mod:`glompo_like.record.status`), or ``None`` for none.", _status,
@@ -361,6 +382,11 @@ class Settings:
     clock: Callable[[], float] = option(
         time.monotonic, "The time source (seconds, monotonic) for policies; tests inject a fake one.",
         _clock, resume=False, saved=False, shown=False)
+    callbacks: tuple[Callback, ...] = option(
+        (), "Functions called as ``f(view, event)`` from the manager's thread on a new best, after each "
+        "logged batch and when an optimizer ends; returning ``StopRun(reason)`` ends the run, and an "
+        "exception is logged and listed in ``result.stats[\"callback_errors\"]`` without ending it (see "
+        ":mod:`glompo_like.control.callbacks`).", check_callbacks, saved=False)
     dask_address: str | None = option(
         None, "Scheduler of an existing Dask cluster (``\"tcp://host:8786\"``) for entries with "
         "``backend=\"dask\"``; ``None`` starts an embedded cluster on 127.0.0.1 for the run, private to "
@@ -442,15 +468,53 @@ class Settings:
             if not f.metadata["shown"]:
                 continue
             value = getattr(self, f.name)
-            if f.name == "task":
-                value = getattr(value, "__qualname__", repr(value))
+            if f.name == "task":  # a function's name, or the class of a callable object
+                value = getattr(value, "__qualname__", None) or type(value).__qualname__
             elif f.name == "bounds":
                 value = value.as_pairs()
+            elif f.name == "callbacks":
+                value = [getattr(fn, "__qualname__", None) or type(fn).__name__ for fn in value]
             elif not (value is None or isinstance(value, (bool, int, float, str))):
                 value = repr(value) if not isinstance(value, Path) else str(value)
             out[f.name] = value
         out["dim"] = self.dim
         return out
+
+
+class ManagerOptions(TypedDict, total=False):
+    """The keyword settings of :class:`~glompo_like.GloMPOManager` (and of
+    :func:`~glompo_like.minimize`) with the types each accepts, for type checkers
+    (``**settings: Unpack[ManagerOptions]``).  :class:`Settings` holds the same names with
+    their values after the defaults are filled in; their docs are there."""
+
+    opt_selector: BaseSelector | None
+    backend: Level1
+    max_jobs: int | None
+    convergence_checker: Checker | None
+    killing_conditions: Hunter | Literal[False] | None
+    x0_generator: BaseGenerator | None
+    hunt_frequency: int | None
+    share_best_solutions: bool
+    working_dir: str | os.PathLike[str] | None
+    seed: int | None
+    start_method: str | None
+    pool_start_method: str | None
+    task_timeout: float | None
+    on_error: OnError
+    penalty: float | None
+    blas_threads: int | None
+    shutdown_grace: float
+    overwrite: bool
+    report_interval: float
+    thread_slice: float | Literal["auto"] | None
+    reuse_processes: bool
+    checkpoint_control: CheckpointingControl | None
+    status: StatusSpec
+    status_interval: float
+    capture_prints: bool
+    clock: Callable[[], float]
+    callbacks: Callback | Iterable[Callback] | None
+    dask_address: str | None
 
 
 #: what ``load_checkpoint`` lets a resumed run change
@@ -472,19 +536,22 @@ def parameters_doc(indent: str = "    ") -> str:
 def signature(first: list[inspect.Parameter]) -> inspect.Signature:
     """The manager's constructor signature: ``first`` (``self``), then every setting
     (``task`` and ``bounds`` positional or keyword, the rest keyword-only)."""
+    accepted: dict[str, Any] = {"task": "Task", "bounds": "BoundsLike"}
+    for name, hint in ManagerOptions.__annotations__.items():  # the types accepted, not those stored
+        accepted[name] = getattr(hint, "__forward_arg__", hint)
     params = list(first)
     for f in fields(Settings):
         kind = (inspect.Parameter.POSITIONAL_OR_KEYWORD if f.default is MISSING
                 else inspect.Parameter.KEYWORD_ONLY)
         default = inspect.Parameter.empty if f.default is MISSING else f.default
-        params.append(inspect.Parameter(f.name, kind, default=default, annotation=f.type))
+        params.append(inspect.Parameter(f.name, kind, default=default, annotation=accepted.get(f.name, f.type)))
     return inspect.Signature(params)
 
 
 def document_settings(cls: type) -> type:
     """Give ``cls`` (the manager) the settings as its constructor's signature, and their
     docs as the ``Parameters`` section of its docstring."""
-    cls.__init__.__signature__ = signature(  # type: ignore[attr-defined]
+    cls.__init__.__signature__ = signature(  # type: ignore[misc]
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
     cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n" + "\n".join(
         ("    " + line).rstrip() for line in parameters_doc().splitlines()) + "\n"

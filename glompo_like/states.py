@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .errors import GlompoError
 
@@ -32,13 +33,16 @@ class StateError(GlompoError, RuntimeError):
     """An illegal state transition (a bug in glompo_like: please report it)."""
 
 
+_M = TypeVar("_M", bound="_Machine")
+
+
 class _Machine(enum.Enum):
     """An enum whose members know which members may follow them."""
 
     def can_become(self, new: _Machine) -> bool:
         return new in _NEXT[self]
 
-    def check(self, new: _Machine, what: str) -> _Machine:
+    def check(self, new: _M, what: str) -> _M:
         """Return ``new`` if ``self -> new`` is legal, else raise :class:`StateError`."""
         if not self.can_become(new):
             raise StateError(f"{what}: illegal transition {self.name} -> {new.name}")
@@ -93,6 +97,7 @@ class EndCause(enum.Enum):
     CHECKER = "checker"  # the convergence checker fired
     EXHAUSTED = "exhausted"  # nothing runs and the selector starts nothing more
     STOP_FILE = "stop_file"  # a STOP file in the working directory
+    CALLBACK = "callback"  # a callback returned StopRun
     INTERRUPTED = "interrupted"  # Ctrl-C (KeyboardInterrupt)
     TERMINATED = "terminated"  # SIGTERM
     FATAL = "fatal"  # a fatal error of the run (broken task, on_error="raise", ...)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -34,9 +34,22 @@ def _example(name: str, example: Any) -> str:
 
 def is_number(value: Any) -> bool:
     """A finite real number (not a bool)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+    if not isinstance(value, Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
+@overload
+def integer(value: Any, name: str, *, owner: str | None = ..., minimum: int | None = ...,
+            maximum: int | None = ..., example: Any = ..., none_ok: Literal[False] = ...,
+            fix: str = ...) -> int: ...
+@overload
+def integer(value: Any, name: str, *, owner: str | None = ..., minimum: int | None = ...,
+            maximum: int | None = ..., example: Any = ..., none_ok: bool,
+            fix: str = ...) -> int | None: ...
 def integer(value: Any, name: str, *, owner: str | None = None, minimum: int | None = None,
             maximum: int | None = None, example: Any = None, none_ok: bool = False,
             fix: str = "") -> int | None:
@@ -51,11 +64,19 @@ def integer(value: Any, name: str, *, owner: str | None = None, minimum: int | N
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ConfigTypeError(f"{describe(owner, name)} must be {what}, got {type(value).__name__} "
                               f"{value!r}{tail}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+    if (minimum is not None and int(value) < minimum) or (maximum is not None and int(value) > maximum):
         raise ConfigError(f"{describe(owner, name)} must be {what}, got {value!r}{tail}")
     return int(value)
 
 
+@overload
+def number(value: Any, name: str, *, owner: str | None = ..., low: float | None = ...,
+           high: float | None = ..., low_ok: bool = ..., high_ok: bool = ...,
+           example: Any = ..., none_ok: Literal[False] = ..., unit: str = ..., fix: str = ...) -> float: ...
+@overload
+def number(value: Any, name: str, *, owner: str | None = ..., low: float | None = ...,
+           high: float | None = ..., low_ok: bool = ..., high_ok: bool = ...,
+           example: Any = ..., none_ok: bool, unit: str = ..., fix: str = ...) -> float | None: ...
 def number(value: Any, name: str, *, owner: str | None = None, low: float | None = None,
            high: float | None = None, low_ok: bool = True, high_ok: bool = True,
            example: Any = None, none_ok: bool = False, unit: str = "", fix: str = "") -> float | None:
@@ -72,14 +93,18 @@ def number(value: Any, name: str, *, owner: str | None = None, low: float | None
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ConfigTypeError(f"{describe(owner, name)} must be {what}, got {type(value).__name__} "
                               f"{value!r}{tail}")
-    ok = math.isfinite(value)
+    try:
+        f = float(value)
+    except OverflowError:  # an int too large for a float
+        f = math.inf
+    ok = math.isfinite(f)
     if ok and low is not None:
-        ok = value >= low if low_ok else value > low
+        ok = f >= low if low_ok else f > low
     if ok and high is not None:
-        ok = value <= high if high_ok else value < high
+        ok = f <= high if high_ok else f < high
     if not ok:
         raise ConfigError(f"{describe(owner, name)} must be {what}, got {value!r}{tail}")
-    return float(value)
+    return f
 
 
 def boolean(value: Any, name: str, *, owner: str | None = None) -> bool:

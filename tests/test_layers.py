@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("control",),  # flow control, steering files
     ("settings",),
     ("manager",),
+    ("minimize",),  # scipy-style entry point: one managed run behind one call
     (ROOT,),
     ("cli", "testing"),
     ("__main__",),

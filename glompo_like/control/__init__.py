@@ -4,5 +4,6 @@
 - :mod:`.deadlines`: the one heap of deadlines the event loop asks for its next wake-up;
 - :mod:`.signals`: SIGTERM and Ctrl-C while a run goes and while it stops;
 - :mod:`.steering`: ``STOP``, ``STOP_<id>`` and ``CHKPT`` files in the working directory;
-- :mod:`.checkpointer`: taking, writing and restoring checkpoints.
+- :mod:`.checkpointer`: taking, writing and restoring checkpoints;
+- :mod:`.callbacks`: the user's callbacks, called safely, and their requests to stop.
 """

@@ -292,7 +292,7 @@ class GenerationInTurns:
     def _ask_one(self) -> tuple[Any, np.ndarray] | None:
         gen = self._open_generation
         if gen is None:
-            xs = np.asarray(self._ask(), dtype=float)  # type: ignore[attr-defined]
+            xs = np.asarray(self._ask(), dtype=np.float64)  # type: ignore[attr-defined]
             xs = np.atleast_2d(xs)
             gen = self._open_generation = {"xs": xs, "fs": np.full(len(xs), np.nan), "given": 0, "told": 0}
         if gen["given"] == len(gen["xs"]):

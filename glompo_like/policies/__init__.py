@@ -14,8 +14,10 @@ Everything public is importable from here: ``from glompo_like.policies import Ma
 from .base import (
     AllOf,
     AnyOf,
+    Checker,
     Condition,
     Decision,
+    Hunter,
 )
 from .checkers import (
     BaseChecker,
@@ -64,6 +66,8 @@ __all__ = [
     "Condition",
     "AllOf",
     "AnyOf",
+    "Checker",
+    "Hunter",
     "BaseChecker",
     "MaxFuncCalls",
     "TargetCost",

@@ -5,15 +5,21 @@ ids of the hunting and the hunted optimizer) and returns a :class:`Decision`: tr
 fires, with a ``reason`` that says why.  Conditions compose with ``&`` and ``|`` (evaluated
 left to right, short-circuiting like Python's ``and``/``or``), and ``str()`` shows the
 expression with each part's settings and, after a call, its last outcome.
+
+For type checkers a condition is generic in its kind: checkers are ``Condition[Literal["checker"]]``
+(:data:`Checker`), hunters ``Condition[Literal["hunter"]]`` (:data:`Hunter`), so ``a | b`` of two
+checkers is a checker and mixing a checker with a hunter is a type error (as it is at run time).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
-__all__ = ["Decision", "Condition", "AllOf", "AnyOf"]
+__all__ = ["Decision", "Condition", "AllOf", "AnyOf", "Checker", "Hunter"]
+
+K = TypeVar("K", bound=str)  # the kind: Literal["checker"] or Literal["hunter"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class Decision:
         return self.fired
 
 
-class Condition(ABC):
+class Condition(ABC, Generic[K]):
     """Base of hunters and checkers.
 
     Subclasses implement ``_check(*args) -> bool | Decision`` and ``_settings()``.  The
@@ -58,10 +64,10 @@ class Condition(ABC):
     def _label(self) -> str:
         return f"{type(self).__name__}({self._settings()})"
 
-    def __and__(self, other: Condition) -> AllOf:
+    def __and__(self, other: Condition[K]) -> AllOf[K]:
         return AllOf(self, _check_same_kind(self, other, "&"))
 
-    def __or__(self, other: Condition) -> AnyOf:
+    def __or__(self, other: Condition[K]) -> AnyOf[K]:
         return AnyOf(self, _check_same_kind(self, other, "|"))
 
     def __str__(self) -> str:
@@ -84,7 +90,7 @@ class Condition(ABC):
         return None
 
 
-def _check_same_kind(a: Condition, b: Any, op: str) -> Condition:
+def _check_same_kind(a: Condition[K], b: Any, op: str) -> Condition[K]:
     if not isinstance(b, Condition):
         raise TypeError(f"cannot combine {a!r} {op} {b!r}: both sides must be {a.kind}s")
     if a.kind != b.kind:
@@ -92,12 +98,13 @@ def _check_same_kind(a: Condition, b: Any, op: str) -> Condition:
     return b
 
 
-class _Compound(Condition):
+class _Compound(Condition[K]):
     symbol = "?"
+    parts: tuple[Condition[K], ...]
 
-    def __init__(self, *parts: Condition) -> None:
+    def __init__(self, *parts: Condition[K]) -> None:
         super().__init__()
-        flat: list[Condition] = []
+        flat: list[Condition[K]] = []
         for p in parts:
             flat.extend(p.parts if type(p) is type(self) else [p])  # type: ignore[attr-defined]
         self.parts = tuple(flat)
@@ -117,7 +124,7 @@ class _Compound(Condition):
             p.set_state(s)
 
 
-class AllOf(_Compound):
+class AllOf(_Compound[K]):
     """Fires when every part fires (``a & b``)."""
 
     symbol = "&"
@@ -133,7 +140,7 @@ class AllOf(_Compound):
         return Decision(True, " and ".join(reasons))
 
 
-class AnyOf(_Compound):
+class AnyOf(_Compound[K]):
     """Fires when any part fires (``a | b``)."""
 
     symbol = "|"
@@ -148,13 +155,13 @@ class AnyOf(_Compound):
         return last
 
 
-def _forget(skipped: tuple[Condition, ...]) -> None:
+def _forget(skipped: tuple[Condition[Any], ...]) -> None:
     """Parts skipped by short-circuiting show no outcome rather than a stale one."""
     for p in skipped:
         p.last = None
 
 
-def next_check_in(cond: Condition, *args: Any) -> float | None:
+def next_check_in(cond: Condition[Any], *args: Any) -> float | None:
     """Seconds until a time-based condition could change its answer (``None``: never by
     the passage of time alone).  The manager uses it to set its wake-up timeout."""
     if isinstance(cond, _Compound):
@@ -163,7 +170,7 @@ def next_check_in(cond: Condition, *args: Any) -> float | None:
     return cond.next_check_in(*args)
 
 
-def final_reason(cond: Condition, *args: Any) -> str | None:
+def final_reason(cond: Condition[Any], *args: Any) -> str | None:
     """The reason of the decision that fired last, asked again now, so its numbers are the
     run's final ones (the part of ``a | b`` that fired, or the whole ``a & b``); ``None``
     if it does not fire any more.  The manager calls it once the run has wound down, so the
@@ -175,7 +182,7 @@ def final_reason(cond: Condition, *args: Any) -> str | None:
     return d.reason if d else None
 
 
-def remaining_evals(cond: Condition, *args: Any) -> int | None:
+def remaining_evals(cond: Condition[Any], *args: Any) -> int | None:
     """Evaluations before a checker could fire by counting evaluations alone, or ``None``
     if it never does so (e.g. ``TargetCost``).  ``a | b`` ends with the first of its parts
     (the smallest known count); ``a & b`` only when all have fired (the largest).  The
@@ -187,3 +194,9 @@ def remaining_evals(cond: Condition, *args: Any) -> int | None:
         return min(known) if isinstance(cond, AnyOf) else max(known)
     fn = getattr(cond, "remaining", None)
     return None if fn is None else int(fn(*args))
+
+
+#: A checker, or checkers combined with ``&`` and ``|`` (what ``convergence_checker`` takes).
+Checker = Condition[Literal["checker"]]
+#: A hunter, or hunters combined with ``&`` and ``|`` (what ``killing_conditions`` takes).
+Hunter = Condition[Literal["hunter"]]

@@ -13,6 +13,7 @@ a bool or a ``Decision``) and ``_settings()``.
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Literal
 
 from .. import validation as v
 from ..record.view import RunView
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class BaseChecker(Condition):
+class BaseChecker(Condition[Literal["checker"]]):
     """Base class of checkers: ``checker(run) -> Decision``.
 
     Subclasses implement ``_check(run)`` returning a bool or a

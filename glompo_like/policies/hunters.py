@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def _pct(tol: float) -> str:
     return f"{100 * tol:.3g}%"
 
 
-class BaseHunter(Condition):
+class BaseHunter(Condition[Literal["hunter"]]):
     """Base class of hunters: ``hunter(run, hunter_id, victim_id) -> Decision``.
 
     Subclasses implement ``_check(run, hunter_id, victim_id)`` returning a bool or a

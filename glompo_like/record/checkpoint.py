@@ -127,7 +127,7 @@ def remove_partial_files(directory: str | os.PathLike) -> list[Path]:
     that was killed mid-write); returns them."""
     import psutil
 
-    removed = []
+    removed: list[Path] = []
     directory = Path(directory)
     if not directory.is_dir():
         return removed

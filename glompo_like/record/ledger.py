@@ -240,6 +240,7 @@ class LogWriter(Protocol):
     :class:`NullLog`."""
 
     def add_batch(self, first_eval_id: int, opt_id: int, batch: EvalBatch) -> None: ...
+    def describe_run(self, description: dict[str, Any]) -> None: ...
     def start_optimizer(self, opt_id: int, opt_type: str, settings: str, slots: int,
                         x0: np.ndarray, t_start: float) -> None: ...
     def end_optimizer(self, opt_id: int, t_end: float, n_evals: int, best_fx: float,
@@ -252,6 +253,9 @@ class NullLog:
     """The log of a run without a ``working_dir``: takes everything, writes nothing."""
 
     def add_batch(self, first_eval_id: int, opt_id: int, batch: EvalBatch) -> None:
+        return None
+
+    def describe_run(self, description: dict[str, Any]) -> None:
         return None
 
     def start_optimizer(self, *args: Any) -> None:

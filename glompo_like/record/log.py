@@ -172,6 +172,15 @@ class EvaluationLog:
             raise
         self.db.execute("COMMIT")
 
+    def describe_run(self, description: dict[str, Any]) -> None:
+        """Store the run's settings (the summary's ``settings`` section) in the ``meta``
+        table under ``run``, as JSON, so that readers of a running log (the dashboard)
+        see them before ``summary.yml`` exists."""
+        from .summary import _plain
+
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('run', ?)", (json.dumps(_plain(description)),))
+
     def start_optimizer(self, opt_id: int, opt_type: str, settings: str, slots: int,
                         x0: np.ndarray, t_start: float) -> None:
         with self._transaction():

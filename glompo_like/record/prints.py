@@ -86,7 +86,7 @@ class ThreadRoutedStreams:
     def attach(self, opt_id: int) -> list[IO[str]]:
         """Called in a runner thread: route this thread's prints to its files."""
         out, err = stream_paths(self.directory, opt_id)
-        files = [open(out, "a", buffering=1), open(err, "a", buffering=1)]
+        files: list[IO[str]] = [open(out, "a", buffering=1), open(err, "a", buffering=1)]
         _local.files = files
         return files
 

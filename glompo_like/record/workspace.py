@@ -157,10 +157,16 @@ class Workspace:
             self._created.append(d / PRINTS_DIR)
         return EvaluationLog(d / LOG_NAME, self.dim, run_id)
 
+    @property
+    def _dir(self) -> Path:
+        """The directory (only asked for when the run has one)."""
+        assert self.directory is not None
+        return self.directory
+
     def _lock(self) -> None:
         if fcntl is None:
             return
-        path = self.directory / LOCK_NAME
+        path = self._dir / LOCK_NAME
         if not path.exists():
             self._created.append(path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -169,7 +175,7 @@ class Workspace:
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise _busy(self.directory) from None
+                raise _busy(self._dir) from None
             raise
         info = {"pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "started": time.time(),
                 "command": " ".join(sys.argv) or sys.executable}
@@ -179,14 +185,14 @@ class Workspace:
         Workspace._locks.append(fd)
 
     def _set_aside(self, names: list[str]) -> None:
-        present = [n for n in names if (self.directory / n).exists()]
+        present = [n for n in names if (self._dir / n).exists()]
         if not present:
             return
         if self._aside is None:
-            self._aside = self.directory / f".replaced-{uuid.uuid4().hex[:12]}"
+            self._aside = self._dir / f".replaced-{uuid.uuid4().hex[:12]}"
             self._aside.mkdir()
         for name in present:
-            os.replace(self.directory / name, self._aside / name)
+            os.replace(self._dir / name, self._aside / name)
 
     def started(self) -> None:
         """The run is going: what ``overwrite`` set aside is deleted now."""
@@ -207,14 +213,14 @@ class Workspace:
         if self._aside is not None:
             for item in self._aside.iterdir():
                 with contextlib.suppress(OSError):
-                    os.replace(item, self.directory / item.name)
+                    os.replace(item, self._dir / item.name)
             with contextlib.suppress(OSError):
                 self._aside.rmdir()
             self._aside = None
         self.release()
         if self._created_dir:
             with contextlib.suppress(OSError):
-                self.directory.rmdir()  # only if it is empty again
+                self._dir.rmdir()  # only if it is empty again
         self._created.clear()
 
     def release(self) -> None:
