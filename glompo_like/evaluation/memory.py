@@ -31,8 +31,8 @@ def parse_size(value: Any, name: str = "memory_limit", owner: str = "GloMPOManag
     """``None``, a number of bytes, or a string with a unit (``"512MiB"``, ``"2GiB"``,
     ``"1.5GB"``; binary units are powers of 1024, decimal ones of 1000) → bytes.
 
-    >>> parse_size("2GiB"), parse_size("1.5 GB"), parse_size(4096)
-    (2147483648, 1500000000, 4096)
+    >>> parse_size("2GiB"), parse_size("1.5 GB"), parse_size(2**24)
+    (2147483648, 1500000000, 16777216)
     """
     if value is None:
         return None
