@@ -501,6 +501,11 @@ class ManagerOptions(TypedDict, total=False):
     pool_start_method: str | None
     task_timeout: float | None
     on_error: OnError
+    fail_fast: int | None
+    samples: int
+    aggregate: Literal["mean", "median"]
+    incumbent_samples: int | None
+    memory_limit: int | str | None
     penalty: float | None
     blas_threads: int | None
     shutdown_grace: float
@@ -515,6 +520,8 @@ class ManagerOptions(TypedDict, total=False):
     clock: Callable[[], float]
     callbacks: Callback | Iterable[Callback] | None
     dask_address: str | None
+    dask_security: Any
+    dask_worker_timeout: float
 
 
 #: what ``load_checkpoint`` lets a resumed run change
