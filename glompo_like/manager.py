@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import sys
 import uuid
 from dataclasses import replace
@@ -29,35 +28,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .control import checkpointer as ckpt
+from .control import incidents
 from .control.callbacks import Callbacks
 from .control.deadlines import Deadlines
 from .control.flow import Acks, Credit
 from .control.hunting import Hunt
 from .control.signals import TERMINATED_EXIT_CODE, SignalWatch, Terminated, signals_deferred
 from .control.spawner import Spawner
+from .control.startup import start_run
 from .control.steering import LOOK_EVERY, SteeringFiles
-from .errors import BrokenTaskError, EvaluationError, GlompoError
+from .errors import GlompoError
 from .evaluation.core import EvalBatch
-from .evaluation.dask_cluster import dask_for_run
+from .execution import messages as m
 from .execution.handles import Child
-from .execution.messages import (
-    Converged,
-    Crashed,
-    EvalStarted,
-    Evaluated,
-    Inject,
-    Resume,
-    StateReply,
-    Stopped,
-)
-from .execution.plan import ExecutionPlan, preload, resolve, validate
-from .execution.supervisor import Supervisor, make_supervisor
+from .execution.plan import ExecutionPlan, validate
+from .execution.supervisor import Supervisor
 from .policies.base import final_reason, next_check_in, remaining_evals
 from .policies.progress import BudgetMeter
-from .procs.hygiene import kill_group
 from .record import workspace
 from .record.ledger import Ledger, OptimizerRecord
-from .record.prints import ThreadRoutedStreams
 from .record.status import SafeStatus, make_status
 from .record.summary import describe_run, run_summary, write_summary
 from .record.view import RunView
@@ -115,9 +104,9 @@ class GloMPOManager:
         self._sup: Supervisor | None = None
         self._workspace = workspace.Workspace(wd, s.dim)
         self._callbacks = Callbacks(s.callbacks, lambda reason: self._end_run(EndCause.CALLBACK, reason))
-        self._resumed = resumed
         if resumed is not None:
-            self._restore(resumed)
+            ckpt.restore_run(resumed, self.ledger, self._spawner, self._hunt, self.checkpointer)
+            ckpt.restore_points(self.ledger, s.working_dir)
 
     # ------------------------------------------------------------------ public
     def __enter__(self) -> GloMPOManager:
@@ -242,31 +231,9 @@ class GloMPOManager:
         return self.result
 
     def _prepare(self, resources: contextlib.ExitStack) -> None:
-        """Open the log, resolve the execution plan, start what the run needs (an embedded
-        Dask cluster, print capture, the supervisor); ``resources`` closes them."""
+        """Start what the run needs (:func:`.control.startup.start_run`) and its timers."""
         s = self.settings
-        self.ledger.start_clock()
-        address, security, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
-        resources.callback(close_dask)
-        self.ledger.log = self._workspace.start(s.overwrite, self.run_id)
-        if self._resumed is not None:
-            ckpt.rollback_log(self.ledger, self._spawner)
-        self.plan, probes = resolve(s, self._spawner.task_bytes, self._spawner.rng,
-                                    previous=None if self._resumed is None else self._resumed.plan,
-                                    budget=remaining_evals(s.convergence_checker, self.view),
-                                    resumed=0 in self.ledger.records)
-        for profile, description in probes:  # its evaluations are real: optimizer 0
-            self.ledger.record_probe(profile.probes, description)
-        preload(self.plan, s.opt_selector.entries)
-        self.plan = replace(self.plan, dask_address=address, dask_security=security)
-        print_dir = str(s.working_dir / workspace.PRINTS_DIR) if s.capture_prints and s.working_dir else None
-        self._spawner.print_dir = print_dir
-        streams = None
-        if print_dir is not None and self.plan.level1 == "threads":
-            streams = resources.enter_context(ThreadRoutedStreams(print_dir))
-        self._sup = make_supervisor(self.plan.level1, s.task, s.start_method, streams, self.plan.thread_slice,
-                                    s.reuse_processes, s.max_jobs)
-        resources.callback(self._sup.close)
+        self.plan, self._sup = start_run(s, self.ledger, self._spawner, self._workspace, self.checkpointer, resources)
         d = self._deadlines
         d.set_in(_CHECKPOINT, self.checkpointer.start(self.ledger.counters.f_evals))
         d.set_in(_STATUS, s.status_interval if self._status.on else None)
@@ -352,8 +319,13 @@ class GloMPOManager:
 
     def _end_run(self, cause: EndCause, reason: str, error: BaseException | None = None) -> None:
         """The run ends (the first reason given wins)."""
-        if self.end is None or (self.end.error is None and error is not None and cause is EndCause.FATAL):
-            self.end = RunEnd(cause, reason, error)
+        self._ended_by(RunEnd(cause, reason, error))
+
+    def _ended_by(self, end: RunEnd | None) -> None:
+        """``end`` (if any) ends the run, unless it already ended; a fatal error is kept."""
+        if end is not None and (self.end is None or (self.end.error is None and end.error is not None
+                                                     and end.cause is EndCause.FATAL)):
+            self.end = end
 
     # ------------------------------------------------------------------ messages
     def _on_message(self, child: Child, msg: Any) -> None:
@@ -367,60 +339,35 @@ class GloMPOManager:
 
     def _dispatch(self, child: Child, msg: Any) -> None:
         rec = self.ledger.records[msg.opt_id]
-        if isinstance(msg, Evaluated):
+        if isinstance(msg, m.Evaluated):
             self._deadlines.clear(("timeout", msg.opt_id))  # an announced evaluation finished
             self._on_evaluated(child, rec, msg.batch, msg.n_generations)
-        elif isinstance(msg, EvalStarted):
+        elif isinstance(msg, m.EvalStarted):
             self._deadlines.set_in(("timeout", msg.opt_id), self.settings.task_timeout, (msg.x, msg.t_wall))
-        elif isinstance(msg, Converged):
+        elif isinstance(msg, m.Converged):
             reasons = ", ".join(f"{k}={v}" for k, v in msg.reasons.items())
             self.ledger.finish(rec, EndKind.CONVERGED, f"converged: {reasons}")
-        elif isinstance(msg, Stopped):
+        elif isinstance(msg, m.Stopped):
             kind = EndKind.FAILED if msg.failed else EndKind.STOPPED
             if self.ledger.finish(rec, kind, msg.reason) and msg.failed:
                 log.warning("optimizer %d stopped: %s", rec.opt_id, msg.reason)
-        elif isinstance(msg, Crashed):
-            self._on_crashed(rec, msg)
-        elif isinstance(msg, StateReply) and not self.checkpointer.got_state(msg):
-            child.send(Resume())  # it answered after its checkpoint was taken: go on
+        elif isinstance(msg, m.Crashed):
+            self._ended_by(incidents.crash_reported(self.ledger, rec, msg))
+        elif isinstance(msg, m.StateReply) and not self.checkpointer.got_state(msg):
+            child.send(m.Resume())  # it answered after its checkpoint was taken: go on
 
     def _on_evaluated(self, child: Child | None, rec: OptimizerRecord, batch: EvalBatch, generations: int) -> None:
         improved = self.ledger.record(rec, batch, generations)
         if self.ledger.all_failed(self.settings.fail_fast):
-            self._end_run(EndCause.FATAL, "fatal error: the task is broken", self._broken_task())
+            self._ended_by(incidents.broken_task(self.ledger, self.settings.fail_fast))
         c = self.ledger.counters
         self._callbacks.batch_logged(self.view, rec, batch, c.f_evals, improved)
         if improved and self.settings.share_best_solutions and child is not None:
             for oid, other in self._sup.children.items():
                 if oid != rec.opt_id and self.ledger.records[oid].alive:
-                    other.send(Inject(c.best_x.copy(), c.best_fx))
+                    other.send(m.Inject(c.best_x.copy(), c.best_fx))
         if rec.alive and child is not None:
             self._acks.reported(rec.opt_id, child)  # answered once the checkers have seen it
-
-    def _broken_task(self) -> BrokenTaskError:
-        n = self.ledger.counters.evals_failed
-        return BrokenTaskError(f"the first {n} evaluations of the run all failed (fail_fast="
-                               f"{self.settings.fail_fast}); the task looks broken. The first failure:\n"
-                               f"{self.ledger.first_error}", first_error=self.ledger.first_error, n_failed=n)
-
-    def _on_crashed(self, rec: OptimizerRecord, msg: Crashed) -> None:
-        cause = None
-        if msg.exc_pickle is not None:
-            try:
-                cause = pickle.loads(msg.exc_pickle)
-            except Exception:
-                cause = None
-        if isinstance(cause, EvaluationError):  # on_error="raise": the run ends with it
-            self.ledger.finish(rec, EndKind.FAILED, f"on_error='raise': {msg.message}")
-            self._end_run(EndCause.FATAL, f"fatal error: {cause}", cause)
-            return
-        self._crashed(rec, f"raised {msg.message}", None, cause)
-        log.warning("optimizer %d crashed: %s\n%s", rec.opt_id, msg.message, msg.traceback)
-
-    def _crashed(self, rec: OptimizerRecord, reason: str, exitcode: int | None, cause: BaseException | None) -> None:
-        fatal = self.ledger.crashed(rec, reason, exitcode, cause)
-        if fatal is not None:
-            self._end_run(EndCause.FATAL, f"fatal error: {fatal}", fatal)
 
     def _on_end(self, child: Child) -> None:
         """A child (thread or process) has ended; an optimizer that said nothing crashed."""
@@ -431,12 +378,7 @@ class GloMPOManager:
         rec = self.ledger.records[opt_id]
         code = getattr(child, "exitcode_final", None)
         if rec.alive:  # died without saying why
-            from .procs.terminate import signal_name
-
-            what = (f"optimizer process died ({signal_name(code)})" if child.pid is not None
-                    else "runner thread ended unexpectedly")
-            self._crashed(rec, what, code, None)
-            log.warning("optimizer %d: %s", rec.opt_id, what)
+            self._ended_by(incidents.died(self.ledger, rec, child, code))
         self.ledger.closed(rec, code)
         self._callbacks.optimizer_ended(self.view, rec)
 
@@ -449,19 +391,10 @@ class GloMPOManager:
         self._sup.stop(rec.opt_id, reason)
 
     def _evaluation_timed_out(self, opt_id: int, x: np.ndarray, t_wall: float) -> None:
-        """task_timeout for an optimizer that evaluates in its own process: the process
-        (and its process group, so whatever the task started) is killed; the evaluation is
-        logged as timed out."""
         child = self._sup.children.get(opt_id)
-        if child is None:
-            return
-        kill_group(child.pid)
-        rec = self.ledger.records[opt_id]
-        msg = (f"evaluation exceeded task_timeout={self.settings.task_timeout:g} s; optimizer "
-               f"process {child.pid} and its process group killed")
-        self.ledger.record(rec, EvalBatch.timed_out(x, t_wall, f"opt{opt_id}", msg), n_generations=0)
-        self._crashed(rec, msg, None, None)
-        log.warning("optimizer %d: %s", opt_id, msg)
+        if child is not None:
+            self._ended_by(incidents.timed_out(self.ledger, self.ledger.records[opt_id], child,
+                                               self.settings.task_timeout, x, t_wall))
 
     # ------------------------------------------------------------------ steering, status
     def _steer(self) -> None:
@@ -485,15 +418,11 @@ class GloMPOManager:
         running = {i: c for i, c in sup.children.items() if records[i].alive and i not in sup.stopping}
         return self.checkpointer.take(running, self._poll, self._checkpoint_record, why, timeout, ending)
 
-    def _checkpoint_record(self, states: dict[int, StateReply]) -> dict[str, Any]:
+    def _checkpoint_record(self, states: dict[int, m.StateReply]) -> dict[str, Any]:
         led, sp = self.ledger, self._spawner
         t_used = led.view.t_total if self.state is RunState.RUNNING else led.counters.t_used_before
         return ckpt.Checkpointer.record(settings=self.settings, ledger=led, spawner=sp, hunt_at=self._hunt.next_at,
                                    t_used=t_used, plan=self.plan, states=states)
-
-    def _restore(self, r: ckpt.Resumed) -> None:
-        ckpt.restore_run(r, self.ledger, self._spawner, self._hunt, self.checkpointer)
-        ckpt.restore_points(self.ledger, self.settings.working_dir)
 
     def _describe(self) -> dict[str, Any]:
         return {"run_id": self.run_id, **describe_run(self.settings, self.plan, self._spawner.entropy)}

@@ -108,6 +108,9 @@ class Checkpointer:
         self.next_evals: int | None = None
         self._states: dict[int, StateReply] = {}
         self._collecting: set[int] = set()
+        #: whether this run goes on from a checkpoint, and the execution plan it had then
+        self.resumed = False
+        self.previous_plan: Any = None
 
     @property
     def enabled(self) -> bool:
@@ -291,6 +294,7 @@ def restore_run(r: Resumed, ledger: Ledger, spawner: Spawner, hunt: Hunt, checkp
     without a saved state (stopping, or not checkpointable) end as ``stopped``."""
     spawner.restore(r.entropy, r.policy_rng, r.next_opt_id, r.optimizers)
     checkpointer.seq = r.seq
+    checkpointer.resumed, checkpointer.previous_plan = True, r.plan
     r.counters.t_used_before = r.t_used
     ledger.restore(r.counters, r.records)
     hunt.next_at = r.next_hunt
