@@ -191,7 +191,7 @@ def test_grant_with_kept_outstanding_equals_grant_that_sums_every_record():
             def __init__(self, i):
                 self.i = i
 
-            def send(self, msg):
+            def send(self, msg, sent=sent):
                 sent[self.i] = msg.until
 
         live = {i: _copy.copy(r) for i, r in recs.items()}
