@@ -1,6 +1,7 @@
 """The evaluation log: every attempted evaluation, crash-safe, in SQLite.
 
-One writer (the manager) appends one transaction per report of an optimizer.  The database
+One writer (the manager) appends one transaction per turn of its event loop: the rows of
+every report received in that turn, committed before any runner is answered.  The database
 is in WAL mode with ``synchronous=NORMAL``: a committed batch survives the manager being
 killed (SIGKILL included); only an operating-system crash or power loss can take the last
 few batches.  A background thread checkpoints the WAL into the database file as rows come
@@ -81,6 +82,8 @@ class EvaluationLog:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
         self._rows_since_checkpoint = 0
+        self._group_depth = 0  # open group() blocks
+        self._group_open = False  # a group's transaction has begun
         xcols = [f"x_{i} REAL" for i in range(dim)] if self.x_columns else ["x BLOB"]
         with self._transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -161,9 +164,32 @@ class EvaluationLog:
             self._checkpointer.request()
 
     @contextmanager
+    def group(self) -> Iterator[None]:
+        """Everything written inside is one transaction, committed when the block ends
+        (also when it ends with an exception: what was written was counted).  The manager
+        wraps each wake-up of its event loop in one, so the rows of every report received
+        in it cost one commit, and it answers the runners only after that commit.  Nests:
+        only the outermost block commits."""
+        self._group_depth += 1
+        try:
+            yield
+        finally:
+            self._group_depth -= 1
+            if self._group_depth == 0 and self._group_open:
+                self._group_open = False
+                self.db.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self) -> Iterator[None]:
         """One explicit transaction (the connection is in autocommit mode, where a bare
-        ``executemany`` would commit every row separately)."""
+        ``executemany`` would commit every row separately).  Inside :meth:`group`, part of
+        the group's transaction."""
+        if self._group_depth:
+            if not self._group_open:
+                self.db.execute("BEGIN")
+                self._group_open = True
+            yield
+            return
         self.db.execute("BEGIN")
         try:
             yield
