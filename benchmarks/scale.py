@@ -288,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small budgets (the smoke test)")
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     ap.add_argument("--memory-evals", help="comma-separated budgets, e.g. 100000,1000000,10000000")
+    ap.add_argument("--jobs", help="comma-separated optimizer counts for the threads cells of 'many'")
+    ap.add_argument("--process-jobs", help="comma-separated optimizer counts for the processes cells ('' for none)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--cell", help=argparse.SUPPRESS)
     ap.add_argument("cell_args", nargs="?", help=argparse.SUPPRESS)
@@ -298,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = dict(QUICK if a.quick else FULL)
     if a.memory_evals:
         cfg["memory_evals"] = [int(v) for v in a.memory_evals.split(",")]
+    if a.jobs:
+        cfg["jobs"] = [int(v) for v in a.jobs.split(",")]
+    if a.process_jobs is not None:
+        cfg["process_jobs"] = [int(v) for v in a.process_jobs.split(",") if v]
     rows = [r.strip() for r in a.rows.split(",") if r.strip()]
     import glompo_like
 
