@@ -268,8 +268,11 @@ class GloMPOManager:
             self._fill_slots()
 
     def _poll(self, timeout: float | None) -> None:
-        """Deliver what the children sent (waiting up to ``timeout`` seconds for it)."""
-        self._sup.poll(timeout, self._on_message, self._on_end)
+        """Deliver what the children sent (waiting up to ``timeout`` seconds for it).  The
+        log rows of everything delivered are one transaction, committed on return: before
+        any runner is acknowledged, hunted or checkpointed."""
+        with self.ledger.log.group():
+            self._sup.poll(timeout, self._on_message, self._on_end)
 
     def _on_deadlines(self) -> None:
         for key, data in self._deadlines.pop_due():

@@ -84,6 +84,12 @@ def backends():
 
 
 @pytest.fixture
+def scale():
+    with _benchmark_module("scale") as module:
+        yield module
+
+
+@pytest.fixture
 def faults():
     with _benchmark_module("faults") as module:
         yield module

@@ -83,3 +83,22 @@ def test_faults_quick(faults, tmp_path):
         if c["told_minus_logged"] is not None:
             assert c["told_minus_logged"] == 0, cid
     assert cases["hang-processes-serial"]["status_counts"].get("timed_out", 0) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_scale_quick(scale, tmp_path, capsys):
+    """benchmarks/scale.py --quick: every row of issue 18's table measured, table and JSON."""
+    out = tmp_path / "s.json"
+    assert scale.main(["--quick", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    rows = doc["rows"]
+    assert len(rows["memory"]) == len(scale.QUICK["memory_evals"])
+    for m in rows["memory"]:
+        assert m["peak_rss_mb"] > 0 and m["log_bytes_per_eval"] > 0, m
+    assert rows["start"]["first_eval_after_s"] >= 0
+    assert all(r["share_of_ideal"] > 0 for r in rows["many"])
+    assert rows["cheap"]["processes_share_of_ceiling"] > 0
+    assert all(v > 0 for v in rows["cpu5ms"]["min_ratio"].values())
+    table = capsys.readouterr().out
+    assert "memory: peak RSS" in table and "many:" in table

@@ -82,10 +82,10 @@ def test_optimizers_share_the_end_of_the_budget(backend, tmp_path, monkeypatch):
     checked, broken = [0], []
     grant = Credit.grant
 
-    def checked_grant(self, rec, others, left, running, now):
+    def checked_grant(self, rec, others, left, running, now, held=None):
         others = list(others)
         ahead = max(rec.granted_until, rec.generations)
-        until = grant(self, rec, others, left, running, now)
+        until = grant(self, rec, others, left, running, now, held)
         if left is not None and until > ahead:
             promised = sum(max(0, r.granted_until - r.generations) * popsize
                            for r in others if r.opt_id and r.holds_credit)

@@ -31,7 +31,7 @@ from typing import Any
 from ..execution.messages import Ack
 from ..record.ledger import OptimizerRecord
 
-__all__ = ["Credit", "Acks", "MAX_GRANT", "ACK_LATENCY"]
+__all__ = ["Credit", "Acks", "outstanding", "MAX_GRANT", "ACK_LATENCY"]
 
 #: most generations an optimizer may run ahead of the manager's acknowledgement
 MAX_GRANT = 64
@@ -53,6 +53,7 @@ class Credit:
         left: int | None,
         running: int,
         now: float,
+        held: tuple[int, int] | None = None,
     ) -> int:
         """The last generation ``rec`` may start before it must wait again (a value
         ``<= rec.generations`` means: wait).
@@ -72,10 +73,10 @@ class Credit:
         if left is None:
             return ahead + need
         per_gen = max(1, _evals(rec) // max(1, rec.generations))
-        for r in others:
-            if r.opt_id and r.holds_credit:  # credit others (and rec) may be using unseen
-                size = _evals(r) // r.generations if r.generations else per_gen
-                left -= max(0, r.granted_until - r.generations) * size
+        # credit others (and rec) may be using unseen: evaluations, plus generations of
+        # optimizers that have none yet (sized like rec's)
+        known, unsized = outstanding(others) if held is None else held
+        left -= known + unsized * per_gen
         extra = min(need, (left // max(1, running)) // per_gen)
         if extra <= 0 and rec.granted_until <= rec.generations and left >= per_gen:
             extra = 1  # out of credit: the last whole generations go one at a time
@@ -95,6 +96,28 @@ class Credit:
         if per_gen_s <= horizon / self.max_grant:
             return self.max_grant
         return max(2, min(self.max_grant, 1 + math.ceil(horizon / per_gen_s)))
+
+
+def _held(r: OptimizerRecord) -> tuple[int, int]:
+    """The credit ``r`` holds unseen: ``(evaluations, generations of unknown size)``."""
+    if not (r.opt_id and r.holds_credit):
+        return 0, 0
+    k = max(0, r.granted_until - r.generations)
+    if r.generations:
+        return k * (_evals(r) // r.generations), 0
+    return 0, k
+
+
+def outstanding(records: Iterable[OptimizerRecord]) -> tuple[int, int]:
+    """Credit granted and not yet used, over ``records``: evaluations (at each optimizer's
+    evaluations per generation so far), and generations of optimizers that have reported
+    none yet (their size is not known; a grant counts them at the asker's size)."""
+    known = unsized = 0
+    for r in records:
+        k, u = _held(r)
+        known += k
+        unsized += u
+    return known, unsized
 
 
 def _evals(rec: OptimizerRecord) -> int:
@@ -145,14 +168,20 @@ class Acks:
         self._pending, self._starved = {}, {}
         records = self._records()
         now = self._clock()
+        # computed once per turn and kept up to date as grants change it: one turn costs
+        # O(optimizers), not O(optimizers²) (each grant used to sum over every record)
+        known, unsized = outstanding(records.values()) if left is not None else (0, 0)
         for opt_id, handle in sorted(waiting.items()):
             rec = records[opt_id]
             if not rec.alive or opt_id not in running:
                 continue
-            until = self.credit.grant(rec, records.values(), left, n_running, now)
+            until = self.credit.grant(rec, records.values(), left, n_running, now, held=(known, unsized))
             if until > rec.generations:
                 if until > rec.granted_until or rec.granted_until <= rec.generations:
+                    k0, u0 = _held(rec)
                     rec.granted_until = until
+                    k1, u1 = _held(rec)
+                    known, unsized = known - k0 + k1, unsized - u0 + u1
                     handle.send(Ack(until=until))
             else:
                 self._starved[opt_id] = handle

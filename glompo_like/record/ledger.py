@@ -12,6 +12,7 @@ nothing, so nothing that records a run asks whether there is a log.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -240,6 +241,7 @@ class LogWriter(Protocol):
     :class:`NullLog`."""
 
     def add_batch(self, first_eval_id: int, opt_id: int, batch: EvalBatch) -> None: ...
+    def group(self) -> contextlib.AbstractContextManager[None]: ...
     def describe_run(self, description: dict[str, Any]) -> None: ...
     def start_optimizer(self, opt_id: int, opt_type: str, settings: str, slots: int,
                         x0: np.ndarray, t_start: float) -> None: ...
@@ -254,6 +256,9 @@ class NullLog:
 
     def add_batch(self, first_eval_id: int, opt_id: int, batch: EvalBatch) -> None:
         return None
+
+    def group(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def describe_run(self, description: dict[str, Any]) -> None:
         return None

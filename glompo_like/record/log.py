@@ -1,6 +1,7 @@
 """The evaluation log: every attempted evaluation, crash-safe, in SQLite.
 
-One writer (the manager) appends one transaction per report of an optimizer.  The database
+One writer (the manager) appends one transaction per turn of its event loop: the rows of
+every report received in that turn, committed before any runner is answered.  The database
 is in WAL mode with ``synchronous=NORMAL``: a committed batch survives the manager being
 killed (SIGKILL included); only an operating-system crash or power loss can take the last
 few batches.  A background thread checkpoints the WAL into the database file as rows come
@@ -81,6 +82,9 @@ class EvaluationLog:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
         self._rows_since_checkpoint = 0
+        self._group_depth = 0  # open group() blocks
+        self._group_open = False  # a group's transaction has begun
+        self._held: dict[bool, list[tuple[Any, ...]]] = {True: [], False: []}  # rows of the group
         xcols = [f"x_{i} REAL" for i in range(dim)] if self.x_columns else ["x BLOB"]
         with self._transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -145,25 +149,80 @@ class EvaluationLog:
                 (first_eval_id + i, opt_id, *xs[i], fx[i], status[i], batch.error[i], t, d, w, k, m)
                 for i, (t, d, w, k, m) in enumerate(times)
             ]
+        if self._group_depth:  # written with the turn's other rows when the group ends
+            self._held[all_ok].extend(rows)
+        else:
+            with self._transaction():
+                self._insert(rows, all_ok)
+        self._rows_since_checkpoint += n
+        if not self._group_depth:
+            self._maybe_checkpoint()
+
+    def _insert(self, rows: list[tuple[Any, ...]], all_ok: bool) -> None:
+        """INSERT ``rows`` (inside a transaction): multi-row statements, then the rest one
+        by one.  Few calls matter: each call into SQLite releases the GIL, and with many
+        runner threads getting it back can take a switch interval."""
+        n = len(rows)
         per_row, per, insert_one, insert_many = self._statements[all_ok]
         full = n - n % per
-        with self._transaction():
-            if full:
-                params = list(chain.from_iterable(rows[:full]))
-                step = per * per_row
-                for k in range(0, len(params), step):
-                    self.db.execute(insert_many, params[k:k + step])
-            if full < n:
-                self.db.executemany(insert_one, rows[full:])
-        self._rows_since_checkpoint += n
+        if full:
+            params = list(chain.from_iterable(rows[:full]))
+            step = per * per_row
+            for k in range(0, len(params), step):
+                self.db.execute(insert_many, params[k:k + step])
+        if full < n:
+            self.db.executemany(insert_one, rows[full:])
+
+    def _maybe_checkpoint(self) -> None:
         if self._rows_since_checkpoint >= self.CHECKPOINT_ROWS:
             self._rows_since_checkpoint = 0
             self._checkpointer.request()
 
     @contextmanager
+    def group(self) -> Iterator[None]:
+        """Everything written inside is one transaction, committed when the block ends
+        (also when it ends with an exception: what was written was counted).  The manager
+        wraps each wake-up of its event loop in one, so the rows of every report received
+        in it cost one commit, and it answers the runners only after that commit.  Nests:
+        only the outermost block commits."""
+        self._group_depth += 1
+        try:
+            yield
+        finally:
+            self._group_depth -= 1
+            if self._group_depth == 0:
+                self._end_group()
+
+    def _end_group(self) -> None:
+        """Write the rows held back by the group (the reports of one turn, all of them in
+        few statements) and commit the group's transaction."""
+        held = [(ok, rows) for ok, rows in self._held.items() if rows]
+        if held and not self._group_open:
+            self.db.execute("BEGIN")
+            self._group_open = True
+        try:
+            for ok, rows in held:
+                rows.sort(key=lambda r: r[0])  # (eval_id order, as they were counted)
+                self._insert(rows, ok)
+        finally:
+            for _, rows in held:
+                rows.clear()
+            if self._group_open:
+                self._group_open = False
+                self.db.execute("COMMIT")
+        self._maybe_checkpoint()
+
+    @contextmanager
     def _transaction(self) -> Iterator[None]:
         """One explicit transaction (the connection is in autocommit mode, where a bare
-        ``executemany`` would commit every row separately)."""
+        ``executemany`` would commit every row separately).  Inside :meth:`group`, part of
+        the group's transaction."""
+        if self._group_depth:
+            if not self._group_open:
+                self.db.execute("BEGIN")
+                self._group_open = True
+            yield
+            return
         self.db.execute("BEGIN")
         try:
             yield
