@@ -36,7 +36,7 @@ from .control.hunting import Hunt
 from .control.signals import TERMINATED_EXIT_CODE, SignalWatch, Terminated, signals_deferred
 from .control.spawner import Spawner
 from .control.steering import LOOK_EVERY, SteeringFiles
-from .errors import BrokenTaskError, EvaluationError, GlompoError
+from .errors import BrokenTaskError, ConfigError, EvaluationError, GlompoError
 from .evaluation.core import EvalBatch
 from .evaluation.dask_cluster import dask_for_run
 from .execution.handles import Child
@@ -59,6 +59,8 @@ from .record import workspace
 from .record.ledger import Ledger, OptimizerRecord
 from .record.prints import ThreadRoutedStreams
 from .record.status import SafeStatus, make_status
+from .record.study.link import SYNC_EVERY, StudyLink
+from .record.study.storage import StudyError
 from .record.summary import describe_run, run_summary, write_summary
 from .record.view import RunView
 from .result import Result
@@ -77,7 +79,7 @@ if TYPE_CHECKING:
 __all__ = ["GloMPOManager"]
 
 log = logging.getLogger("glompo_like.manager")
-_CHECKER, _STATUS, _STEER, _CHECKPOINT = "checker", "status", "steer", "checkpoint"
+_CHECKER, _STATUS, _STEER, _CHECKPOINT, _STUDY = "checker", "status", "steer", "checkpoint", "study"
 
 
 class GloMPOManager:
@@ -116,6 +118,16 @@ class GloMPOManager:
         self._workspace = workspace.Workspace(wd, s.dim)
         self._callbacks = Callbacks(s.callbacks, lambda reason: self._end_run(EndCause.CALLBACK, reason))
         self._resumed = resumed
+        self._study: StudyLink | None = None
+        self._study_warned = 0.0
+        self._injected_study_best = float("inf")
+        if s.study is not None:
+            if s.checkpoint_control is not None or resumed is not None:
+                raise ConfigError("GloMPOManager: a manager of a study cannot checkpoint or resume (the study "
+                                  "is the shared record: start another manager on it instead); drop "
+                                  "checkpoint_control or study")
+            self._study = StudyLink(s)  # creates the study, or checks that this manager agrees with it
+            self.ledger.share = self._study.share
         if resumed is not None:
             self._restore(resumed)
 
@@ -133,6 +145,8 @@ class GloMPOManager:
             self._sup.shutdown("manager closed", self.settings.shutdown_grace, self._on_message, self._on_end)
         self.ledger.log.close()
         self._workspace.release()
+        if self._study is not None:
+            self._study.close()
 
     @property
     def view(self) -> RunView:
@@ -249,6 +263,11 @@ class GloMPOManager:
         address, security, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
         resources.callback(close_dask)
         self.ledger.log = self._workspace.start(s.overwrite, self.run_id)
+        if self._study is not None:
+            self.ledger.log = self._study.tee(self.ledger.log)
+            self._study.join()
+            resources.callback(self._study.close)  # (after the run has left the study)
+            self._sync_study()
         if self._resumed is not None:
             ckpt.rollback_log(self.ledger, self._spawner)
         self.plan, probes = resolve(s, self._spawner.task_bytes, self._spawner.rng,
@@ -271,9 +290,17 @@ class GloMPOManager:
         d.set_in(_CHECKPOINT, self.checkpointer.start(self.ledger.counters.f_evals))
         d.set_in(_STATUS, s.status_interval if self._status.on else None)
         d.set_in(_STEER, None if s.working_dir is None else 0.0)
+        if self._study is not None:
+            d.set_in(_STUDY, SYNC_EVERY)
 
     def _loop(self, signals: SignalWatch) -> None:
         s, sup, view = self.settings, self._sup, self.ledger.view
+        if self._study is not None:  # it may join a study that has ended: then it starts nothing
+            decision = s.convergence_checker(view)
+            if decision:
+                self._end_run(EndCause.CHECKER, decision.reason or str(s.convergence_checker))
+            if self.end is not None or self._study_ended():
+                return
         self._fill_slots()
         while True:
             signals.raise_if_signalled()
@@ -282,6 +309,8 @@ class GloMPOManager:
             decision = s.convergence_checker(view)
             if decision:
                 self._end_run(EndCause.CHECKER, decision.reason or str(s.convergence_checker))
+                return
+            if self._study is not None and self._study_ended():
                 return
             if not sup.children:
                 self._end_run(EndCause.EXHAUSTED, "no optimizer running and the selector starts no more")
@@ -311,6 +340,9 @@ class GloMPOManager:
             elif key == _STEER:
                 self._steer()
                 self._deadlines.set_in(_STEER, LOOK_EVERY)
+            elif key == _STUDY:
+                self._sync_study()
+                self._deadlines.set_in(_STUDY, SYNC_EVERY)
             elif key == _CHECKPOINT:
                 self.checkpointer.requested.set()
                 self._deadlines.set_in(_CHECKPOINT, self.checkpointer.control.every_seconds)
@@ -336,7 +368,14 @@ class GloMPOManager:
             sup.stop_all(str(end), s.shutdown_grace, self._on_message, self._on_end)
             if end.cause is EndCause.CHECKER:  # its numbers, as the run ended
                 end = self.end = replace(end, reason=final_reason(s.convergence_checker, self.view) or end.reason)
+            if self._study is not None:
+                self._leave_study(end)
             self.result = self._callbacks.annotate(self.ledger.result(str(end), self._spawner.entropy))
+            if self._study is not None:
+                sh = self._study.share
+                self.result.stats["study"] = {
+                    "url": self._study.url, "manager_id": self._study.manager_id, "f_evals": sh.n_evals,
+                    "best_fx": sh.best_fx, "best_manager": sh.best_manager}
             self._status.close(self.view)
             if s.working_dir is not None:
                 write_summary(s.working_dir / workspace.SUMMARY_NAME,
@@ -478,6 +517,54 @@ class GloMPOManager:
                 log.warning("CHKPT file ignored: this run has no checkpoint_control")
         if req.stop_run:
             self._end_run(EndCause.STOP_FILE, "STOP file in the working directory")
+        if req.stop_study:
+            if self._study is not None:
+                self._request_study_stop(f"STOP_STUDY file in the working directory of manager "
+                                         f"{self._study.manager_id}")
+            self._end_run(EndCause.STOP_FILE, "STOP_STUDY file in the working directory")
+
+    # ------------------------------------------------------------------ the study
+    def _sync_study(self) -> None:
+        """Store this run's news in the study and learn the study's (a database that does not
+        answer is tried again at the next sync; the rows wait)."""
+        link = self._study
+        try:
+            link.sync(self.ledger.counters)
+        except StudyError as e:
+            if self.settings.clock() - self._study_warned > 60:
+                self._study_warned = self.settings.clock()
+                log.warning("study %s: could not sync (trying again): %s", link.url, e)
+            return
+        sh, c = link.share, self.ledger.counters
+        if (self.settings.share_best_solutions and self._sup is not None and sh.best_x is not None and sh.best_fx < c.best_fx
+                and sh.best_fx < self._injected_study_best):
+            self._injected_study_best = sh.best_fx
+            for oid, child in self._sup.children.items():
+                if self.ledger.records[oid].alive:
+                    child.send(Inject(sh.best_x.copy(), sh.best_fx))
+
+    def _study_ended(self) -> bool:
+        """Whether the study ended (or marked this manager lost): then so does the run."""
+        link = self._study
+        if link.lost:
+            self._end_run(EndCause.STUDY, f"this manager ({link.manager_id}) was marked lost by the study "
+                                          f"(no heartbeat for over {link.timeout:g} s)")
+        elif link.share.stop_reason is not None:
+            self._end_run(EndCause.STUDY, f"the study ended: {link.share.stop_reason}")
+        return self.end is not None
+
+    def _request_study_stop(self, reason: str) -> None:
+        try:
+            self._study.request_stop(reason)
+        except StudyError as e:
+            log.warning("study %s: could not stop the study: %s", self._study.url, e)
+
+    def _leave_study(self, end: RunEnd) -> None:
+        """The run has ended (its last batches are booked): store the rest, end the study too
+        when the convergence checker ended the run, and leave."""
+        link = self._study
+        stop = f"manager {link.manager_id}: {end}" if end.cause is EndCause.CHECKER else None
+        link.leave(self.ledger.counters, str(end), stop)
 
     # ------------------------------------------------------------------ checkpoints
     def _take_checkpoint(self, why: str, timeout: float | None = None, ending: bool = False) -> Path | None:
