@@ -24,7 +24,7 @@ def fingerprint(settings: Any) -> dict[str, Any]:
         "bounds": [[float(lo), float(hi)] for lo, hi in settings.bounds.as_pairs()],
         "samples": settings.samples,
         "aggregate": settings.aggregate,
-        "convergence_checker": str(settings.convergence_checker),
+        "convergence_checker": repr(settings.convergence_checker),  # (its settings, not its state)
         "study_timeout": float(settings.study_timeout),
     }
 
