@@ -158,3 +158,32 @@ def test_managers_in_turn_share_budget_best_and_end(tmp_path):
     assert r2.stats["study"]["f_evals"] == r1.stats["f_evals"]
     assert r2.stats["study"]["best_fx"] == r1.fx
     assert str(r1.stats["end_cond"]) in str(_managers(url)[0]["end_reason"])
+
+
+@pytest.mark.timeout(180)
+def test_cli_status_shows_every_manager_and_stop_ends_the_study(tmp_path, capsys):
+    from glompo_like.cli import main
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    procs = [_start(url, tmp_path / f"m{i}", 10_000_000, timeout=5.0) for i in range(2)]
+    try:
+        for p, _ in procs:
+            _wait_ready(p)
+        assert main(["status", url]) == 0
+        out = capsys.readouterr().out
+        for _, mid in procs:
+            assert f"{mid}  running" in out
+        assert "optimizer" in out
+        assert main(["stop", url, "--reason", "enough"]) == 0
+        for p, _ in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            assert "END the study ended: enough" in out
+    finally:
+        for p, _ in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.communicate()
+    assert main(["status", url]) == 0
+    assert "stopped: enough" in capsys.readouterr().out
+    assert {m["state"] for m in _managers(url)} == {"ended"}
