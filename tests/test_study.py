@@ -187,3 +187,27 @@ def test_cli_status_shows_every_manager_and_stop_ends_the_study(tmp_path, capsys
     assert main(["status", url]) == 0
     assert "stopped: enough" in capsys.readouterr().out
     assert {m["state"] for m in _managers(url)} == {"ended"}
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from _postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.mark.timeout(300)
+def test_three_managers_on_one_postgresql_study_one_killed(postgres, tmp_path):
+    from _postgres import new_database
+
+    three_managers_one_killed(new_database(*postgres, "study3"), tmp_path)
+
+
+def test_postgresql_study_refuses_a_different_setup(postgres):
+    from _postgres import new_database
+
+    url = new_database(*postgres, "mismatch")
+    GloMPOManager(sphere, [(-1, 1)] * 2, study=url, status=None).close()
+    with pytest.raises(StudyMismatch, match="bounds"):
+        GloMPOManager(sphere, [(-2, 2)] * 2, study=url, status=None)

@@ -133,7 +133,11 @@ class StudyLink:
         self.url: str = settings.study
         self.study = Study(self.url, settings.dim, self.manager_id)
         self.timeout = float(settings.study_timeout)
-        self.created = self.study.create_or_check(fingerprint(settings))
+        try:
+            self.created = self.study.create_or_check(fingerprint(settings))
+        except BaseException:
+            self.study.close()
+            raise
         self.share = StudyShare(self.url, self.manager_id)
         self.rows: list[dict[str, Any]] = []
         self.ops: list[tuple[str, dict[str, Any]]] = []
