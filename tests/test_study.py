@@ -158,6 +158,12 @@ def test_managers_in_turn_share_budget_best_and_end(tmp_path):
     assert r2.stats["study"]["f_evals"] == r1.stats["f_evals"]
     assert r2.stats["study"]["best_fx"] == r1.fx
     assert str(r1.stats["end_cond"]) in str(_managers(url)[0]["end_reason"])
+    # a SQLite study is one file that the run tools read as they read a run's log
+    from glompo_like.cli import main
+
+    assert main(["export", "--csv", "--out", str(tmp_path / "csv"), str(tmp_path / "s.db")]) == 0
+    lines = (tmp_path / "csv" / "evaluations.csv").read_text().splitlines()
+    assert len(lines) == 1 + r1.stats["f_evals"] and "manager_id" in lines[0]
 
 
 @pytest.mark.timeout(180)
