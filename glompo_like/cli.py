@@ -214,7 +214,76 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
                         help="slots for the resumed run (default: as before)")
     resume.set_defaults(handler=_cmd_resume)
+
+    stop = commands.add_parser(
+        "stop", help="end a study: every manager working on it ends at its next sync",
+        description="End the study at STUDY_URL (sqlite:///path/to/study.db or "
+        "postgresql://user@host/dbname): every manager of it ends cleanly within a second or so.")
+    stop.add_argument("study", metavar="STUDY_URL", help="the study's storage URL")
+    stop.add_argument("--reason", default=None, help="why (shown in every manager's end reason)")
+    stop.set_defaults(handler=_cmd_stop)
+
+    status = commands.add_parser(
+        "status", help="every manager and running optimizer of a study",
+        description="Show the study at STUDY_URL: its evaluations and best value, every manager "
+        "(running, ended or lost: managers whose heartbeat is older than the study's timeout are "
+        "marked lost now) and the optimizers that are running.")
+    status.add_argument("study", metavar="STUDY_URL", help="the study's storage URL")
+    status.set_defaults(handler=_cmd_status)
     return parser
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    import getpass
+    import socket
+
+    from .record.study import open_existing
+
+    study = open_existing(args.study)
+    try:
+        who = f"{getpass.getuser()}@{socket.gethostname()}"
+        reason = args.reason or f"stopped with '{PROG} stop' by {who}"
+        if study.request_stop(reason, who):
+            print(f"study {args.study}: stop requested ({reason}); its managers end at their next sync")
+        else:
+            print(f"study {args.study}: already stopped ({study.snapshot().stop_reason})")
+    finally:
+        study.close()
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    from .record.study import open_existing
+
+    study = open_existing(args.study)
+    try:
+        timeout = float(study.fingerprint().get("study_timeout", 60.0))
+        study.mark_lost(timeout)
+        snap = study.snapshot()
+        names, rows = study.read_rows("managers")
+        managers = [dict(zip(names, r, strict=True)) for r in rows]
+        names, rows = study.read_rows("optimizers")
+        opts = [dict(zip(names, r, strict=True)) for r in rows]
+    finally:
+        study.close()
+    now = time.time()
+    print(f"study {args.study}: {snap.n_evals} evaluations, best {_fmt_value(snap.best_fx)}"
+          + (f" (manager {snap.best_manager})" if snap.best_manager else "")
+          + (f"; stopped: {snap.stop_reason}" if snap.stop_reason else ""))
+    print(f"managers ({snap.managers_running} running; lost after {timeout:g} s without a heartbeat):")
+    for m in managers:
+        running = [o for o in opts if o["manager_id"] == m["manager_id"] and o["end_kind"] is None]
+        beat = "" if m["heartbeat_at"] is None else f", heartbeat {now - m['heartbeat_at']:.1f} s ago"
+        print(f"  {m['manager_id']}  {m['state']:<8} {m['host']} pid {m['pid']}, max_jobs {m['max_jobs']}, "
+              f"{_fmt_int(m['n_evals'])} evaluations, best {_fmt_value(m['best_fx'])}{beat}"
+              + (f", {len(running)} optimizer(s) running" if m["state"] == "running" else "")
+              + (f"  ({m['end_reason']})" if m["end_reason"] else ""))
+        if m["state"] == "running":
+            for o in running:
+                print(f"      optimizer {o['opt_id']} ({o['type']}, its local id {o['local_opt_id']})")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ from .control.signals import TERMINATED_EXIT_CODE, SignalWatch, Terminated, sign
 from .control.spawner import Spawner
 from .control.startup import start_run
 from .control.steering import LOOK_EVERY, SteeringFiles
+from .control.study import SYNC_EVERY, StudyMember
 from .errors import GlompoError
 from .evaluation.core import EvalBatch
 from .execution import messages as m
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["GloMPOManager"]
 
 log = logging.getLogger("glompo_like.manager")
-_CHECKER, _STATUS, _STEER, _CHECKPOINT = "checker", "status", "steer", "checkpoint"
+_CHECKER, _STATUS, _STEER, _CHECKPOINT, _STUDY = "checker", "status", "steer", "checkpoint", "study"
 
 
 class GloMPOManager:
@@ -104,6 +105,7 @@ class GloMPOManager:
         self._sup: Supervisor | None = None
         self._workspace = workspace.Workspace(wd, s.dim)
         self._callbacks = Callbacks(s.callbacks, lambda reason: self._end_run(EndCause.CALLBACK, reason))
+        self._study = None if s.study is None else StudyMember(s, self.ledger, resuming=resumed is not None)
         if resumed is not None:
             ckpt.restore_run(resumed, self.ledger, self._spawner, self._hunt, self.checkpointer)
             ckpt.restore_points(self.ledger, s.working_dir)
@@ -122,6 +124,8 @@ class GloMPOManager:
             self._sup.shutdown("manager closed", self.settings.shutdown_grace, self._on_message, self._on_end)
         self.ledger.log.close()
         self._workspace.release()
+        if self._study is not None:
+            self._study.close()
 
     @property
     def view(self) -> RunView:
@@ -142,6 +146,11 @@ class GloMPOManager:
     def checkpoints(self) -> list[Path]:
         """The checkpoints this manager wrote, oldest first."""
         return self.checkpointer.written
+
+    @property
+    def study_manager_id(self) -> str | None:
+        """This manager's identity in its study (``None`` without ``study``)."""
+        return None if self._study is None else self._study.link.manager_id
 
     def optimizer_pids(self) -> dict[int, int]:
         """``{opt_id: pid}`` of the optimizers running in their own process right now
@@ -233,22 +242,25 @@ class GloMPOManager:
     def _prepare(self, resources: contextlib.ExitStack) -> None:
         """Start what the run needs (:func:`.control.startup.start_run`) and its timers."""
         s = self.settings
-        self.plan, self._sup = start_run(s, self.ledger, self._spawner, self._workspace, self.checkpointer, resources)
+        self.plan, self._sup = start_run(s, self.ledger, self._spawner, self._workspace, self.checkpointer, resources,
+                                        self._study)
         d = self._deadlines
         d.set_in(_CHECKPOINT, self.checkpointer.start(self.ledger.counters.f_evals))
         d.set_in(_STATUS, s.status_interval if self._status.on else None)
         d.set_in(_STEER, None if s.working_dir is None else 0.0)
+        if self._study is not None:
+            d.set_in(_STUDY, SYNC_EVERY)
 
     def _loop(self, signals: SignalWatch) -> None:
         s, sup, view = self.settings, self._sup, self.ledger.view
+        if self._study is not None and (self._checked() or self._study_ended()):
+            return  # it joined a study that has ended: it starts nothing
         self._fill_slots()
         while True:
             signals.raise_if_signalled()
-            if self.end is not None:  # a fatal error, or a STOP file
+            if self.end is not None or self._checked():  # (self.end: a fatal error, a STOP file)
                 return
-            decision = s.convergence_checker(view)
-            if decision:
-                self._end_run(EndCause.CHECKER, decision.reason or str(s.convergence_checker))
+            if self._study is not None and self._study_ended():
                 return
             if not sup.children:
                 self._end_run(EndCause.EXHAUSTED, "no optimizer running and the selector starts no more")
@@ -281,6 +293,9 @@ class GloMPOManager:
             elif key == _STEER:
                 self._steer()
                 self._deadlines.set_in(_STEER, LOOK_EVERY)
+            elif key == _STUDY:
+                self._share(self._study.sync(self.ledger))
+                self._deadlines.set_in(_STUDY, SYNC_EVERY)
             elif key == _CHECKPOINT:
                 self.checkpointer.requested.set()
                 self._deadlines.set_in(_CHECKPOINT, self.checkpointer.control.every_seconds)
@@ -306,7 +321,10 @@ class GloMPOManager:
             sup.stop_all(str(end), s.shutdown_grace, self._on_message, self._on_end)
             if end.cause is EndCause.CHECKER:  # its numbers, as the run ended
                 end = self.end = replace(end, reason=final_reason(s.convergence_checker, self.view) or end.reason)
+            study = None if self._study is None else self._study.leave(self.ledger, end)
             self.result = self._callbacks.annotate(self.ledger.result(str(end), self._spawner.entropy))
+            if study is not None:
+                self.result.stats["study"] = study
             self._status.close(self.view)
             if s.working_dir is not None:
                 write_summary(s.working_dir / workspace.SUMMARY_NAME,
@@ -365,12 +383,30 @@ class GloMPOManager:
             self._ended_by(incidents.broken_task(self.ledger, self.settings.fail_fast))
         c = self.ledger.counters
         self._callbacks.batch_logged(self.view, rec, batch, c.f_evals, improved)
-        if improved and self.settings.share_best_solutions and child is not None:
-            for oid, other in self._sup.children.items():
-                if oid != rec.opt_id and self.ledger.records[oid].alive:
-                    other.send(m.Inject(c.best_x.copy(), c.best_fx))
+        if improved and child is not None:
+            self._share((c.best_x, c.best_fx), rec.opt_id)
         if rec.alive and child is not None:
             self._acks.reported(rec.opt_id, child)  # answered once the checkers have seen it
+
+    def _share(self, best: tuple[np.ndarray, float] | None, source: int | None = None) -> None:
+        """Pass a better point (``best``: ``(x, fx)``, found by optimizer ``source`` or by
+        another manager of the study) to every other running optimizer."""
+        if best is not None and self.settings.share_best_solutions and self._sup is not None:
+            for oid, other in self._sup.children.items():
+                if oid != source and self.ledger.records[oid].alive:
+                    other.send(m.Inject(best[0].copy(), best[1]))
+
+    def _checked(self) -> bool:
+        """Ask the convergence checker whether the run is over (then it ends)."""
+        decision = self.settings.convergence_checker(self.view)
+        if decision:
+            self._end_run(EndCause.CHECKER, decision.reason or str(self.settings.convergence_checker))
+        return bool(decision)
+
+    def _study_ended(self) -> bool:
+        """Whether the study ended (or marked this manager lost): then so does the run."""
+        self._ended_by(self._study.ended())
+        return self.end is not None
 
     def _on_end(self, child: Child) -> None:
         """A child (thread or process) has ended; an optimizer that said nothing crashed."""
@@ -414,6 +450,11 @@ class GloMPOManager:
                 log.warning("CHKPT file ignored: this run has no checkpoint_control")
         if req.stop_run:
             self._end_run(EndCause.STOP_FILE, "STOP file in the working directory")
+        if req.stop_study:
+            if self._study is not None:
+                self._study.stop_study(f"STOP_STUDY file in the working directory of manager "
+                                       f"{self.study_manager_id}")
+            self._end_run(EndCause.STOP_FILE, "STOP_STUDY file in the working directory")
 
     # ------------------------------------------------------------------ checkpoints
     def _take_checkpoint(self, why: str, timeout: float | None = None, ending: bool = False) -> Path | None:

@@ -235,6 +235,18 @@ def _incumbent_samples(value: Any) -> int | None:
                      fix="It is how many samples a point needs before it may be the best (None: 4 * samples).")
 
 
+def _study(value: Any) -> str | None:
+    if value is None:
+        return None
+    from .record.study.storage import normalise_url
+
+    if isinstance(value, os.PathLike):
+        raise ConfigTypeError(f"{OWNER}: study must be a storage URL such as 'sqlite:///path/to/study.db', "
+                              f"not a path; got {value!r}")
+    normalise_url(value)  # (raises ConfigError naming what is wrong)
+    return str(value)
+
+
 def _flag(name: str) -> Callable[[Any], bool]:
     return lambda value: v.boolean(value, name, owner=OWNER)
 
@@ -401,6 +413,16 @@ class Settings:
         120.0, "Seconds to wait for a Dask cluster to have a worker before the run gives up with "
         ":class:`~glompo_like.evaluation.dask_pool.DaskUnavailable` (a cluster whose workers come from a "
         "batch queue may need more).", _seconds("dask_worker_timeout"))
+    study: str | None = option(
+        None, "Several managers, one study: a storage URL that every manager of the study is given, "
+        "``\"sqlite:///path/to/study.db\"`` (managers on one machine) or ``\"postgresql://user@host/dbname\"`` "
+        "(managers on several machines).  The first manager creates it; the others join it if their setup "
+        "agrees.  They share the evaluation history, the budget, the convergence and the best point (see "
+        ":doc:`study`).  ``None``: a run of its own.", _study, resume=False)
+    study_timeout: float = option(
+        60.0, "With ``study``: seconds without a heartbeat after which a manager of the study is marked lost "
+        "(and its optimizers with it).  Managers beat every ``study_timeout / 4`` seconds (at most 5); "
+        "every manager of a study must use the same value.", _seconds("study_timeout"), resume=False)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -522,6 +544,8 @@ class ManagerOptions(TypedDict, total=False):
     dask_address: str | None
     dask_security: Any
     dask_worker_timeout: float
+    study: str | None
+    study_timeout: float
 
 
 #: what ``load_checkpoint`` lets a resumed run change

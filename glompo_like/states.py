@@ -102,6 +102,7 @@ class EndCause(enum.Enum):
     TERMINATED = "terminated"  # SIGTERM
     FATAL = "fatal"  # a fatal error of the run (broken task, on_error="raise", ...)
     MANAGER_ERROR = "manager_error"  # the manager itself raised
+    STUDY = "study"  # the study this manager works on ended (or marked this manager lost)
 
 
 @dataclass(frozen=True)

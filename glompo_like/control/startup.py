@@ -1,6 +1,6 @@
 """The start of a run, in its one safe order: the clock, an embedded Dask cluster (if the
-plan needs one), the evaluation log (rolled back to the checkpoint when resuming), the
-execution plan (probing the task if it must), print capture, and the supervisor.
+plan needs one), the evaluation log (rolled back to the checkpoint when resuming; written
+through the study, if the run joins one), the execution plan (probing the task if it must), print capture, and the supervisor.
 
 Everything started here is registered with the caller's :class:`contextlib.ExitStack`,
 which closes it when the run ends, however it ends.
@@ -21,18 +21,22 @@ from ..record.ledger import Ledger
 from ..record.prints import ThreadRoutedStreams
 from . import checkpointer as ckpt
 from .spawner import Spawner
+from .study import StudyMember
 
 __all__ = ["start_run"]
 
 
 def start_run(s: Any, ledger: Ledger, spawner: Spawner, space: workspace.Workspace,
-              checkpointer: ckpt.Checkpointer, resources: contextlib.ExitStack) -> tuple[ExecutionPlan, Supervisor]:
+              checkpointer: ckpt.Checkpointer, resources: contextlib.ExitStack,
+              study: StudyMember | None = None) -> tuple[ExecutionPlan, Supervisor]:
     """Open what the run needs, for the run's settings ``s``, and return its execution plan
-    and its supervisor."""
+    and its supervisor (``study``: the run joins it)."""
     ledger.start_clock()
     address, security, close_dask = dask_for_run(s)  # the embedded cluster, if one is needed
     resources.callback(close_dask)
     ledger.log = space.start(s.overwrite, checkpointer.run_id)
+    if study is not None:
+        study.start(ledger, resources)
     if checkpointer.resumed:
         ckpt.rollback_log(ledger, spawner)
     plan, probes = resolve(s, spawner.task_bytes, spawner.rng, previous=checkpointer.previous_plan,

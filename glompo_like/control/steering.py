@@ -3,6 +3,8 @@
 - ``STOP``: end the run cleanly (summary and, if configured, a checkpoint are written).
 - ``STOP_<opt_id>``: stop that optimizer (its slot is refilled as usual).
 - ``CHKPT``: write a checkpoint now (needs ``checkpoint_control``).
+- ``STOP_STUDY``: end the whole study this manager works on (every manager of it ends at
+  its next sync); without a study, the same as ``STOP``.
 
 Each file is removed once acted on.  The manager looks at the directory every
 :data:`LOOK_EVERY` seconds (a deadline of its event loop), so it costs nothing measurable.
@@ -27,9 +29,10 @@ class Requests:
     stop_run: bool = False
     stop_optimizers: list[int] = field(default_factory=list)
     checkpoint: bool = False
+    stop_study: bool = False
 
     def __bool__(self) -> bool:
-        return self.stop_run or self.checkpoint or bool(self.stop_optimizers)
+        return self.stop_run or self.checkpoint or self.stop_study or bool(self.stop_optimizers)
 
 
 class SteeringFiles:
@@ -49,6 +52,8 @@ class SteeringFiles:
             m = _STOP_ONE.match(name)
             if name == "STOP":
                 req.stop_run = True
+            elif name == "STOP_STUDY":
+                req.stop_study = True
             elif name == "CHKPT":
                 req.checkpoint = True
             elif m:

@@ -317,6 +317,8 @@ class Ledger:
         self.log: LogWriter = NullLog()
         self.counters = RunCounters()
         self.records: dict[int, OptimizerRecord] = {}
+        #: what the run knows of its study (None: a run of its own); the view reads it
+        self.share: Any = None
         self.view = RunView(self.counters, self.records, clock(), clock, bounds)
         #: one OptimizerCrashed per optimizer that crashed (remote exception as __cause__)
         self.crashes: list[OptimizerCrashed] = []
@@ -331,11 +333,11 @@ class Ledger:
         """Take over the books of a checkpoint."""
         self.counters = counters
         self.records = records
-        self.view = RunView(counters, records, self.clock(), self.clock, self.bounds)
+        self.view = RunView(counters, records, self.clock(), self.clock, self.bounds, self.share)
 
     def start_clock(self) -> float:
         """The run starts now: the view's elapsed time counts from here."""
-        self.view = RunView(self.counters, self.records, self.clock(), self.clock, self.bounds)
+        self.view = RunView(self.counters, self.records, self.clock(), self.clock, self.bounds, self.share)
         return self.view.t_start
 
     # ------------------------------------------------------------------ optimizers

@@ -358,22 +358,34 @@ def _log_path(where: str | os.PathLike) -> Path:
 
 
 def read_log(where: str | os.PathLike, optimizers: bool = False) -> Any:
-    """Read a run's evaluation log (``where``: its working directory or the database file).
+    """Read a run's evaluation log (``where``: its working directory or the database file),
+    or a study's (``where``: its storage URL, ``"sqlite:///..."`` or ``"postgresql://..."``;
+    the tables have the columns ``manager_id`` and ``local_eval_id`` or ``local_opt_id``
+    besides, and ids are study-wide).
 
     Returns the ``evaluations`` table (or, with ``optimizers=True``, the ``optimizers``
     table) as a pandas DataFrame when pandas is installed, otherwise as a NumPy structured
     array with the same column names.  The ``meta`` column holds dicts (parsed from the
     JSON the log stores; ``None`` where there is none).  Safe to call while the run is going.
     """
-    path = _log_path(where)
-    db = connect(path, readonly=True)
-    try:
-        table = "optimizers" if optimizers else "evaluations"
-        cur = db.execute(f"SELECT * FROM {table} ORDER BY rowid")
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    finally:
-        db.close()
+    table = "optimizers" if optimizers else "evaluations"
+    if isinstance(where, str) and "://" in where:  # a study's storage URL
+        from .study.storage import open_existing
+
+        study = open_existing(where)
+        try:
+            names, rows = study.read_rows(table)
+        finally:
+            study.close()
+    else:
+        path = _log_path(where)
+        db = connect(path, readonly=True)
+        try:
+            cur = db.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        finally:
+            db.close()
     if not optimizers and "x" in names:  # wide problems: unpack the BLOB column
         i = names.index("x")
         dim = len(np.frombuffer(rows[0][i])) if rows else 0
@@ -438,8 +450,8 @@ def _with_sample_and_meta(names: list[str], rows: list[tuple]) -> tuple[list[str
 
 
 def _structured(names: list[str], rows: list[tuple]) -> np.ndarray:
-    text = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason", "meta"}
-    ints = {"eval_id", "opt_id", "slots", "n_evals", "exitcode", "sample"}
+    text = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason", "meta", "manager_id"}
+    ints = {"eval_id", "opt_id", "slots", "n_evals", "exitcode", "sample", "local_eval_id", "local_opt_id"}
     dtype = [(n, object if n in text else (np.int64 if n in ints else float)) for n in names]
     out = np.empty(len(rows), dtype=dtype)
     for j, (n, _) in enumerate(dtype):

@@ -103,7 +103,7 @@ class OptimizerView:
 class RunView:
     """A read-only snapshot of the run handed to every policy."""
 
-    __slots__ = ("_c", "_records", "_views", "_t0", "_evals0", "_clock", "dim", "bounds")
+    __slots__ = ("_c", "_records", "_views", "_t0", "_evals0", "_clock", "dim", "bounds", "_share")
 
     def __init__(
         self,
@@ -112,8 +112,10 @@ class RunView:
         t0: float,
         clock: Callable[[], float] = time.monotonic,
         bounds: Any = None,
+        share: Any = None,
     ) -> None:
         self._c = counters
+        self._share = share
         self._records = records
         self._views: dict[int, OptimizerView] = {}
         self._t0 = t0
@@ -122,8 +124,22 @@ class RunView:
         self.bounds = bounds
         self.dim = None if bounds is None else bounds.dim
 
-    f_evals = property(lambda self: self._c.f_evals, doc="evaluations so far (all optimizers)")
+    @property
+    def f_evals(self) -> int:
+        """Evaluations so far (all optimizers); in a study, those of the whole study (this
+        manager's, and the other managers' as of the last sync)."""
+        share = self._share
+        return self._c.f_evals + (0 if share is None else share.others_evals)
+
+    local_f_evals = property(lambda self: self._c.f_evals, doc="evaluations of this manager's run")
     evals_failed = property(lambda self: self._c.evals_failed)
+
+    @property
+    def study(self) -> Any:
+        """The study this manager works on (a :class:`~glompo_like.record.study.link.StudyShare`:
+        ``url``, ``manager_id``, ``n_evals``, ``best_fx``, ``best_x``, ``best_manager``,
+        ``managers_running``), or ``None`` for a run of its own."""
+        return self._share
 
     @property
     def session_evals(self) -> int:
@@ -136,11 +152,23 @@ class RunView:
     opts_crashed = property(lambda self: self._c.opts_crashed)
     opts_stopped = property(lambda self: self._c.opts_stopped)
     opts_failed = property(lambda self: self._c.opts_failed)
-    best_fx = property(lambda self: self._c.best_fx, doc="best value found in the run")
-    best_opt_id = property(lambda self: self._c.best_opt_id)
+    best_opt_id = property(lambda self: self._c.best_opt_id, doc="this run's best optimizer")
+    local_best_fx = property(lambda self: self._c.best_fx, doc="best value found by this manager's run")
+
+    def _study_best(self) -> bool:
+        share = self._share
+        return share is not None and share.best_x is not None and share.best_fx < self._c.best_fx
+
+    @property
+    def best_fx(self) -> float:
+        """Best value found in the run (in a study: in the whole study)."""
+        return self._share.best_fx if self._study_best() else self._c.best_fx
 
     @property
     def best_x(self) -> np.ndarray | None:
+        """Best point found in the run (in a study: in the whole study)."""
+        if self._study_best():
+            return self._share.best_x.copy()
         return None if self._c.best_x is None else self._c.best_x.copy()
 
     def kills_when_converged(self, n_converged: int) -> int | None:

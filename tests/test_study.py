@@ -1,0 +1,219 @@
+"""Several managers, one study (#19): managers in separate processes on one SQLite study
+(and on a real PostgreSQL server, see tests/_postgres.py), one of them SIGKILLed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sqlalchemy")
+
+from glompo_like import ConfigError, GloMPOManager, read_log
+from glompo_like.policies.checkers import MaxFuncCalls, TargetCost
+from glompo_like.record.study import StudyMismatch, open_existing
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "_study_script.py"
+
+
+def sphere(x):
+    return float(np.sum(x ** 2))
+
+
+def _start(url: str, wd: Path, max_evals: int, timeout: float = 2.0) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), url, str(wd), str(max_evals), str(timeout)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "ID":
+        proc.kill()
+        out, err = proc.communicate(timeout=20)
+        raise AssertionError(f"the manager did not start: {line} {out} {err}")
+    return proc, line[1]
+
+
+def _wait_ready(proc: subprocess.Popen) -> None:
+    line = proc.stdout.readline().strip()
+    if line != "READY":
+        proc.kill()
+        out, err = proc.communicate(timeout=20)
+        raise AssertionError(f"the manager was not under way: {line!r} {out} {err}")
+
+
+def _cols(table, order: str | None = None, **where) -> dict[str, np.ndarray]:
+    """A table of read_log (a DataFrame or a structured array) as numpy columns, the rows
+    where each ``column == value`` of ``where``, sorted by ``order``."""
+    names = list(table.columns) if hasattr(table, "columns") else list(table.dtype.names)
+    cols = {n: np.asarray(table[n]) for n in names}
+    keep = np.ones(len(table), dtype=bool)
+    for k, v in where.items():
+        keep &= cols[k] == v
+    cols = {n: c[keep] for n, c in cols.items()}
+    if order is not None:
+        i = np.argsort(cols[order], kind="stable")
+        cols = {n: c[i] for n, c in cols.items()}
+    return cols
+
+
+def _x(cols: dict[str, np.ndarray]) -> np.ndarray:
+    return np.stack([cols[f"x_{i}"].astype(float) for i in range(3)], axis=1)
+
+
+def three_managers_one_killed(url: str, tmp_path: Path) -> None:
+    """Three managers (processes) work one study; one is SIGKILLed mid-run.  The others
+    finish the study's budget; every evaluation is in the study exactly once, with unique,
+    gap-free study-wide ids; the killed manager and its optimizers are marked lost."""
+    budget = 4000
+    procs = [_start(url, tmp_path / f"m{i}", budget) for i in range(3)]
+    try:
+        for p, _ in procs:
+            _wait_ready(p)
+        victim, victim_id = procs[1]
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.communicate(timeout=20)
+        ends = {}
+        for p, mid in (procs[0], procs[2]):
+            out, err = p.communicate(timeout=100)
+            assert p.returncode == 0, err
+            ends[mid] = out
+    finally:
+        for p, _ in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.communicate()
+    evals = _cols(read_log(url))
+    ids = evals["eval_id"]
+    assert np.array_equal(ids, np.arange(1, len(ids) + 1))  # unique, none missing
+    assert len(ids) >= budget
+    managers = {r["manager_id"]: r for r in _managers(url)}
+    assert managers[victim_id]["state"] == "lost", managers[victim_id]
+    assert "no heartbeat" in managers[victim_id]["end_reason"]
+    for (_p, mid), i in zip((procs[0], procs[2]), (0, 2), strict=True):
+        assert managers[mid]["state"] == "ended"
+        assert "MaxFuncCalls" in ends[mid]
+        mine = _cols(read_log(url), "local_eval_id", manager_id=mid)
+        local = _cols(read_log(tmp_path / f"m{i}"))
+        # every evaluation of a manager that finished is in the study exactly once
+        assert list(mine["local_eval_id"]) == list(local["eval_id"])
+        assert np.array_equal(_x(mine), _x(local))
+        assert np.array_equal(mine["fx"].astype(float), local["fx"].astype(float))
+    # the killed manager's rows stored before it died are its own log's first rows
+    lost = _cols(read_log(url), "local_eval_id", manager_id=victim_id)
+    local = _cols(read_log(tmp_path / "m1"))
+    n = len(lost["eval_id"])
+    assert n >= 30 and list(lost["local_eval_id"]) == list(range(1, n + 1))
+    assert np.array_equal(_x(lost), _x(local)[:n])
+    opts = _cols(read_log(url, optimizers=True))
+    assert all(k is not None for k in opts["end_kind"])  # none left "running"
+    assert set(opts["end_kind"][opts["manager_id"] == victim_id]) == {"lost"}
+    assert len(set(opts["opt_id"])) == len(opts["opt_id"])
+
+
+def _managers(url: str) -> list[dict]:
+    study = open_existing(url)
+    try:
+        names, rows = study.read_rows("managers")
+    finally:
+        study.close()
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+@pytest.mark.timeout(240)
+def test_three_managers_on_one_sqlite_study_one_killed(tmp_path):
+    three_managers_one_killed(f"sqlite:///{tmp_path}/study.db", tmp_path)
+
+
+def test_a_manager_whose_setup_differs_is_refused_with_the_difference(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    GloMPOManager(sphere, [(-1, 1)] * 2, study=url, status=None).close()
+    with pytest.raises(StudyMismatch, match=r"bounds: the study has \[\[-1.0, 1.0\]"):
+        GloMPOManager(sphere, [(-2, 2)] * 2, study=url, status=None)
+    with pytest.raises(StudyMismatch, match="dim"):
+        GloMPOManager(sphere, [(-1, 1)] * 3, study=url, status=None)
+
+
+def test_study_settings_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="storage URL"):
+        GloMPOManager(sphere, [(-1, 1)] * 2, study=str(tmp_path / "x.db"))
+    with pytest.raises(ConfigError, match="sqlite:///path"):
+        GloMPOManager(sphere, [(-1, 1)] * 2, study="mysql://h/db")
+
+
+def test_managers_in_turn_share_budget_best_and_end(tmp_path):
+    """The second manager sees the first one's evaluations (the budget is the study's) and
+    best; a study whose checker fired is over for a manager that joins later."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    kw = dict(backend="threads", max_jobs=2, study=url, status=None, thread_slice=None,
+              convergence_checker=MaxFuncCalls(3000) | TargetCost(1e-12))
+    with GloMPOManager(sphere, [(-2, 2)] * 3, **kw) as m1:
+        r1 = m1.start_manager()
+    with GloMPOManager(sphere, [(-2, 2)] * 3, **kw) as m2:
+        r2 = m2.start_manager()
+    assert r2.stats["f_evals"] == 0  # nothing left to do
+    assert r2.stats["study"]["f_evals"] == r1.stats["f_evals"]
+    assert r2.stats["study"]["best_fx"] == r1.fx
+    assert str(r1.stats["end_cond"]) in str(_managers(url)[0]["end_reason"])
+    # a SQLite study is one file that the run tools read as they read a run's log
+    from glompo_like.cli import main
+
+    assert main(["export", "--csv", "--out", str(tmp_path / "csv"), str(tmp_path / "s.db")]) == 0
+    lines = (tmp_path / "csv" / "evaluations.csv").read_text().splitlines()
+    assert len(lines) == 1 + r1.stats["f_evals"] and "manager_id" in lines[0]
+
+
+@pytest.mark.timeout(180)
+def test_cli_status_shows_every_manager_and_stop_ends_the_study(tmp_path, capsys):
+    from glompo_like.cli import main
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    procs = [_start(url, tmp_path / f"m{i}", 10_000_000, timeout=5.0) for i in range(2)]
+    try:
+        for p, _ in procs:
+            _wait_ready(p)
+        assert main(["status", url]) == 0
+        out = capsys.readouterr().out
+        for _, mid in procs:
+            assert f"{mid}  running" in out
+        assert "optimizer" in out
+        assert main(["stop", url, "--reason", "enough"]) == 0
+        for p, _ in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            assert "END the study ended: enough" in out
+    finally:
+        for p, _ in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.communicate()
+    assert main(["status", url]) == 0
+    assert "stopped: enough" in capsys.readouterr().out
+    assert {m["state"] for m in _managers(url)} == {"ended"}
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from _postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.mark.timeout(300)
+def test_three_managers_on_one_postgresql_study_one_killed(postgres, tmp_path):
+    from _postgres import new_database
+
+    three_managers_one_killed(new_database(*postgres, "study3"), tmp_path)
+
+
+def test_postgresql_study_refuses_a_different_setup(postgres):
+    from _postgres import new_database
+
+    url = new_database(*postgres, "mismatch")
+    GloMPOManager(sphere, [(-1, 1)] * 2, study=url, status=None).close()
+    with pytest.raises(StudyMismatch, match="bounds"):
+        GloMPOManager(sphere, [(-2, 2)] * 2, study=url, status=None)
