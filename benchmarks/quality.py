@@ -106,6 +106,7 @@ __all__ = [
     "ecdf_area",
     "run_area",
     "group_areas",
+    "modelled_time_ratio",
     "run_config",
     "main",
 ]
@@ -280,6 +281,48 @@ def group_areas(runs: Sequence[dict[str, Any]], configs: Sequence[str], dim: int
                 "functions": len({r["function"] for r in rs}),
             }
     return out
+
+
+def modelled_time_ratio(runs: Sequence[dict[str, Any]], config: str, ref: str, *, ms_per_eval: float = 2.0,
+                        cores: dict[str, int] | None = None,
+                        precision: float = FINAL_PRECISION) -> dict[str, Any]:
+    """Expected wall time to ``fopt + precision`` of ``config`` over that of ``ref``, from
+    the evaluation counts alone, with an objective costing ``ms_per_eval`` ms of CPU: a
+    configuration running on ``k`` cores (``cores[config]``; default 2 for ``*_2jobs``, else
+    1) spends ``n * ms_per_eval / k`` ms on ``n`` evaluations (the manager's own overhead is
+    left out; ``--cpu-ms`` measures it).  Per function: ERT in evaluations (:func:`ert`)
+    times that cost; the ratio is reported per function where both have a success, with
+    their geometric mean and median."""
+    def k(c: str) -> int:
+        if cores and c in cores:
+            return cores[c]
+        return 2 if c.endswith("_2jobs") else 1
+
+    per_fn: dict[str, float] = {}
+    only: dict[str, str] = {}
+    for fn in dict.fromkeys(r["function"] for r in runs):
+        ert_s = {}
+        for c in (config, ref):
+            rs = [r for r in runs if r["config"] == c and r["function"] == fn]
+            if not rs:
+                break
+            hits = [first_hits(r["trace"], r["fopt"], [precision])[0] for r in rs]
+            ert_s[c] = ert(hits, [r["n_evals"] for r in rs]) * ms_per_eval / 1000 / k(c)
+        if len(ert_s) < 2:
+            continue
+        a, b = ert_s[config], ert_s[ref]
+        if math.isfinite(a) and math.isfinite(b):
+            per_fn[fn] = a / b
+        elif math.isfinite(a) or math.isfinite(b):
+            only[fn] = config if math.isfinite(a) else ref
+    r = np.array(list(per_fn.values()), dtype=float)
+    return {
+        "per_function": per_fn,
+        "solved_by_one_only": only,
+        "geomean": float(np.exp(np.mean(np.log(r)))) if r.size else math.nan,
+        "median": float(np.median(r)) if r.size else math.nan,
+        "functions": int(r.size),
+    }
 
 
 def format_area_table(areas: dict[str, dict[str, dict[str, Any]]], configs: Sequence[str],
@@ -1061,6 +1104,18 @@ def report(runs: Sequence[dict[str, Any]], settings: dict[str, Any], configs: Se
     for c in configs:
         summary[c]["_ecdf_area"] = areas[c]
     table += "\n\n" + format_area_table(areas, configs, settings)
+    if "pycma_bipop" in configs:
+        lines = ["", "modelled wall time to fopt+1e-8 (2 ms CPU per evaluation, *_2jobs on 2 cores, "
+                     "others on 1; manager overhead not included) relative to pycma_bipop:"]
+        for c in configs:
+            if c == "pycma_bipop":
+                continue
+            m = modelled_time_ratio(runs, c, "pycma_bipop")
+            summary[c]["_time_ratio_vs_bipop"] = m
+            lines.append(f"  {c:<24} geometric mean {m['geomean']:.3f}, median {m['median']:.3f} over "
+                         f"{m['functions']} functions both solve; solved by one only: "
+                         + (", ".join(f"{f}:{w}" for f, w in m["solved_by_one_only"].items()) or "none"))
+        table += "\n".join(lines)
     if settings.get("cpu_ms"):
         prec = float(settings.get("stop_precision", FINAL_PRECISION))
         timing = {c: {fn: seconds_to_target([x for x in runs if x["config"] == c and x["function"] == fn], prec)

@@ -200,6 +200,21 @@ def test_group_areas_mean_and_run_to_run_spread(quality):
     assert "75.0 ± 35.4 (2)" in text and "31 budgets 10*D..10000*D" in text
 
 
+def test_modelled_time_ratio(quality):
+    def run(config, fn, hit, n):
+        return {"config": config, "function": fn, "fopt": 0.0, "n_evals": n,
+                "trace": [[1, 1.0, 0]] + ([[hit, 0.0, 0]] if hit else [])}
+
+    runs = [run("m_2jobs", "f1", 100, 100), run("bipop", "f1", 100, 100),  # same evaluations, 2 cores
+            run("m_2jobs", "f2", 400, 400), run("bipop", "f2", 100, 100),
+            run("m_2jobs", "f3", 50, 50), run("bipop", "f3", None, 1000)]
+    m = quality.modelled_time_ratio(runs, "m_2jobs", "bipop")
+    assert m["per_function"] == {"f1": 0.5, "f2": 2.0}
+    assert m["geomean"] == pytest.approx(1.0) and m["functions"] == 2
+    assert m["solved_by_one_only"] == {"f3": "m_2jobs"}
+    assert quality.modelled_time_ratio(runs, "m_2jobs", "bipop", cores={"m_2jobs": 1})["per_function"]["f1"] == 1.0
+
+
 def test_combine_merges_parts(quality, tmp_path):
     def part(seed):
         return {"settings": {"suite": "functions", "dim": 2, "budget": 100, "seeds": 1, "configs": ["a"],
