@@ -1115,7 +1115,7 @@ def report(runs: Sequence[dict[str, Any]], settings: dict[str, Any], configs: Se
             lines.append(f"  {c:<24} geometric mean {m['geomean']:.3f}, median {m['median']:.3f} over "
                          f"{m['functions']} functions both solve; solved by one only: "
                          + (", ".join(f"{f}:{w}" for f, w in m["solved_by_one_only"].items()) or "none"))
-        table += "\n".join(lines)
+        table += "\n" + "\n".join(lines)
     if settings.get("cpu_ms"):
         prec = float(settings.get("stop_precision", FINAL_PRECISION))
         timing = {c: {fn: seconds_to_target([x for x in runs if x["config"] == c and x["function"] == fn], prec)
