@@ -101,6 +101,12 @@ __all__ = [
     "ecdf",
     "ert",
     "summarise_function",
+    "BBOB_GROUPS",
+    "anytime_budgets",
+    "ecdf_area",
+    "run_area",
+    "group_areas",
+    "modelled_time_ratio",
     "run_config",
     "main",
 ]
@@ -196,6 +202,154 @@ def ert(hit_evals: Sequence[float], evals_used: Sequence[float]) -> float:
     if not ok.any():
         return math.inf
     return float((np.sum(hit[ok]) + np.sum(used[~ok])) / ok.sum())
+
+
+#: COCO's BBOB function groups (the ECDF-area table has one column per group).
+BBOB_GROUPS: dict[str, tuple[int, ...]] = {
+    "f1-5 separable": (1, 2, 3, 4, 5),
+    "f6-9 moderate": (6, 7, 8, 9),
+    "f10-14 ill-cond.": (10, 11, 12, 13, 14),
+    "f15-19 multimodal": (15, 16, 17, 18, 19),
+    "f20-24 weak struct.": (20, 21, 22, 23, 24),
+}
+#: Budgets of the anytime score, in evaluations per dimension: 10 ... 10^4, 10 per decade.
+AREA_BUDGETS_PER_DIM = 10.0 ** np.linspace(1.0, 4.0, 31)
+
+
+def anytime_budgets(dim: int, max_budget: float | None = None) -> np.ndarray:
+    """Budgets of the anytime score: ``AREA_BUDGETS_PER_DIM * dim`` (10·D ... 10^4·D,
+    log-spaced), cut at ``max_budget`` (a run's own budget) when given."""
+    b = AREA_BUDGETS_PER_DIM * dim
+    if max_budget is not None:
+        b = b[b <= max_budget * (1 + 1e-9)]
+    return b
+
+
+def ecdf_area(hits: Sequence[np.ndarray] | np.ndarray, budgets: Sequence[float]) -> float:
+    """The anytime score COCO plots: the share of (run, target, budget) triples reached,
+    i.e. the ECDF of :func:`ecdf` averaged over the (log-spaced) ``budgets`` -- the area
+    under the ECDF curve on a log axis, normalised to 1.  ``hits``: first-hit evaluation
+    counts, one row per run (``inf`` where a target is never reached)."""
+    if len(budgets) == 0:
+        return math.nan
+    return float(np.mean(ecdf(hits, budgets)))
+
+
+def run_area(run: dict[str, Any], budgets: Sequence[float]) -> float:
+    """:func:`ecdf_area` of one run (its ``trace`` and ``fopt``) over the 51 targets."""
+    return ecdf_area([first_hits(run["trace"], run["fopt"])], budgets)
+
+
+def bbob_group(function: str) -> str | None:
+    """The :data:`BBOB_GROUPS` key of ``"f<k>"``, or ``None`` (not a BBOB function)."""
+    try:
+        k = int(str(function).lstrip("f"))
+    except ValueError:
+        return None
+    return next((g for g, fs in BBOB_GROUPS.items() if k in fs), None)
+
+
+def group_areas(runs: Sequence[dict[str, Any]], configs: Sequence[str], dim: int,
+                budget: float | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``areas[config][group]`` = ``{"mean", "std", "runs", "functions"}``: the anytime
+    ECDF area (:func:`ecdf_area`, budgets :func:`anytime_budgets` up to ``budget``) over the
+    functions of each BBOB group present (non-BBOB functions form one group ``"all"``)
+    and over every function (``"all"``).  The spread is the standard deviation over run
+    indices (``seed``): run ``r`` of every function of the group is scored together, so
+    ``std`` is the run-to-run spread of one group's score (``runs`` of them)."""
+    budgets = anytime_budgets(dim, budget)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for c in configs:
+        mine = [r for r in runs if r["config"] == c]
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for r in mine:
+            g = bbob_group(r["function"])
+            if g is not None:
+                by_group.setdefault(g, []).append(r)
+        by_group = {g: by_group[g] for g in BBOB_GROUPS if g in by_group}
+        by_group["all"] = mine
+        out[c] = {}
+        for g, rs in by_group.items():
+            per_seed: dict[Any, list[float]] = {}
+            for r in rs:
+                per_seed.setdefault(r["seed"], []).append(run_area(r, budgets))
+            scores = np.array([np.mean(v) for v in per_seed.values()], dtype=float)
+            out[c][g] = {
+                "mean": float(np.mean(scores)) if scores.size else math.nan,
+                "std": float(np.std(scores, ddof=1)) if scores.size > 1 else math.nan,
+                "runs": int(scores.size),
+                "functions": len({r["function"] for r in rs}),
+            }
+    return out
+
+
+def modelled_time_ratio(runs: Sequence[dict[str, Any]], config: str, ref: str, *, ms_per_eval: float = 2.0,
+                        cores: dict[str, int] | None = None,
+                        precision: float = FINAL_PRECISION) -> dict[str, Any]:
+    """Expected wall time to ``fopt + precision`` of ``config`` over that of ``ref``, from
+    the evaluation counts alone, with an objective costing ``ms_per_eval`` ms of CPU: a
+    configuration running on ``k`` cores (``cores[config]``; default 2 for ``*_2jobs``, else
+    1) spends ``n * ms_per_eval / k`` ms on ``n`` evaluations (the manager's own overhead is
+    left out; ``--cpu-ms`` measures it).  Per function: ERT in evaluations (:func:`ert`)
+    times that cost; the ratio is reported per function where both have a success, with
+    their geometric mean and median."""
+    def k(c: str) -> int:
+        if cores and c in cores:
+            return cores[c]
+        return 2 if c.endswith("_2jobs") else 1
+
+    per_fn: dict[str, float] = {}
+    only: dict[str, str] = {}
+    for fn in dict.fromkeys(r["function"] for r in runs):
+        ert_s = {}
+        for c in (config, ref):
+            rs = [r for r in runs if r["config"] == c and r["function"] == fn]
+            if not rs:
+                break
+            hits = [first_hits(r["trace"], r["fopt"], [precision])[0] for r in rs]
+            ert_s[c] = ert(hits, [r["n_evals"] for r in rs]) * ms_per_eval / 1000 / k(c)
+        if len(ert_s) < 2:
+            continue
+        a, b = ert_s[config], ert_s[ref]
+        if math.isfinite(a) and math.isfinite(b):
+            per_fn[fn] = a / b
+        elif math.isfinite(a) or math.isfinite(b):
+            only[fn] = config if math.isfinite(a) else ref
+    r = np.array(list(per_fn.values()), dtype=float)
+    return {
+        "per_function": per_fn,
+        "solved_by_one_only": only,
+        "geomean": float(np.exp(np.mean(np.log(r)))) if r.size else math.nan,
+        "median": float(np.median(r)) if r.size else math.nan,
+        "functions": int(r.size),
+    }
+
+
+def format_area_table(areas: dict[str, dict[str, dict[str, Any]]], configs: Sequence[str],
+                      settings: dict[str, Any]) -> str:
+    """One row per configuration, one column per group: ECDF area in % (mean ± std)."""
+    groups = list(dict.fromkeys(g for c in configs for g in areas[c]))
+    cw = max(16, *(len(g) for g in groups))
+    lw = max(14, *(len(c) for c in configs))
+    top = anytime_budgets(settings["dim"], settings.get("budget"))
+    head = f"{'config':<{lw}}" + "".join(f" {g:>{cw}}" for g in groups)
+    lines = [
+        f"anytime ECDF area (% of (run, target, budget) triples reached; 51 targets 1e2..1e-8, "
+        f"{top.size} budgets 10*D..{top[-1] / settings['dim']:.0f}*D), mean ± std over run indices",
+        head,
+        "-" * len(head),
+    ]
+    for c in configs:
+        cells = []
+        for g in groups:
+            a = areas[c].get(g)
+            if a is None:
+                cells.append("-")
+                continue
+            sd = "" if math.isnan(a["std"]) else f" ± {100 * a['std']:.1f}"
+            cells.append(f"{100 * a['mean']:.1f}{sd} ({a['runs']})")
+        lines.append(f"{c:<{lw}}" + "".join(f" {x:>{cw}}" for x in cells))
+    return "\n".join(lines)
 
 
 def summarise_function(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -805,6 +959,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "table uses this target")
     p.add_argument("--replot", type=Path, default=None, metavar="JSON",
                    help="redo the table and figures of an earlier run from its JSON, and nothing else")
+    p.add_argument("--first-run", type=int, default=0, metavar="R",
+                   help="first run index (runs R .. R+seeds-1; BBOB instance r+1, seed r), to split "
+                        "a long measurement into parts that --combine merges")
+    p.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="merge the runs of these result files (same suite, dim, budget) into --out, "
+                        "redo the table and figures, and nothing else")
     args = p.parse_args(argv)
     if args.dim is None:
         args.dim = (3 if args.suite == "functions" else 2) if args.quick else 10
@@ -820,6 +980,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     bad = [c for c in args.configs if c not in RUNNERS]
     if bad:
         p.error(f"unknown configurations {bad}; known: {', '.join(CONFIGS + EXTRA_CONFIGS)}")
+    if args.first_run < 0:
+        p.error("--first-run must be >= 0")
     if args.dim < 1 or args.budget < 10 or args.seeds < 1:
         p.error("--dim >= 1, --budget >= 10 and --seeds >= 1 are needed")
     if not (math.isfinite(args.cpu_ms) and args.cpu_ms >= 0):
@@ -837,7 +999,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.replot is not None:
-        return replot(args.replot)
+        return replot(args.replot, plots=not args.no_plots)
+    if args.combine:
+        return combine(args.combine, args.out, plots=not args.no_plots)
     started = _dt.datetime.now(_dt.timezone.utc)
     t_start = time.perf_counter()
     if args.suite == "bbob":
@@ -859,6 +1023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dim": args.dim,
         "budget": args.budget,
         "seeds": args.seeds,
+        "first_run": args.first_run,
         "functions": functions,
         "configs": configs,
         "skipped": skipped,
@@ -874,7 +1039,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_total = len(functions) * args.seeds * len(configs)
     k = 0
     for fn in functions:
-        for r in range(args.seeds):
+        for r in range(args.first_run, args.first_run + args.seeds):
             problem = make_problem(args.suite, fn, args.dim, r, cpu_ms=args.cpu_ms,
                                    stop_precision=args.stop_precision)
             for c in configs:
@@ -935,6 +1100,22 @@ def report(runs: Sequence[dict[str, Any]], settings: dict[str, Any], configs: Se
     """Summary, printed table and figures (beside ``out``) of a set of runs."""
     summary = summarise(runs, configs, fn_names)
     table = format_table(summary, configs, fn_names, settings)
+    areas = group_areas(runs, configs, settings["dim"], settings.get("budget"))
+    for c in configs:
+        summary[c]["_ecdf_area"] = areas[c]
+    table += "\n\n" + format_area_table(areas, configs, settings)
+    if "pycma_bipop" in configs:
+        lines = ["", "modelled wall time to fopt+1e-8 (2 ms CPU per evaluation, *_2jobs on 2 cores, "
+                     "others on 1; manager overhead not included) relative to pycma_bipop:"]
+        for c in configs:
+            if c == "pycma_bipop":
+                continue
+            m = modelled_time_ratio(runs, c, "pycma_bipop")
+            summary[c]["_time_ratio_vs_bipop"] = m
+            lines.append(f"  {c:<24} geometric mean {m['geomean']:.3f}, median {m['median']:.3f} over "
+                         f"{m['functions']} functions both solve; solved by one only: "
+                         + (", ".join(f"{f}:{w}" for f, w in m["solved_by_one_only"].items()) or "none"))
+        table += "\n" + "\n".join(lines)
     if settings.get("cpu_ms"):
         prec = float(settings.get("stop_precision", FINAL_PRECISION))
         timing = {c: {fn: seconds_to_target([x for x in runs if x["config"] == c and x["function"] == fn], prec)
@@ -955,7 +1136,7 @@ def report(runs: Sequence[dict[str, Any]], settings: dict[str, Any], configs: Se
     return summary, table, figures
 
 
-def replot(path: Path) -> int:
+def replot(path: Path, plots: bool = True) -> int:
     """Redo the table and figures of a finished run from its JSON (no new runs)."""
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     runs = doc["runs"]
@@ -964,11 +1145,46 @@ def replot(path: Path) -> int:
             r["final_best"] = math.inf
     settings = doc["settings"]
     fn_names = list(dict.fromkeys(r["function"] for r in runs))
-    summary, table, figures = report(runs, settings, settings["configs"], fn_names, Path(path))
+    summary, table, figures = report(runs, settings, settings["configs"], fn_names, Path(path), plots=plots)
     doc.update(summary=summary, table=table, figures=figures)
     write_json(Path(path), doc)
     print("".join(f"\nwrote {f}" for f in figures))
     return 0
+
+
+def combine(paths: Sequence[Path], out: Path, plots: bool = True) -> int:
+    """Merge the runs of several result files of one setting (suite, dim, budget) into
+    ``out``; a (config, problem, seed) present in more than one file is kept once (the
+    first).  Configurations are those present in every file's settings, in first-seen
+    order; the table and figures are redone as :func:`replot` does."""
+    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    key = ("suite", "dim", "budget")
+    ref = {k: docs[0]["settings"][k] for k in key}
+    for p, d in zip(paths, docs, strict=True):
+        mine = {k: d["settings"][k] for k in key}
+        if mine != ref:
+            print(f"error: {p} has {mine}, not {ref}", file=sys.stderr)
+            return 2
+    seen: set[tuple[Any, ...]] = set()
+    runs: list[dict[str, Any]] = []
+    for d in docs:
+        for r in d["runs"]:
+            k = (r["config"], r["problem"], r["seed"])
+            if k not in seen:
+                seen.add(k)
+                runs.append(r)
+    configs = [c for c in dict.fromkeys(c for d in docs for c in d["settings"]["configs"])
+               if any(r["config"] == c for r in runs)]
+    settings = {**docs[0]["settings"], "configs": configs,
+                "seeds": len({r["seed"] for r in runs}),
+                "functions": list(dict.fromkeys(f for d in docs for f in d["settings"]["functions"])),
+                "combined_from": [str(p) for p in paths]}
+    doc = {**docs[0], "settings": settings, "runs": runs,
+           "duration_s": float(sum(d.get("duration_s", 0.0) for d in docs))}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, doc)
+    return replot(out, plots=plots)
 
 
 def write_json(path: Path, doc: dict[str, Any], key: str = "runs") -> None:

@@ -162,6 +162,77 @@ def test_first_hits_targets_ecdf_ert(quality):
     assert quality.ert([math.inf], [10]) == math.inf
 
 
+def test_anytime_ecdf_area_on_constructed_traces(quality):
+    b = quality.anytime_budgets(2)
+    assert b.size == 31 and b[0] == pytest.approx(20) and b[-1] == pytest.approx(20000)
+    assert quality.anytime_budgets(2, max_budget=200).size == 11  # 10*D .. 100*D
+    # a run that reaches every target at its first evaluation scores 1; one that never does, 0
+    assert quality.run_area({"trace": [[1, 0.0, 0]], "fopt": 0.0}, b) == 1.0
+    assert quality.run_area({"trace": [[1, 1e3, 0]], "fopt": 0.0}, b) == 0.0
+    # all 51 targets at once, after the 11th of 31 budgets: 21/31 of the triples
+    assert quality.run_area({"trace": [[1, 1e3, 0], [201, -1.0, 0]], "fopt": -1.0}, b) == pytest.approx(20 / 31)
+    # half the targets (1e2 .. 1e-3 are 26 of 51) from the start
+    assert quality.run_area({"trace": [[1, 1e-3, 0]], "fopt": 0.0}, b) == pytest.approx(26 / 51)
+    # the area is the mean ECDF over the budgets
+    hits = [np.array([1, 30, math.inf]), np.array([math.inf] * 3)]
+    assert quality.ecdf_area(hits, [10, 100]) == pytest.approx((1 / 6 + 2 / 6) / 2)
+    assert math.isnan(quality.ecdf_area(hits, []))
+
+
+def test_group_areas_mean_and_run_to_run_spread(quality):
+    def run(config, fn, seed, trace):
+        return {"config": config, "function": fn, "seed": seed, "fopt": 0.0, "trace": trace}
+
+    solved, never = [[1, 0.0, 0]], [[1, 1e3, 0]]
+    runs = [run("a", "f1", 0, solved), run("a", "f2", 0, never),   # run 0 of group f1-5: 0.5
+            run("a", "f1", 1, solved), run("a", "f2", 1, solved),  # run 1: 1.0
+            run("a", "f20", 0, never), run("a", "f20", 1, never),
+            run("b", "f1", 0, never), run("b", "f1", 1, never)]
+    areas = quality.group_areas(runs, ["a", "b"], dim=2)
+    g = areas["a"]["f1-5 separable"]
+    assert g["mean"] == pytest.approx(0.75) and g["std"] == pytest.approx(np.std([0.5, 1.0], ddof=1))
+    assert g["runs"] == 2 and g["functions"] == 2
+    assert areas["a"]["f20-24 weak struct."]["mean"] == 0.0
+    assert areas["a"]["all"]["mean"] == pytest.approx(np.mean([1 / 3, 2 / 3]))
+    assert list(areas["b"]) == ["f1-5 separable", "all"] and areas["b"]["all"]["mean"] == 0.0
+    assert quality.bbob_group("f14") == "f10-14 ill-cond." and quality.bbob_group("rastrigin") is None
+    text = quality.format_area_table(areas, ["a", "b"], {"dim": 2, "budget": 20000})
+    assert "75.0 ± 35.4 (2)" in text and "31 budgets 10*D..10000*D" in text
+
+
+def test_modelled_time_ratio(quality):
+    def run(config, fn, hit, n):
+        return {"config": config, "function": fn, "fopt": 0.0, "n_evals": n,
+                "trace": [[1, 1.0, 0]] + ([[hit, 0.0, 0]] if hit else [])}
+
+    runs = [run("m_2jobs", "f1", 100, 100), run("bipop", "f1", 100, 100),  # same evaluations, 2 cores
+            run("m_2jobs", "f2", 400, 400), run("bipop", "f2", 100, 100),
+            run("m_2jobs", "f3", 50, 50), run("bipop", "f3", None, 1000)]
+    m = quality.modelled_time_ratio(runs, "m_2jobs", "bipop")
+    assert m["per_function"] == {"f1": 0.5, "f2": 2.0}
+    assert m["geomean"] == pytest.approx(1.0) and m["functions"] == 2
+    assert m["solved_by_one_only"] == {"f3": "m_2jobs"}
+    assert quality.modelled_time_ratio(runs, "m_2jobs", "bipop", cores={"m_2jobs": 1})["per_function"]["f1"] == 1.0
+
+
+def test_combine_merges_parts(quality, tmp_path):
+    def part(seed):
+        return {"settings": {"suite": "functions", "dim": 2, "budget": 100, "seeds": 1, "configs": ["a"],
+                             "functions": ["sphere"], "cpu_ms": 0.0},
+                "runs": [{"config": "a", "problem": "sphere_d2", "function": "sphere", "seed": seed,
+                          "fopt": 0.0, "n_evals": 100, "wall_s": 1.0, "final_best": 0.5,
+                          "trace": [[1, 0.5, 0.0]]}]}
+    paths = []
+    for seed in (0, 1, 1):
+        paths.append(tmp_path / f"p{len(paths)}.json")
+        paths[-1].write_text(json.dumps(part(seed)))
+    out = tmp_path / "all.json"
+    assert quality.main(["--combine", *map(str, paths), "--out", str(out), "--no-plots"]) == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["runs"]) == 2 and doc["settings"]["seeds"] == 2
+    assert doc["summary"]["a"]["_ecdf_area"]["all"]["runs"] == 2
+
+
 def test_summarise_function(quality):
     runs = [
         {"trace": [[10, 1e-9, 0]], "fopt": 0.0, "n_evals": 10, "final_best": 1e-9, "wall_s": 1.0},
