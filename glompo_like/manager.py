@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,12 +85,8 @@ class GloMPOManager:
     def _init(self, s: Settings, resumed: ckpt.Resumed | None) -> None:
         self.settings = s
         self._spawner = Spawner(s, validate(s), s.seed)
-        ckpt.check_control(s.checkpoint_control, s.working_dir,
-                      (s.opt_selector, s.convergence_checker, s.killing_conditions, s.x0_generator))
+        self.checkpointer = ckpt.Checkpointer.for_run(s, None if resumed is None else resumed.run_id)
         workspace.check(s.working_dir, s.overwrite, resuming=resumed is not None)
-        ctl, wd = s.checkpoint_control, s.working_dir
-        self.checkpointer = ckpt.Checkpointer(ctl, None if ctl is None else Path(ctl.directory or wd / workspace.CHECKPOINTS_DIR),
-                                              uuid.uuid4().hex[:16] if resumed is None else resumed.run_id)
         self.ledger = Ledger(s.bounds, s.clock)
         self.plan: ExecutionPlan | None = None  # resolved when the run starts
         self.state = RunState.CREATED
@@ -103,7 +98,7 @@ class GloMPOManager:
         self._deadlines = Deadlines()
         self._status = SafeStatus(make_status(s.status), BudgetMeter(s.convergence_checker))
         self._sup: Supervisor | None = None
-        self._workspace = workspace.Workspace(wd, s.dim)
+        self._workspace = workspace.Workspace(s.working_dir, s.dim)
         self._callbacks = Callbacks(s.callbacks, lambda reason: self._end_run(EndCause.CALLBACK, reason))
         self._study = None if s.study is None else StudyMember(s, self.ledger, resuming=resumed is not None)
         if resumed is not None:
@@ -253,15 +248,13 @@ class GloMPOManager:
 
     def _loop(self, signals: SignalWatch) -> None:
         s, sup, view = self.settings, self._sup, self.ledger.view
-        if self._study is not None and (self._checked() or self._study_ended()):
-            return  # it joined a study that has ended: it starts nothing
-        self._fill_slots()
         while True:
             signals.raise_if_signalled()
-            if self.end is not None or self._checked():  # (self.end: a fatal error, a STOP file)
+            if self._study is not None:
+                self._ended_by(self._study.ended())
+            if self.end is not None or self._checked():  # (self.end: a fatal error, a STOP file, the study)
                 return
-            if self._study is not None and self._study_ended():
-                return
+            self._fill_slots()  # (after the checks: a run that is over starts nothing)
             if not sup.children:
                 self._end_run(EndCause.EXHAUSTED, "no optimizer running and the selector starts no more")
                 return
@@ -277,7 +270,6 @@ class GloMPOManager:
             if self._hunt.due(view.f_evals):
                 for victim, reason in self._hunt.victims(self.ledger.records, view):
                     self._stop_optimizer(victim, EndKind.KILLED, reason)
-            self._fill_slots()
 
     def _poll(self, timeout: float | None) -> None:
         """Deliver what the children sent (waiting up to ``timeout`` seconds for it).  The
@@ -402,11 +394,6 @@ class GloMPOManager:
         if decision:
             self._end_run(EndCause.CHECKER, decision.reason or str(self.settings.convergence_checker))
         return bool(decision)
-
-    def _study_ended(self) -> bool:
-        """Whether the study ended (or marked this manager lost): then so does the run."""
-        self._ended_by(self._study.ended())
-        return self.end is not None
 
     def _on_end(self, child: Child) -> None:
         """A child (thread or process) has ended; an optimizer that said nothing crashed."""

@@ -20,6 +20,7 @@ import logging
 import pickle
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError, GlompoError
 from ..execution.messages import RequestState, Resume, StateReply
+from ..record import workspace
 from ..record.checkpoint import (
     CheckpointingControl,
     newest_checkpoint,
@@ -111,6 +113,16 @@ class Checkpointer:
         #: whether this run goes on from a checkpoint, and the execution plan it had then
         self.resumed = False
         self.previous_plan: Any = None
+
+    @classmethod
+    def for_run(cls, s: Any, run_id: str | None) -> Checkpointer:
+        """The checkpointer of a run with settings ``s`` (checked: a checkpointing run needs
+        a directory and policies that pickle); ``run_id``: the resumed run's, or ``None``
+        for a new run."""
+        ctl, wd = s.checkpoint_control, s.working_dir
+        check_control(ctl, wd, (s.opt_selector, s.convergence_checker, s.killing_conditions, s.x0_generator))
+        directory = None if ctl is None else Path(ctl.directory or wd / workspace.CHECKPOINTS_DIR)
+        return cls(ctl, directory, run_id or uuid.uuid4().hex[:16])
 
     @property
     def enabled(self) -> bool:
