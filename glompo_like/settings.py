@@ -145,9 +145,11 @@ def _working_dir(value: Any) -> Path | None:
         return None
     if not isinstance(value, (str, os.PathLike)):
         raise ConfigTypeError(f"{OWNER}: working_dir must be a path or None, got {type(value).__name__}")
-    path = Path(value)
+    # absolute (``~`` expanded): a checkpoint resumed from another directory, and a child
+    # process that changes its own, still find the run's files
+    path = Path(value).expanduser().absolute()
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"{OWNER}: working_dir {str(path)!r} exists and is not a directory")
+        raise ConfigError(f"{OWNER}: working_dir {str(value)!r} exists and is not a directory")
     return path
 
 

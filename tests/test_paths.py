@@ -139,3 +139,22 @@ def test_the_command_line_takes_a_directory_that_starts_with_a_dash(tmp_path):
                            env=env, check=False)
     assert shown.returncode == 0, shown.stderr
     assert (tmp_path / odd / "evaluations.csv").exists()
+
+
+@pytest.mark.timeout(90)
+def test_a_run_with_a_relative_working_dir_resumes_from_another_directory(tmp_path, monkeypatch):
+    """The checkpoint remembers where the run's files are, not how the path was typed: resumed
+    from another current directory, the run continues its own log and creates nothing there."""
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    first.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(first)
+    _run("run", 60, checkpoint=True)
+    monkeypatch.chdir(elsewhere)
+    resumed = GloMPOManager.load_checkpoint(first / "run" / "checkpoints",
+                                            convergence_checker=MaxFuncCalls(120))
+    assert resumed.settings.working_dir == first / "run"
+    with resumed:
+        resumed.start_manager()
+    assert list(read_log(first / "run")["eval_id"]) == list(range(1, 121))
+    assert os.listdir(elsewhere) == []
