@@ -274,8 +274,9 @@ class GloMPOManager:
     def _poll(self, timeout: float | None) -> None:
         """Deliver what the children sent (waiting up to ``timeout`` seconds for it).  The
         log rows of everything delivered are one transaction, committed on return: before
-        any runner is acknowledged, hunted or checkpointed."""
-        with self.ledger.log.group():
+        any runner is acknowledged, hunted or checkpointed, and before the callbacks hear
+        of them."""
+        with self._callbacks.held(), self.ledger.log.group():
             self._sup.poll(timeout, self._on_message, self._on_end)
 
     def _on_deadlines(self) -> None:

@@ -65,10 +65,25 @@ def test_callbacks_see_every_batch_each_new_best_and_each_end(tmp_path):
     # one end per optimizer started, with how it ended
     assert sorted(e.opt_id for e in ends) == list(range(1, result.stats["opts_started"] + 1))
     assert all(e.end_kind is not None and e.end_reason for e in ends)
-    # the view a callback gets is the run's, up to date
+    # the view a callback gets is the run's, up to date (its turn's batches all counted)
     first_batch = rec.events.index(batches[0])
-    assert rec.views[first_batch][0] == batches[0].last_eval_id
+    assert batches[0].last_eval_id <= rec.views[first_batch][0] <= result.stats["f_evals"]
     assert result.stats["callback_errors"] == []
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_a_callback_finds_its_batch_committed_to_the_log(backend, tmp_path):
+    """A callback that reads the log (another process could) finds the rows of the batch it
+    is told about: events are delivered after the turn's transaction has committed."""
+    seen = []
+
+    def reads_the_log(view, event):
+        if isinstance(event, BatchLogged):
+            seen.append((event.last_eval_id, int(read_log(tmp_path)["eval_id"].max())))
+
+    _manager([reads_the_log], working_dir=tmp_path, backend=backend, convergence_checker=MaxFuncCalls(200),
+             killing_conditions=False).start_manager()
+    assert seen and all(logged >= told for told, logged in seen), seen
 
 
 def test_a_callback_stops_the_run_by_returning_stop_run():

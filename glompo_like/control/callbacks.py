@@ -5,8 +5,9 @@ from the manager's own thread, with the run's read-only
 :class:`~glompo_like.record.view.RunView` and one of three events:
 
 :class:`BatchLogged`
-    after each report of an optimizer has been logged and counted (a generation, or the
-    few it finished since its last report);
+    after each report of an optimizer has been counted and committed to the log (a
+    generation, or the few it finished since its last report): a callback that reads the
+    log finds its rows there;
 :class:`NewBest`
     right after the :class:`BatchLogged` of a report that improved the run's best value;
 :class:`OptimizerEnded`
@@ -25,8 +26,9 @@ thread, so a slow one slows the whole run: hand long work to a thread of your ow
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -152,11 +154,31 @@ class Callbacks:
         self.callbacks = callbacks
         self._stop = stop
         self._trouble: dict[int, _Trouble] = {}
+        self._held: list[tuple[RunView, Event]] | None = None  # events of the turn, while one is open
 
     def __bool__(self) -> bool:
         return bool(self.callbacks)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Events that happen inside are delivered when the block ends: the manager holds
+        those of a turn of its loop until the turn's log transaction has committed.  Nests
+        (the outermost block delivers)."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            events, self._held = self._held, None
+            for view, event in events:
+                self._emit(view, event)
+
     def _emit(self, view: RunView, event: Event) -> None:
+        if self._held is not None:
+            self._held.append((view, event))
+            return
         for i, fn in enumerate(self.callbacks):
             try:
                 out = fn(view, event)
