@@ -217,3 +217,45 @@ def test_postgresql_study_refuses_a_different_setup(postgres):
     GloMPOManager(sphere, [(-1, 1)] * 2, study=url, status=None).close()
     with pytest.raises(StudyMismatch, match="bounds"):
         GloMPOManager(sphere, [(-2, 2)] * 2, study=url, status=None)
+
+
+CALLS = []
+
+
+def counted_sphere(x):
+    CALLS.append(1)
+    return float(np.sum(x ** 2))
+
+
+@pytest.mark.timeout(120)
+def test_a_manager_joining_an_ended_study_evaluates_nothing_not_even_a_probe(tmp_path):
+    """backend='auto' and thread_slice='auto' measure the task before the run; a manager
+    that joins a study that has ended must not (it starts nothing)."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    kw = dict(study=url, status=None, convergence_checker=MaxFuncCalls(200))
+    with GloMPOManager(counted_sphere, [(-2, 2)] * 3, backend="threads", max_jobs=2, thread_slice=None,
+                       **kw) as m1:
+        m1.start_manager()
+    assert CALLS  # (the first manager did evaluate)
+    CALLS.clear()
+    with GloMPOManager(counted_sphere, [(-2, 2)] * 3, backend="auto", thread_slice="auto", max_jobs=2,
+                       working_dir=tmp_path / "late", **kw) as m2:
+        r2 = m2.start_manager()
+    assert CALLS == []
+    assert r2.stats["f_evals"] == 0 and "MaxFuncCalls" in str(r2.stats["end_cond"])
+    assert len(read_log(tmp_path / "late")) == 0
+    assert len(read_log(tmp_path / "late", optimizers=True)) == 0
+    # and one that joins a study stopped by hand (its budget not spent) starts nothing either
+    url2 = f"sqlite:///{tmp_path}/s2.db"
+    GloMPOManager(counted_sphere, [(-2, 2)] * 3, study=url2, status=None,
+                  convergence_checker=MaxFuncCalls(200)).close()
+    study = open_existing(url2)
+    try:
+        study.request_stop("by hand", "test")
+    finally:
+        study.close()
+    with GloMPOManager(counted_sphere, [(-2, 2)] * 3, backend="auto", thread_slice="auto", max_jobs=2,
+                       study=url2, status=None, convergence_checker=MaxFuncCalls(200)) as m3:
+        r3 = m3.start_manager()
+    assert CALLS == [] and r3.stats["f_evals"] == 0
+    assert "the study ended: by hand" in str(r3.stats["end_cond"])

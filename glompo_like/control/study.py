@@ -82,6 +82,11 @@ class StudyMember:
             return RunEnd(EndCause.STUDY, f"the study ended: {link.share.stop_reason}")
         return None
 
+    def over(self, budget: int | None) -> bool:
+        """Whether the run will start nothing: the study has ended (or marked this manager
+        lost), or its budget is spent (``budget``: the evaluations the checker leaves)."""
+        return self.ended() is not None or budget == 0
+
     def stop_study(self, reason: str) -> None:
         """End the whole study (every manager of it ends at its next sync)."""
         try:
