@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,11 @@ import pytest
 pytest.importorskip("sqlalchemy")
 
 from glompo_like import ConfigError, GloMPOManager, read_log
-from glompo_like.policies.checkers import MaxFuncCalls, TargetCost
+from glompo_like.control.callbacks import StopRun
+from glompo_like.optimizers import RandomOptimizer
+from glompo_like.policies.checkers import MaxFuncCalls, MaxSeconds, TargetCost
+from glompo_like.policies.generators import RandomGenerator
+from glompo_like.policies.selectors import CycleSelector
 from glompo_like.record.study import StudyMismatch, open_existing
 
 HERE = Path(__file__).resolve().parent
@@ -259,3 +265,125 @@ def test_a_manager_joining_an_ended_study_evaluates_nothing_not_even_a_probe(tmp
         r3 = m3.start_manager()
     assert CALLS == [] and r3.stats["f_evals"] == 0
     assert "the study ended: by hand" in str(r3.stats["end_cond"])
+
+
+def sleepy_sphere(x):
+    import time
+
+    time.sleep(0.002)
+    return float(np.sum(x ** 2))
+
+
+class HistoryRecorder(RandomGenerator):
+    """Random starts; notes what the run's history holds at each call."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (x of others, all x, all fx)
+
+    def generate(self, run, rng):
+        x, fx = run.history()
+        self.seen.append((run.study.history.x.copy(), x.copy(), fx.copy()))
+        return super().generate(run, rng)
+
+
+def _study_kw(url: str) -> dict:
+    return dict(backend="threads", max_jobs=1, study=url, status=None, thread_slice=None,
+                killing_conditions=False, convergence_checker=MaxFuncCalls(1_000_000) | MaxSeconds(60),
+                opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 5, "max_evals": 10})]))
+
+
+@pytest.mark.timeout(120)
+def test_a_generator_of_one_manager_sees_the_points_another_manager_evaluated(tmp_path):
+    """Manager A runs in a thread; manager B, started once A has stored evaluations, starts
+    optimizer after optimizer (each stops after 10 evaluations).  B's generator sees A's
+    evaluations in ``run.study.history`` and ``run.history()`` from its first call, and more
+    of them at later calls (the history is read again at each sync)."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    a = GloMPOManager(sleepy_sphere, [(-2, 2)] * 3, **_study_kw(url))
+    a_result: list = []
+    thread = threading.Thread(target=lambda: a_result.append(a.start_manager()), name="manager-A")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _stored(url, a.study_manager_id) < 50:
+            assert time.monotonic() < deadline and thread.is_alive(), "manager A stored nothing"
+            time.sleep(0.05)
+        gen = HistoryRecorder()
+        stop = [lambda run, event: StopRun("enough") if run.t_elapsed > 1.5 else None]
+        with GloMPOManager(sleepy_sphere, [(-2, 2)] * 3, x0_generator=gen, callbacks=stop,
+                           **_study_kw(url)) as b:
+            b.start_manager()
+            b_id = b.study_manager_id
+    finally:
+        study = open_existing(url)
+        try:
+            study.request_stop("the test is over", "test")
+        finally:
+            study.close()
+        thread.join(30)
+    assert not thread.is_alive() and a_result
+    assert not [t for t in threading.enumerate() if t.name.startswith("glompo-study")]
+    log = read_log(url)
+    of_a = _cols(log, "eval_id", manager_id=a.study_manager_id)
+    of_b = _cols(log, "eval_id", manager_id=b_id)
+    a_points = {tuple(p) for p in _x(of_a)}
+    assert len(gen.seen) >= 3
+    first_others, first_x, _ = gen.seen[0]
+    assert len(first_others) >= 50  # A's evaluations, already at B's first start
+    assert {tuple(p) for p in first_others} <= a_points
+    assert {tuple(p) for p in first_others} <= {tuple(p) for p in first_x}  # run.history() has them too
+    last_others, last_x, last_fx = gen.seen[-1]
+    assert len(last_others) > len(first_others)  # refreshed as A went on
+    assert {tuple(p) for p in last_others} <= a_points
+    # run.history(): B's own evaluations so far and A's, each with its value
+    assert len(last_x) == len(last_fx) and len(last_x) >= len(last_others) + 10
+    assert np.allclose(last_fx, np.sum(last_x ** 2, axis=1))
+    assert not {tuple(p) for p in last_others} & {tuple(p) for p in _x(of_b)}
+
+
+def _stored(url: str, manager_id: str | None) -> int:
+    try:
+        return int(np.sum(_cols(read_log(url))["manager_id"] == manager_id))
+    except Exception:  # the study's tables are not there yet
+        return 0
+
+
+def test_the_history_of_other_managers_is_bounded_and_read_incrementally(tmp_path, monkeypatch):
+    """Two links to one study: each reads only the rows new since its last sync, keeps the
+    newest HISTORY_ROWS, and never its own rows."""
+    from glompo_like.record.study import link as link_mod
+    from glompo_like.record.study import storage
+
+    monkeypatch.setattr(storage, "HISTORY_ROWS", 7)
+    url = f"sqlite:///{tmp_path}/s.db"
+    fp = {"task": "t"}
+    studies = [storage.Study(url, 2, f"m{i}") for i in range(2)]
+    try:
+        for s in studies:
+            s.create_or_check(fp)
+            s.register(s.manager_id, None, 1)
+        hist = link_mod.StudyHistory(2, limit=7)
+        pushes = []
+
+        def push(study, rows):
+            return study.push([], rows, None, 0, float("inf"))
+
+        local = 0
+        for n in (3, 5, 10):  # m0 stores n rows, then m1 syncs
+            rows = [{"local_eval_id": local + i + 1, "local_opt_id": 1, "x_0": float(local + i), "x_1": 0.0,
+                     "fx": float(local + i)} for i in range(n)]
+            local += n
+            push(studies[0], rows)
+            snap = push(studies[1], [{"local_eval_id": len(pushes) + 1, "local_opt_id": 1, "x_0": -1.0,
+                                      "x_1": -1.0, "fx": -1.0}])
+            pushes.append(snap.news)
+            hist.add(snap.news)
+        assert [len(n[0]) for n in pushes] == [3, 5, 7]  # only what is new; at most 7 (the newest)
+        assert pushes[2][2].tolist() == [float(v) for v in range(11, 18)]
+        assert len(hist) == 7 and hist.fx.tolist() == [float(v) for v in range(11, 18)]
+        assert hist.n_read == 15 and not hist.x.flags.writeable
+        assert (hist.x[:, 0] >= 0).all()  # never its own rows (x_0 = -1)
+        assert push(studies[1], []).news is None  # nothing new
+    finally:
+        for s in studies:
+            s.close()

@@ -27,14 +27,65 @@ import numpy as np
 
 from ..ledger import LogWriter
 from .fingerprint import fingerprint
-from .storage import ENDED, LOST, Snapshot, Study, StudyError, evaluation_rows
+from .storage import ENDED, HISTORY_ROWS, LOST, Snapshot, Study, StudyError, evaluation_rows
 
-__all__ = ["StudyShare", "StudyLink", "StudyTee", "Heartbeat", "SYNC_EVERY"]
+__all__ = ["StudyShare", "StudyHistory", "StudyLink", "StudyTee", "Heartbeat", "SYNC_EVERY"]
 
 log = logging.getLogger("glompo_like.study")
 
 #: seconds between two syncs of a manager with its study
 SYNC_EVERY = 0.25
+
+
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # (eval_id, x, fx)
+
+
+class StudyHistory:
+    """The other managers' evaluations, as of the last sync: the newest ``limit`` of them
+    (oldest first), read at each sync from the rows stored since the one before.
+
+    ``x`` (shape ``(n, dim)``), ``fx`` (``nan`` where the evaluation failed) and
+    ``eval_id`` (study-wide ids) are read-only arrays, valid until the next sync.
+    """
+
+    def __init__(self, dim: int, limit: int = HISTORY_ROWS) -> None:
+        self.dim = dim
+        self.limit = limit
+        self.n_read = 0  # rows read from the study since the manager joined
+        self._parts: list[_Rows] = []
+        self._joined = self._join([])
+
+    def _join(self, parts: list[_Rows]) -> _Rows:
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+        x = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, self.dim))
+        fx = np.concatenate([p[2] for p in parts]) if parts else np.empty(0)
+        out: _Rows = (ids[-self.limit:], x[-self.limit:], fx[-self.limit:])
+        for a in out:
+            a.flags.writeable = False
+        return out
+
+    def add(self, news: _Rows) -> None:
+        """Rows new since the last sync (joined lazily, at the next read)."""
+        self._parts.append(news)
+        self.n_read += len(news[0])
+        if sum(len(p[0]) for p in self._parts) > 2 * self.limit:
+            self._parts = [self._join(self._parts)]
+
+    def _current(self) -> _Rows:
+        if self._parts:
+            self._joined = self._join([self._joined, *self._parts])
+            self._parts = []
+        return self._joined
+
+    eval_id = property(lambda self: self._current()[0], doc="study-wide ids of the evaluations")
+    x = property(lambda self: self._current()[1], doc="their points, shape (n, dim)")
+    fx = property(lambda self: self._current()[2], doc="their values (nan: failed)")
+
+    def __len__(self) -> int:
+        return len(self._current()[0])
+
+    def __repr__(self) -> str:
+        return f"<StudyHistory {len(self)} evaluations of other managers (newest {self.limit} kept)>"
 
 
 @dataclass
@@ -43,6 +94,7 @@ class StudyShare:
 
     url: str
     manager_id: str
+    history: StudyHistory
     others_evals: int = 0  # evaluations of the other managers stored in the study
     n_evals: int = 0  # the study's evaluations at the last sync
     best_fx: float = float("inf")
@@ -142,7 +194,7 @@ class StudyLink:
         except BaseException:
             self.study.close()
             raise
-        self.share = StudyShare(self.url, self.manager_id)
+        self.share = StudyShare(self.url, self.manager_id, StudyHistory(settings.dim))
         self.rows: list[dict[str, Any]] = []
         self.ops: list[tuple[str, dict[str, Any]]] = []
         self.heartbeat: Heartbeat | None = None
@@ -164,14 +216,15 @@ class StudyLink:
     def lost(self) -> bool:
         return self.heartbeat is not None and self.heartbeat.lost
 
-    def sync(self, counters: Any) -> Snapshot:
-        """Store what is new in one transaction, and read the study's state into
-        :attr:`share`."""
+    def sync(self, counters: Any, attempts: int | None = None) -> Snapshot:
+        """Store what is new in one transaction, and read the study's state (and the other
+        managers' new evaluations) into :attr:`share`; ``attempts``: of the transaction
+        (default: the study's)."""
         rows, ops = self.rows, self.ops
         best = None
         if counters.best_fx < self._best_sent and counters.best_x is not None:
             best = (float(counters.best_fx), counters.best_x, counters.best_opt_id)
-        snap = self.study.push(ops, rows, best, counters.f_evals, counters.best_fx)
+        snap = self.study.push(ops, rows, best, counters.f_evals, counters.best_fx, attempts)
         del rows[:]  # (only once they are stored)
         del ops[:]
         if best is not None:
@@ -182,6 +235,8 @@ class StudyLink:
         sh.best_fx, sh.best_x, sh.best_manager = snap.best_fx, snap.best_x, snap.best_manager
         sh.managers_running = snap.managers_running
         sh.stop_reason = snap.stop_reason
+        if snap.news is not None:
+            sh.history.add(snap.news)
         if snap.my_state == LOST and self.heartbeat is not None:
             self.heartbeat.lost = True
         return snap
