@@ -18,9 +18,11 @@ pytest.importorskip("sqlalchemy")
 
 from glompo_like import ConfigError, GloMPOManager, read_log
 from glompo_like.control.callbacks import StopRun
-from glompo_like.optimizers import RandomOptimizer
+from glompo_like.optimizers import CMAOptimizer, RandomOptimizer
+from glompo_like.policies.base import Decision
 from glompo_like.policies.checkers import MaxFuncCalls, MaxSeconds, TargetCost
 from glompo_like.policies.generators import RandomGenerator
+from glompo_like.policies.hunters import BaseHunter
 from glompo_like.policies.selectors import CycleSelector
 from glompo_like.record.study import StudyMismatch, open_existing
 
@@ -387,3 +389,41 @@ def test_the_history_of_other_managers_is_bounded_and_read_incrementally(tmp_pat
     finally:
         for s in studies:
             s.close()
+
+
+class BehindTheStudy(BaseHunter):
+    """Fires when another manager of the study has found better than this whole run, and
+    the victim is behind that best (a hunter comparing with the study's best)."""
+
+    def _settings(self) -> str:
+        return ""
+
+    def _check(self, run, hunter_id, victim_id):
+        fv = run.optimizer(victim_id).best_fx
+        fired = run.best_fx < run.local_best_fx and fv > run.best_fx
+        return Decision(fired, f"opt {victim_id} best {fv!r}; study best {run.best_fx!r} by "
+                               f"{run.study.best_manager}; this run's best {run.local_best_fx!r}")
+
+
+@pytest.mark.timeout(120)
+def test_hunters_compare_with_the_study_best_through_the_view(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    kw = _study_kw(url)
+    stop_at = [lambda run, event: StopRun("enough") if run.local_f_evals >= 600 else None]
+    cma = CycleSelector([(CMAOptimizer, {"popsize": 6})])
+    with GloMPOManager(sphere, [(-2, 2)] * 3, **{**kw, "opt_selector": cma, "callbacks": stop_at}) as a:
+        ra = a.start_manager()
+    assert ra.fx < 1e-3
+    stop_after = [lambda run, event: StopRun("enough") if run.t_elapsed > 1.0 else None]
+    with GloMPOManager(sphere, [(-2, 2)] * 3, **{**kw, "max_jobs": 2, "killing_conditions": BehindTheStudy(),
+                                                  "hunt_frequency": 10, "callbacks": stop_after,
+                                                  "opt_selector": CycleSelector([(RandomOptimizer, {"popsize": 5})])}
+                       ) as b:
+        rb = b.start_manager()
+        assert b.view.best_fx == ra.fx and b.view.local_best_fx > ra.fx
+    opts = _cols(read_log(url, optimizers=True), manager_id=b.study_manager_id)
+    killed = [r for k, r in zip(opts["end_kind"], opts["end_reason"], strict=True) if k == "killed"]
+    assert killed, opts["end_reason"]
+    for reason in killed:
+        assert f"study best {ra.fx!r} by {a.study_manager_id}" in reason
+    assert rb.fx > ra.fx  # B alone never got there: the kills came from A's best
