@@ -62,6 +62,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _run_or_study(text: str) -> Path | str:
+    """A run's directory (or log file), or a study's storage URL (kept as text: a path
+    would fold its '//')."""
+    return text if "://" in text else Path(text)
+
+
 _DASH_HINT = (
     "A path that starts with '-' goes after '--' (glompo-like export -- -run1) or as ./-run1; "
     "an option takes it as --working-dir=-run1."
@@ -125,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
             "killed.  Needs matplotlib: pip install 'glompo_like[plots]'."
         ),
     )
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                        help="the run's working directory (where evaluations.sqlite is)")
+    report.add_argument("run_dir", type=_run_or_study, metavar="RUN_DIR",
+                        help="the run's working directory (where evaluations.sqlite is), or a study's "
+                             "storage URL (sqlite:///path/to/study.db, postgresql://user@host/dbname)")
     report.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to save the files (default: RUN_DIR)")
+                        help="where to save the files (default: RUN_DIR, or the directory of a SQLite "
+                             "study's file; needed for a study on a database server)")
     report.add_argument("--html", action="store_true",
                         help="write report.html instead: one self-contained interactive page (the "
                              "dashboard's, with the data inside; opens without a network). Needs plotly: "
@@ -170,14 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
             "The log is only read, so this works while the run is going."
         ),
     )
-    export.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                        help="the run's working directory (where evaluations.sqlite is)")
+    export.add_argument("run_dir", type=_run_or_study, metavar="RUN_DIR",
+                        help="the run's working directory (where evaluations.sqlite is), or a study's "
+                             "storage URL (sqlite:///path/to/study.db, postgresql://user@host/dbname)")
     export.add_argument("--csv", action="store_true",
                         help="write evaluations.csv and optimizers.csv (the default)")
     export.add_argument("--hdf5", action="store_true",
                         help="write evaluations.h5 with both tables (needs h5py)")
     export.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to write the files (default: RUN_DIR)")
+                        help="where to write the files (default: RUN_DIR, or the directory of a SQLite "
+                             "study's file; needed for a study on a database server)")
     export.set_defaults(handler=_cmd_export)
 
     evals = commands.add_parser(

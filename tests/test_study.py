@@ -427,3 +427,67 @@ def test_hunters_compare_with_the_study_best_through_the_view(tmp_path):
     for reason in killed:
         assert f"study best {ra.fx!r} by {a.study_manager_id}" in reason
     assert rb.fx > ra.fx  # B alone never got there: the kills came from A's best
+
+
+def _one_manager_study(url: str, wd: Path) -> GloMPOManager:
+    kw = dict(backend="threads", max_jobs=2, study=url, status=None, thread_slice=None, working_dir=wd,
+              convergence_checker=MaxFuncCalls(300),
+              opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 5, "max_evals": 60})]))
+    with GloMPOManager(sphere, [(-2, 2)] * 3, **kw) as m:
+        m.start_manager()
+    return m
+
+
+def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path) -> None:
+    """read_log, export and report (functions and commands) read the study at ``url`` as
+    they read a run: every evaluation of its manager, with the study's columns."""
+    pytest.importorskip("matplotlib")
+    import csv
+
+    from glompo_like.cli import main
+    from glompo_like.record.export import export_log
+    from glompo_like.record.report import REPORT_NAMES, make_report
+
+    m = _one_manager_study(url, tmp_path / "run")
+    local = _cols(read_log(tmp_path / "run"))
+    study = _cols(read_log(url), "eval_id")
+    assert len(study["eval_id"]) == len(local["eval_id"]) >= 300
+    assert set(study["manager_id"]) == {m.study_manager_id}
+    assert np.array_equal(_x(study), _x(local)) and np.array_equal(study["fx"], local["fx"])
+    opts = _cols(read_log(url, optimizers=True))
+    assert len(opts["opt_id"]) == len(_cols(read_log(tmp_path / "run", optimizers=True))["opt_id"])
+
+    files = export_log(url, out_dir=tmp_path / "csv")
+    assert [f.name for f in files] == ["evaluations.csv", "optimizers.csv"]
+    with open(files[0], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(local["eval_id"]) and {r["manager_id"] for r in rows} == {m.study_manager_id}
+    assert [float(r["fx"]) for r in rows] == [float(v) for v in local["fx"]]
+    assert main(["export", "--out", str(tmp_path / "csv2"), url]) == 0
+    assert (tmp_path / "csv2" / "evaluations.csv").read_text() == files[0].read_text()
+
+    pngs = make_report(url, tmp_path / "png")
+    assert [p.name for p in pngs] == list(REPORT_NAMES) and all(p.stat().st_size > 1000 for p in pngs)
+    assert main(["report", "--out", str(tmp_path / "png2"), url]) == 0
+    assert all((tmp_path / "png2" / n).stat().st_size > 1000 for n in REPORT_NAMES)
+
+
+def test_the_run_tools_read_a_sqlite_study_by_its_url(tmp_path):
+    check_the_run_tools_read_a_study_by_its_url(f"sqlite:///{tmp_path}/study.db", tmp_path)
+
+
+@pytest.mark.timeout(180)
+def test_the_run_tools_read_a_postgresql_study_by_its_url(postgres, tmp_path, capsys):
+    from _postgres import new_database
+
+    from glompo_like.cli import main
+
+    url = new_database(*postgres, "tools")
+    check_the_run_tools_read_a_study_by_its_url(url, tmp_path)
+    capsys.readouterr()
+    # a study on a server has no directory to write beside: the commands ask for --out
+    assert main(["export", url]) == 1 and main(["report", url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("give out_dir (--out on the command line)") == 2
+    assert main(["report", "--html", "--out", str(tmp_path / "h"), url]) == 1
+    assert "not a study on a database server" in capsys.readouterr().err
