@@ -491,3 +491,90 @@ def test_the_run_tools_read_a_postgresql_study_by_its_url(postgres, tmp_path, ca
     assert err.count("give out_dir (--out on the command line)") == 2
     assert main(["report", "--html", "--out", str(tmp_path / "h"), url]) == 1
     assert "not a study on a database server" in capsys.readouterr().err
+
+
+def _outage_run(url: str, wd: Path, socket_dir: str, port: int, back_after: float | None):
+    """One manager (threads) on the study at ``url``; once it has stored 50 evaluations the
+    server is stopped, and started again after ``back_after`` seconds (``None``: after the
+    run).  The run ends (a callback) 1.5 s after the server is back, or after 2 s of outage.
+    Returns the manager, its result and the evaluations it made while the server was down."""
+    from _postgres import start_server, stop_server
+
+    down, back = threading.Event(), threading.Event()
+    counts: dict[str, int] = {}
+    marks: dict[str, float] = {}
+    holder: dict[str, GloMPOManager] = {}
+
+    def outage() -> None:
+        deadline = time.monotonic() + 60
+        while _stored(url, holder["m"].study_manager_id) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop_server(socket_dir)
+        counts["down"] = holder["m"].ledger.counters.f_evals
+        marks["down"] = time.monotonic()
+        down.set()
+        if back_after is not None:
+            time.sleep(back_after)
+            counts["back"] = holder["m"].ledger.counters.f_evals
+            start_server(socket_dir, port)
+            marks["back"] = time.monotonic()
+            back.set()
+
+    def stop(run, event):
+        if back.is_set() and time.monotonic() - marks["back"] > 1.5:
+            return StopRun("enough")
+        if back_after is None and down.is_set() and time.monotonic() - marks["down"] > 2.0:
+            return StopRun("enough")
+        return None
+
+    kw = {**_study_kw(url), "max_jobs": 2, "working_dir": wd, "callbacks": [stop],
+          "opt_selector": CycleSelector([(RandomOptimizer, {"popsize": 5})])}
+    m = holder["m"] = GloMPOManager(sleepy_sphere, [(-2, 2)] * 3, **kw)
+    driver = threading.Thread(target=outage, name="outage")
+    driver.start()
+    try:
+        with m:
+            result = m.start_manager()
+    finally:
+        driver.join(90)
+    assert down.is_set()
+    assert not [t for t in threading.enumerate() if t.name.startswith("glompo-study")]
+    return m, result, counts
+
+
+@pytest.mark.timeout(240)
+def test_the_database_unreachable_mid_run_the_run_goes_on_and_stores_its_rows_later(tmp_path, caplog):
+    """The PostgreSQL server is stopped mid-run for 3 s (its connections broken) and
+    started again: the run keeps evaluating, warns, and once the server answers stores
+    every evaluation it made, none twice."""
+    import logging
+
+    from _postgres import new_database, postgres_server
+
+    caplog.set_level(logging.INFO, logger="glompo_like")
+    with postgres_server() as (socket_dir, port):
+        url = new_database(socket_dir, port, "outage")
+        m, result, counts = _outage_run(url, tmp_path / "run", socket_dir, port, back_after=3.0)
+        assert counts["back"] - counts["down"] >= 100  # it went on while the server was down
+        assert "could not sync" in caplog.text and "answers again" in caplog.text
+        assert result.stats["study"]["not_stored"] == 0
+        assert "callback" in str(result.stats["end_cond"])
+        local = _cols(read_log(tmp_path / "run"))
+        stored = _cols(read_log(url), "local_eval_id", manager_id=m.study_manager_id)
+        assert list(stored["local_eval_id"]) == list(local["eval_id"])  # each once, none missing
+        assert np.array_equal(_x(stored), _x(local)) and np.array_equal(stored["fx"], local["fx"])
+        assert {r["manager_id"]: r["state"] for r in _managers(url)} == {m.study_manager_id: "ended"}
+
+
+@pytest.mark.timeout(240)
+def test_the_database_still_unreachable_at_the_end_the_result_says_what_was_not_stored(tmp_path, caplog):
+    from _postgres import new_database, postgres_server, start_server
+
+    with postgres_server() as (socket_dir, port):
+        url = new_database(socket_dir, port, "gone")
+        m, result, counts = _outage_run(url, tmp_path / "run", socket_dir, port, back_after=None)
+        n_local = len(read_log(tmp_path / "run"))
+        start_server(socket_dir, port)
+        n_stored = _stored(url, m.study_manager_id)
+        assert result.stats["study"]["not_stored"] == n_local - n_stored > 0
+        assert "could not store its last evaluations" in caplog.text

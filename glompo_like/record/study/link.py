@@ -152,7 +152,8 @@ class Heartbeat:
     def __init__(self, url: str, dim: int, manager_id: str, timeout: float) -> None:
         self.timeout = timeout
         self.interval = max(0.1, min(5.0, timeout / 4))
-        self.study = Study(url, dim, manager_id, busy_timeout=min(5.0, self.interval))
+        # (each beat tries twice at most: the next beat is the retry)
+        self.study = Study(url, dim, manager_id, busy_timeout=min(5.0, self.interval), attempts=2)
         self.lost = False  # the study marked this manager lost (it had stopped beating too long)
         self._stop = threading.Event()
         self._warned = 0.0

@@ -39,6 +39,8 @@ log = logging.getLogger("glompo_like.study")
 RUNNING, ENDED, LOST = "running", "ended", "lost"
 #: how long a SQLite write waits for another manager's transaction (seconds)
 BUSY_TIMEOUT = 30.0
+#: seconds a connection to a database server may take
+CONNECT_TIMEOUT = 5
 #: attempts of one transaction before a storage error is raised
 ATTEMPTS = 8
 #: the other managers' evaluations a manager keeps (the newest), for its generators
@@ -104,7 +106,9 @@ def _engine(url: str, busy_timeout: float = BUSY_TIMEOUT) -> Any:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock now, not at the first write
         return engine
     try:
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        # (a server that does not answer fails a connection in 5 s, not libpq's default: never)
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                                connect_args={"connect_timeout": CONNECT_TIMEOUT})
     except ImportError as e:  # pragma: no cover - psycopg is missing
         raise ConfigError("a PostgreSQL study needs psycopg 3: pip install 'glompo_like[study]'") from e
 
