@@ -578,3 +578,96 @@ def test_the_database_still_unreachable_at_the_end_the_result_says_what_was_not_
         n_stored = _stored(url, m.study_manager_id)
         assert result.stats["study"]["not_stored"] == n_local - n_stored > 0
         assert "could not store its last evaluations" in caplog.text
+
+
+def gil_hog(x):
+    """Pure Python for 1.5 s: holds the GIL but for the interpreter's switch interval."""
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < 1.5:
+        n += 1
+    return float(np.sum(x ** 2))
+
+
+@pytest.mark.timeout(120)
+def test_the_heartbeat_goes_on_beside_an_objective_that_holds_the_gil(tmp_path):
+    """Evaluations of 1.5 s of pure Python in two runner threads (threads backend), with
+    study_timeout=1 s: the heartbeat thread still beats (an observer checks every 50 ms
+    that it is never older than the timeout, and marks late managers lost as another
+    manager would), so the manager is never marked lost and ends by its budget."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    sel = CycleSelector([(RandomOptimizer, {"popsize": 1})])
+    m = GloMPOManager(gil_hog, [(-2, 2)] * 3, backend="threads", max_jobs=2, thread_slice=None, study=url,
+                      study_timeout=1.0, status=None, opt_selector=sel, killing_conditions=False,
+                      convergence_checker=MaxFuncCalls(6))
+    done = threading.Event()
+    ages: list[float] = []
+    lost: list[str] = []
+
+    def observe() -> None:
+        study = open_existing(url)
+        try:
+            while not done.is_set():
+                lost.extend(study.mark_lost(1.0))
+                names, rows = study.read_rows("managers")
+                for r in rows:
+                    row = dict(zip(names, r, strict=True))
+                    if row["state"] == "running":
+                        ages.append(time.time() - row["heartbeat_at"])
+                time.sleep(0.05)
+        finally:
+            study.close()
+
+    observer = threading.Thread(target=observe, name="observer")
+    observer.start()
+    try:
+        with m:
+            result = m.start_manager()
+    finally:
+        done.set()
+        observer.join(30)
+    assert result.stats["f_evals"] >= 6 and "MaxFuncCalls" in str(result.stats["end_cond"])
+    assert m.end.cause.name == "CHECKER"
+    assert result.stats["t_used"] > 3.0  # (the evaluations did keep the run busy)
+    assert not lost and len(ages) > 20 and max(ages) < 1.0, (lost, max(ages, default=None))
+    assert [r["state"] for r in _managers(url)] == ["ended"]
+
+
+@pytest.mark.timeout(240)
+def test_a_manager_frozen_longer_than_the_timeout_finds_itself_lost_and_ends(tmp_path):
+    """Two managers (processes) on one study, study_timeout=2 s; one is frozen (SIGSTOP)
+    until the other has marked it lost, then thawed (SIGCONT): it ends its run with
+    EndCause.STUDY (saying it was marked lost), stays lost in the study, and the other
+    goes on to the study's budget."""
+    url = f"sqlite:///{tmp_path}/study.db"
+    budget = 6000
+    procs = [_start(url, tmp_path / f"m{i}", budget, timeout=2.0) for i in range(2)]
+    try:
+        for p, _ in procs:
+            _wait_ready(p)
+        (frozen, frozen_id), (other, other_id) = procs
+        os.killpg(frozen.pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 30
+            while {r["manager_id"]: r["state"] for r in _managers(url)}[frozen_id] != "lost":
+                assert time.monotonic() < deadline, "the frozen manager was not marked lost"
+                time.sleep(0.1)
+        finally:
+            os.killpg(frozen.pid, signal.SIGCONT)
+        out, err = frozen.communicate(timeout=60)
+        assert frozen.returncode == 0, err
+        assert "CAUSE STUDY" in out and f"this manager ({frozen_id}) was marked lost" in out, out
+        out_other, err = other.communicate(timeout=120)
+        assert other.returncode == 0, err
+        assert "MaxFuncCalls" in out_other and "CAUSE CHECKER" in out_other
+    finally:
+        for p, _ in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.communicate()
+    states = {r["manager_id"]: r for r in _managers(url)}
+    assert states[frozen_id]["state"] == "lost" and states[other_id]["state"] == "ended"
+    assert len(read_log(url)) >= budget
+    for _, pgid in ((p, p.pid) for p, _ in procs):  # nothing of either process group is left
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pgid, 0)
