@@ -287,11 +287,13 @@ class Study:
             self._opt_ids = opt_ids
             # local ids are 1, 2, ... in order: the last one stored is how many are
             self.pushed_rows = new[-1]["local_eval_id"] if new else (done or 0)
-            if snap.news is not None:
-                self.seen_eval_id = int(snap.news[0][-1])
             return snap
 
-        return self.transaction(work, "storing evaluations", attempts)
+        snap = self.transaction(work, "storing evaluations", attempts)
+        # every id up to the study's count was visible to this transaction (ids are taken
+        # in commit order): the next read starts after them, whoever's they were
+        self.seen_eval_id = max(snap.n_evals, 0 if snap.news is None else int(snap.news[0][-1]))
+        return snap
 
     def _news(self, conn: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The other managers' evaluations after :attr:`seen_eval_id` (the newest
