@@ -324,7 +324,7 @@ def test_a_generator_of_one_manager_sees_the_points_another_manager_evaluated(tm
             study.close()
         thread.join(30)
     assert not thread.is_alive() and a_result
-    assert not [t for t in threading.enumerate() if t.name.startswith("glompo-study")]
+    _no_study_threads()
     log = read_log(url)
     of_a = _cols(log, "eval_id", manager_id=a.study_manager_id)
     of_b = _cols(log, "eval_id", manager_id=b_id)
@@ -421,6 +421,7 @@ def test_hunters_compare_with_the_study_best_through_the_view(tmp_path):
                        ) as b:
         rb = b.start_manager()
         assert b.view.best_fx == ra.fx and b.view.local_best_fx > ra.fx
+    _no_study_threads()
     opts = _cols(read_log(url, optimizers=True), manager_id=b.study_manager_id)
     killed = [r for k, r in zip(opts["end_kind"], opts["end_reason"], strict=True) if k == "killed"]
     assert killed, opts["end_reason"]
@@ -435,7 +436,13 @@ def _one_manager_study(url: str, wd: Path) -> GloMPOManager:
               opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 5, "max_evals": 60})]))
     with GloMPOManager(sphere, [(-2, 2)] * 3, **kw) as m:
         m.start_manager()
+    _no_study_threads()
     return m
+
+
+def _no_study_threads() -> None:
+    """No thread of a manager (runners, heartbeat) outlives its run."""
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("glompo")]
 
 
 def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path) -> None:
@@ -472,6 +479,7 @@ def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path) -> Non
     assert all((tmp_path / "png2" / n).stat().st_size > 1000 for n in REPORT_NAMES)
 
 
+@pytest.mark.timeout(120)
 def test_the_run_tools_read_a_sqlite_study_by_its_url(tmp_path):
     check_the_run_tools_read_a_study_by_its_url(f"sqlite:///{tmp_path}/study.db", tmp_path)
 
@@ -538,7 +546,7 @@ def _outage_run(url: str, wd: Path, socket_dir: str, port: int, back_after: floa
     finally:
         driver.join(90)
     assert down.is_set()
-    assert not [t for t in threading.enumerate() if t.name.startswith("glompo-study")]
+    _no_study_threads()
     return m, result, counts
 
 
@@ -631,6 +639,7 @@ def test_the_heartbeat_goes_on_beside_an_objective_that_holds_the_gil(tmp_path):
     assert result.stats["t_used"] > 3.0  # (the evaluations did keep the run busy)
     assert not lost and len(ages) > 20 and max(ages) < 1.0, (lost, max(ages, default=None))
     assert [r["state"] for r in _managers(url)] == ["ended"]
+    _no_study_threads()
 
 
 @pytest.mark.timeout(240)
