@@ -81,7 +81,7 @@ class StudyMember:
         if self._backoff:
             self._backoff, self._warned_at = 0.0, -float("inf")
             log.info("study %s: the database answers again; stored the evaluations kept meanwhile",
-                        self.link.url)
+                     self.link.url)
         sh = self.link.share
         if sh.best_x is not None and sh.best_fx < c.best_fx and sh.best_fx < self._shared_fx:
             self._shared_fx = sh.best_fx

@@ -4,8 +4,9 @@ The manager keeps its own run (its ``working_dir`` and log, if it has one).  Its
 writes through a :class:`StudyTee`, which passes everything on to the run's own log and
 keeps the new rows for the study; at each sync (every :data:`SYNC_EVERY` seconds, when the
 manager's loop wakes up, and when the run ends) :meth:`StudyLink.sync` stores them in one
-transaction and reads back the study's count of evaluations, best point and stop flag
-into the :class:`StudyShare` that the run's view reads.
+transaction and reads back the study's count of evaluations, best point and stop flag, and
+the other managers' evaluations stored since the sync before (:class:`StudyHistory`), into
+the :class:`StudyShare` that the run's view reads.
 
 The :class:`Heartbeat` thread, with its own database connection, updates the manager's
 ``heartbeat_at`` every ``study_timeout / 4`` seconds (at most 5) and marks lost the
@@ -45,7 +46,8 @@ class StudyHistory:
     (oldest first), read at each sync from the rows stored since the one before.
 
     ``x`` (shape ``(n, dim)``), ``fx`` (``nan`` where the evaluation failed) and
-    ``eval_id`` (study-wide ids) are read-only arrays, valid until the next sync.
+    ``eval_id`` (study-wide ids) are read-only arrays (a sync that brings news makes new
+    ones; those handed out before do not change).
     """
 
     def __init__(self, dim: int, limit: int = HISTORY_ROWS) -> None:
