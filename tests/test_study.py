@@ -477,6 +477,10 @@ def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path) -> Non
     assert [p.name for p in pngs] == list(REPORT_NAMES) and all(p.stat().st_size > 1000 for p in pngs)
     assert main(["report", "--out", str(tmp_path / "png2"), url]) == 0
     assert all((tmp_path / "png2" / n).stat().st_size > 1000 for n in REPORT_NAMES)
+    if url.startswith("sqlite"):  # the HTML report reads a SQLite study's file
+        pytest.importorskip("plotly")
+        assert main(["report", "--html", "--out", str(tmp_path / "html"), url]) == 0
+        assert "RandomOptimizer" in (tmp_path / "html" / "report.html").read_text()
 
 
 @pytest.mark.timeout(120)
