@@ -197,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "value, status, sample (which measurement of its point, with samples > 1), worker and the "
         "metadata the task returned with where the evaluation ran.  The log is only read.",
     )
-    evals.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                       help="the run's working directory (or its evaluations.sqlite)")
+    evals.add_argument("run_dir", type=_run_or_study, metavar="RUN_DIR",
+                       help="the run's working directory (or its evaluations.sqlite), or a study's storage "
+                            "URL (sqlite:///path/to/study.db, postgresql://user@host/dbname)")
     evals.add_argument("--last", type=_positive_int, default=20, metavar="N",
                        help="how many evaluations, the newest last (default: 20)")
     evals.add_argument("--opt", type=_positive_int, default=None, metavar="ID",
@@ -488,24 +489,20 @@ def _cmd_log(args: argparse.Namespace) -> int:
     import json
     import sqlite3
 
-    from .record.log import _log_path
+    from .record.export import open_log_readonly
 
     try:
-        path = _log_path(args.run_dir)
+        with open_log_readonly(args.run_dir) as db:  # (a study on a server: a copy in memory)
+            have = {r[1] for r in db.execute("PRAGMA table_info(evaluations)")}
+            sample = "sample" if "sample" in have else "0"
+            meta = "meta" if "meta" in have else "NULL"
+            where, params = ("WHERE opt_id = ?", (args.opt,)) if args.opt is not None else ("", ())
+            rows = db.execute(f"SELECT eval_id, opt_id, fx, status, {sample}, worker, {meta} FROM evaluations "
+                              f"{where} ORDER BY eval_id DESC LIMIT ?", (*params, args.last)).fetchall()[::-1]
     except FileNotFoundError as e:
         return _error(e)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        have = {r[1] for r in db.execute("PRAGMA table_info(evaluations)")}
-        sample = "sample" if "sample" in have else "0"
-        meta = "meta" if "meta" in have else "NULL"
-        where, params = ("WHERE opt_id = ?", (args.opt,)) if args.opt is not None else ("", ())
-        rows = db.execute(f"SELECT eval_id, opt_id, fx, status, {sample}, worker, {meta} FROM evaluations {where} "
-                          "ORDER BY eval_id DESC LIMIT ?", (*params, args.last)).fetchall()[::-1]
     except sqlite3.Error as e:
-        return _error(f"cannot read {path}: {e}")
-    finally:
-        db.close()
+        return _error(f"cannot read {args.run_dir}: {e}")
     print(f"{'eval_id':>8} {'opt':>4} {'fx':>14} {'status':<15} {'sample':>6} {'worker':<16} meta")
     for eval_id, opt_id, fx, status, k, worker, m in rows:
         m = "" if m is None else json.dumps(json.loads(m), sort_keys=True)

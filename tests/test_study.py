@@ -445,9 +445,10 @@ def _no_study_threads() -> None:
     assert not [t.name for t in threading.enumerate() if t.name.startswith("glompo")]
 
 
-def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path) -> None:
-    """read_log, export and report (functions and commands) read the study at ``url`` as
-    they read a run: every evaluation of its manager, with the study's columns."""
+def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path, capsys) -> None:
+    """read_log, export and report (functions and commands) and the log command read the
+    study at ``url`` as they read a run: every evaluation of its manager, with the study's
+    columns."""
     pytest.importorskip("matplotlib")
     import csv
 
@@ -473,6 +474,11 @@ def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path) -> Non
     assert main(["export", "--out", str(tmp_path / "csv2"), url]) == 0
     assert (tmp_path / "csv2" / "evaluations.csv").read_text() == files[0].read_text()
 
+    capsys.readouterr()
+    assert main(["log", "--last", "5", url]) == 0  # the last evaluations, the newest last
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6 and int(lines[-1].split()[0]) == int(study["eval_id"][-1])
+
     pngs = make_report(url, tmp_path / "png")
     assert [p.name for p in pngs] == list(REPORT_NAMES) and all(p.stat().st_size > 1000 for p in pngs)
     assert main(["report", "--out", str(tmp_path / "png2"), url]) == 0
@@ -484,8 +490,8 @@ def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(120)
-def test_the_run_tools_read_a_sqlite_study_by_its_url(tmp_path):
-    check_the_run_tools_read_a_study_by_its_url(f"sqlite:///{tmp_path}/study.db", tmp_path)
+def test_the_run_tools_read_a_sqlite_study_by_its_url(tmp_path, capsys):
+    check_the_run_tools_read_a_study_by_its_url(f"sqlite:///{tmp_path}/study.db", tmp_path, capsys)
 
 
 @pytest.mark.timeout(180)
@@ -495,7 +501,7 @@ def test_the_run_tools_read_a_postgresql_study_by_its_url(postgres, tmp_path, ca
     from glompo_like.cli import main
 
     url = new_database(*postgres, "tools")
-    check_the_run_tools_read_a_study_by_its_url(url, tmp_path)
+    check_the_run_tools_read_a_study_by_its_url(url, tmp_path, capsys)
     capsys.readouterr()
     # a study on a server has no directory to write beside: the commands ask for --out
     assert main(["export", url]) == 1 and main(["report", url]) == 1
