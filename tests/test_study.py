@@ -350,14 +350,21 @@ def _stored(url: str, manager_id: str | None) -> int:
         return 0
 
 
-def test_the_history_of_other_managers_is_bounded_and_read_incrementally(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_history_of_other_managers_is_bounded_and_read_incrementally(backend, tmp_path, monkeypatch,
+                                                                          request):
     """Two links to one study: each reads only the rows new since its last sync, keeps the
     newest HISTORY_ROWS, and never its own rows."""
     from glompo_like.record.study import link as link_mod
     from glompo_like.record.study import storage
 
     monkeypatch.setattr(storage, "HISTORY_ROWS", 7)
-    url = f"sqlite:///{tmp_path}/s.db"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/s.db"
+    else:
+        from _postgres import new_database
+
+        url = new_database(*request.getfixturevalue("postgres"), "history")
     fp = {"task": "t"}
     studies = [storage.Study(url, 2, f"m{i}") for i in range(2)]
     try:
