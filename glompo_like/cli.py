@@ -62,6 +62,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _run_or_study(text: str) -> Path | str:
+    """A run's directory (or log file), or a study's storage URL (kept as text: a path
+    would fold its '//')."""
+    return text if "://" in text else Path(text)
+
+
 _DASH_HINT = (
     "A path that starts with '-' goes after '--' (glompo-like export -- -run1) or as ./-run1; "
     "an option takes it as --working-dir=-run1."
@@ -125,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
             "killed.  Needs matplotlib: pip install 'glompo_like[plots]'."
         ),
     )
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                        help="the run's working directory (where evaluations.sqlite is)")
+    report.add_argument("run_dir", type=_run_or_study, metavar="RUN_DIR",
+                        help="the run's working directory (where evaluations.sqlite is), or a study's "
+                             "storage URL (sqlite:///path/to/study.db, postgresql://user@host/dbname)")
     report.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to save the files (default: RUN_DIR)")
+                        help="where to save the files (default: RUN_DIR, or the directory of a SQLite "
+                             "study's file; needed for a study on a database server)")
     report.add_argument("--html", action="store_true",
                         help="write report.html instead: one self-contained interactive page (the "
                              "dashboard's, with the data inside; opens without a network). Needs plotly: "
@@ -170,14 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
             "The log is only read, so this works while the run is going."
         ),
     )
-    export.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                        help="the run's working directory (where evaluations.sqlite is)")
+    export.add_argument("run_dir", type=_run_or_study, metavar="RUN_DIR",
+                        help="the run's working directory (where evaluations.sqlite is), or a study's "
+                             "storage URL (sqlite:///path/to/study.db, postgresql://user@host/dbname)")
     export.add_argument("--csv", action="store_true",
                         help="write evaluations.csv and optimizers.csv (the default)")
     export.add_argument("--hdf5", action="store_true",
                         help="write evaluations.h5 with both tables (needs h5py)")
     export.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where to write the files (default: RUN_DIR)")
+                        help="where to write the files (default: RUN_DIR, or the directory of a SQLite "
+                             "study's file; needed for a study on a database server)")
     export.set_defaults(handler=_cmd_export)
 
     evals = commands.add_parser(
@@ -187,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "value, status, sample (which measurement of its point, with samples > 1), worker and the "
         "metadata the task returned with where the evaluation ran.  The log is only read.",
     )
-    evals.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                       help="the run's working directory (or its evaluations.sqlite)")
+    evals.add_argument("run_dir", type=_run_or_study, metavar="RUN_DIR",
+                       help="the run's working directory (or its evaluations.sqlite), or a study's storage "
+                            "URL (sqlite:///path/to/study.db, postgresql://user@host/dbname)")
     evals.add_argument("--last", type=_positive_int, default=20, metavar="N",
                        help="how many evaluations, the newest last (default: 20)")
     evals.add_argument("--opt", type=_positive_int, default=None, metavar="ID",
@@ -478,24 +489,20 @@ def _cmd_log(args: argparse.Namespace) -> int:
     import json
     import sqlite3
 
-    from .record.log import _log_path
+    from .record.export import open_log_readonly
 
     try:
-        path = _log_path(args.run_dir)
+        with open_log_readonly(args.run_dir) as db:  # (a study on a server: a copy in memory)
+            have = {r[1] for r in db.execute("PRAGMA table_info(evaluations)")}
+            sample = "sample" if "sample" in have else "0"
+            meta = "meta" if "meta" in have else "NULL"
+            where, params = ("WHERE opt_id = ?", (args.opt,)) if args.opt is not None else ("", ())
+            rows = db.execute(f"SELECT eval_id, opt_id, fx, status, {sample}, worker, {meta} FROM evaluations "
+                              f"{where} ORDER BY eval_id DESC LIMIT ?", (*params, args.last)).fetchall()[::-1]
     except FileNotFoundError as e:
         return _error(e)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        have = {r[1] for r in db.execute("PRAGMA table_info(evaluations)")}
-        sample = "sample" if "sample" in have else "0"
-        meta = "meta" if "meta" in have else "NULL"
-        where, params = ("WHERE opt_id = ?", (args.opt,)) if args.opt is not None else ("", ())
-        rows = db.execute(f"SELECT eval_id, opt_id, fx, status, {sample}, worker, {meta} FROM evaluations {where} "
-                          "ORDER BY eval_id DESC LIMIT ?", (*params, args.last)).fetchall()[::-1]
     except sqlite3.Error as e:
-        return _error(f"cannot read {path}: {e}")
-    finally:
-        db.close()
+        return _error(f"cannot read {args.run_dir}: {e}")
     print(f"{'eval_id':>8} {'opt':>4} {'fx':>14} {'status':<15} {'sample':>6} {'worker':<16} meta")
     for eval_id, opt_id, fx, status, k, worker, m in rows:
         m = "" if m is None else json.dumps(json.loads(m), sort_keys=True)

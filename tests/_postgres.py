@@ -36,6 +36,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _prefix() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def stop_server(socket_dir: str) -> None:
+    """Stop the server of :func:`postgres_server` at once (``-m immediate``: its clients'
+    connections break); :func:`start_server` starts it again."""
+    subprocess.run([*_prefix(), str(_bin() / "pg_ctl"), "-D", str(Path(socket_dir) / "data"), "-m", "immediate",
+                    "-w", "stop"], check=True, capture_output=True)
+
+
+def start_server(socket_dir: str, port: int) -> None:
+    """Start the server of :func:`postgres_server` (stopped by :func:`stop_server`) again."""
+    subprocess.run([*_prefix(), str(_bin() / "pg_ctl"), "-D", str(Path(socket_dir) / "data"), "-l",
+                    str(Path(socket_dir) / "log"), "-w", "-t", "60", "-o",
+                    f"-p {port} -k {socket_dir} -c listen_addresses='' -c fsync=off", "start"],
+                   check=True, capture_output=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[tuple[str, int]]:
     """Yields ``(socket_dir, port)`` of a running server (user ``postgres``, trust auth)."""
@@ -46,16 +65,14 @@ def postgres_server() -> Iterator[tuple[str, int]]:
                         "are missing: apt-get install postgresql")
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
     root = Path(tempfile.mkdtemp(prefix="glpg"))
-    prefix: list[str] = []
+    prefix = _prefix()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
     data, port = root / "data", _free_port()
     run = dict(check=True, capture_output=True, text=True)
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                     "--no-sync"], **run)
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60",
-                    "-o", f"-p {port} -k {root} -c listen_addresses='' -c fsync=off", "start"], **run)
+    start_server(str(root), port)
     try:
         yield str(root), port
     finally:

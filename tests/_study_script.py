@@ -3,7 +3,8 @@
 usage: python _study_script.py STUDY_URL WORKING_DIR MAX_EVALS [TIMEOUT]
 
 Prints ``ID <manager_id>`` once the manager is built, ``READY`` once it has made 30
-evaluations of its own, and ``END <end_cond>`` when its run is over.
+evaluations of its own, and ``END <end_cond>`` and ``CAUSE <EndCause name>`` when its run
+is over.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     threading.Thread(target=announce, args=(m,), daemon=True).start()
     result = m.start_manager()
     print("END", result.stats["end_cond"], flush=True)
+    print("CAUSE", m.end.cause.name, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The start of a run, in its one safe order: the clock, an embedded Dask cluster (if the
 plan needs one), the evaluation log (rolled back to the checkpoint when resuming; written
-through the study, if the run joins one), the execution plan (probing the task if it must), print capture, and the supervisor.
+through the study, if the run joins one), the execution plan (probing the task if it must,
+never when the run joined a study that has ended: it starts nothing), print capture, and
+the supervisor.
 
 Everything started here is registered with the caller's :class:`contextlib.ExitStack`,
 which closes it when the run ends, however it ends.
@@ -39,9 +41,10 @@ def start_run(s: Any, ledger: Ledger, spawner: Spawner, space: workspace.Workspa
         study.start(ledger, resources)
     if checkpointer.resumed:
         ckpt.rollback_log(ledger, spawner)
+    budget = remaining_evals(s.convergence_checker, ledger.view)
     plan, probes = resolve(s, spawner.task_bytes, spawner.rng, previous=checkpointer.previous_plan,
-                           budget=remaining_evals(s.convergence_checker, ledger.view),
-                           resumed=0 in ledger.records)
+                           budget=budget, resumed=0 in ledger.records,
+                           measure=study is None or not study.over(budget))
     for profile, description in probes:  # its evaluations are real: optimizer 0
         ledger.record_probe(profile.probes, description)
     preload(plan, s.opt_selector.entries)

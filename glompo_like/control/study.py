@@ -28,6 +28,10 @@ log = logging.getLogger("glompo_like.manager")
 
 #: seconds between two warnings that the study's database does not answer
 WARN_EVERY = 60.0
+#: attempts of a sync's transaction (the next sync tries again: a run's loop never waits long)
+SYNC_ATTEMPTS = 2
+#: the longest wait between two syncs while the database does not answer (seconds)
+MAX_BACKOFF = 5.0
 
 
 class StudyMember:
@@ -44,6 +48,8 @@ class StudyMember:
         ledger.share = self.link.share  # the run's view reads the study's numbers
         self._warned_at = -float("inf")
         self._shared_fx = float("inf")  # the study's best already passed to the optimizers
+        self._backoff = 0.0  # while the database does not answer: seconds between attempts
+        self._retry_at = -float("inf")
 
     def start(self, ledger: Ledger, resources: contextlib.ExitStack) -> None:
         """The run starts: its log writes through the study from now on (the probe's
@@ -56,15 +62,26 @@ class StudyMember:
     def sync(self, ledger: Ledger) -> tuple[np.ndarray, float] | None:
         """Store this run's news and learn the study's.  Returns the study's best point if it
         is better than this run's and than any shared before (the optimizers should hear of
-        it).  A database that does not answer is tried again at the next sync; the rows wait."""
+        it).  A database that does not answer is tried again later (after a back-off that
+        doubles up to :data:`MAX_BACKOFF` seconds); the rows wait, the run goes on."""
         c = ledger.counters
-        try:
-            self.link.sync(c)
-        except StudyError as e:
-            if self.clock() - self._warned_at > WARN_EVERY:
-                self._warned_at = self.clock()
-                log.warning("study %s: could not sync (trying again): %s", self.link.url, e)
+        now = self.clock()
+        if now < self._retry_at:
             return None
+        try:
+            self.link.sync(c, attempts=SYNC_ATTEMPTS)
+        except StudyError as e:
+            self._backoff = min(MAX_BACKOFF, max(2 * self._backoff, SYNC_EVERY))
+            self._retry_at = now + self._backoff
+            if now - self._warned_at > WARN_EVERY:
+                self._warned_at = now
+                log.warning("study %s: could not sync; the run goes on and keeps its %d new evaluation(s) "
+                            "for the study (trying again): %s", self.link.url, len(self.link.rows), e)
+            return None
+        if self._backoff:
+            self._backoff, self._warned_at = 0.0, -float("inf")
+            log.info("study %s: the database answers again; stored the evaluations kept meanwhile",
+                     self.link.url)
         sh = self.link.share
         if sh.best_x is not None and sh.best_fx < c.best_fx and sh.best_fx < self._shared_fx:
             self._shared_fx = sh.best_fx
@@ -82,6 +99,11 @@ class StudyMember:
             return RunEnd(EndCause.STUDY, f"the study ended: {link.share.stop_reason}")
         return None
 
+    def over(self, budget: int | None) -> bool:
+        """Whether the run will start nothing: the study has ended (or marked this manager
+        lost), or its budget is spent (``budget``: the evaluations the checker leaves)."""
+        return self.ended() is not None or budget == 0
+
     def stop_study(self, reason: str) -> None:
         """End the whole study (every manager of it ends at its next sync)."""
         try:
@@ -97,8 +119,10 @@ class StudyMember:
         stop = f"manager {link.manager_id}: {end}" if end.cause is EndCause.CHECKER else None
         link.leave(ledger.counters, str(end), stop)
         sh = link.share
+        # not_stored: evaluations of this run that the study's database did not take (they
+        # are in the run's own log, if it has a working_dir)
         return {"url": link.url, "manager_id": link.manager_id, "f_evals": sh.n_evals,
-                "best_fx": sh.best_fx, "best_manager": sh.best_manager}
+                "best_fx": sh.best_fx, "best_manager": sh.best_manager, "not_stored": len(link.rows)}
 
     def close(self) -> None:
         self.link.close()

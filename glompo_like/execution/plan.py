@@ -246,13 +246,15 @@ Probe = tuple[TaskProfile, str]  # what was measured, and by which probe (for th
 
 def resolve(settings: Any, task_bytes: bytes | None, rng: np.random.Generator, *,
             previous: ExecutionPlan | None = None, budget: int | None = None,
-            resumed: bool = False) -> tuple[ExecutionPlan, list[Probe]]:
+            resumed: bool = False, measure: bool = True) -> tuple[ExecutionPlan, list[Probe]]:
     """Decide everything ``"auto"`` (measuring the task where needed) and the start methods.
 
     ``previous``: the plan of the run being resumed (its ``"auto"`` choices are kept);
     ``budget``: evaluations left (a thread-slice probe takes at most 5 % of it);
-    ``resumed``: a resumed run never probes for the thread slice.  Returns the plan and the
-    probes run, whose evaluations are real and must be logged.
+    ``resumed``: a resumed run never probes for the thread slice; ``measure=False``: the run
+    will start nothing (it joined a study that has ended), so the task is never called and
+    ``"auto"`` takes the plain choices (threads, serial, no turns).  Returns the plan and
+    the probes run, whose evaluations are real and must be logged.
     """
     entries = settings.opt_selector.entries
     probes: list[Probe] = []
@@ -267,6 +269,11 @@ def resolve(settings: Any, task_bytes: bytes | None, rng: np.random.Generator, *
         l1 = "threads" if l1 == "auto" else l1
         reasons["backend"] = ("the task is an async def function: its evaluations are awaited on an event "
                               "loop of each optimizer (Level 2 'asyncio'), the optimizers run as threads")
+    elif needs_probe and not measure:
+        l1 = "threads" if l1 == "auto" else l1
+        l2 = ["serial" if b == "auto" else b for b in l2]
+        reasons["backend"] = "not measured: the run starts nothing (its study has ended)"
+        profile = None
     elif needs_probe and previous is not None:  # resumed: keep the choice
         l1 = previous.level1 if l1 == "auto" else l1
         l2 = [p if b == "auto" else b for b, p in zip(l2, previous.level2, strict=False)] + l2[len(previous.level2):]
@@ -295,7 +302,11 @@ def resolve(settings: Any, task_bytes: bytes | None, rng: np.random.Generator, *
                          lockstep=settings.lockstep,
                          report_interval=0.0 if settings.lockstep else settings.report_interval,
                          reasons=reasons, probe=probe_info)
-    ts, why, profile = _thread_slice(settings, plan, profile, previous, budget, resumed, rng)
+    if measure:
+        ts, why, profile = _thread_slice(settings, plan, profile, previous, budget, resumed, rng)
+    else:
+        ts, why = (None, "not measured: the run starts nothing") if settings.thread_slice == "auto" \
+            else (settings.thread_slice, None)
     if profile is not None and profile is not (probes[0][0] if probes else None):
         probes.append((profile, "thread_slice='auto' probe"))
     if why:

@@ -108,7 +108,9 @@ class RunFollower:
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         where = Path(run_dir)
-        self.log_path = where / LOG_NAME if where.is_dir() or where.suffix != ".sqlite" else where
+        # a run's directory (or one to come), its log file, or a SQLite study's file
+        is_file = where.suffix == ".sqlite" or where.is_file()
+        self.log_path = where if is_file and not where.is_dir() else where / LOG_NAME
         self.run_dir = self.log_path.parent
         self._lock = threading.Lock()
         self._reset()

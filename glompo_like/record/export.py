@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GlompoError
+from ..errors import ConfigError, GlompoError
 from .log import LOG_NAME, _log_path, connect
 
 __all__ = ["export_log", "CSV_NAMES", "HDF5_NAME"]
@@ -43,13 +43,44 @@ _TABLES = ("evaluations", "optimizers")
 
 
 # --------------------------------------------------------------------------- reading
+def source(where: str | os.PathLike) -> Path | str:
+    """What the tools read: a path (a run's directory or log file, or a SQLite study's
+    file, for ``sqlite:///...``), or the URL of a study on a database server."""
+    if isinstance(where, str) and "://" in where:
+        from .study.reading import study_file
+
+        return study_file(where) or where
+    return Path(where)
+
+
+def default_out(where: Path | str, out_dir: str | os.PathLike | None, option: str = "out_dir") -> Path:
+    """Where the tools write: ``out_dir``, or beside the log (the run's directory, or the
+    directory of the log's file); a study on a server has none, so ``out_dir`` is needed."""
+    if out_dir is not None:
+        return Path(out_dir)
+    if isinstance(where, str):
+        raise ConfigError(f"{where} is a study on a database server: give {option} (--out on the command "
+                          "line), where to write the files")
+    return where if where.is_dir() else where.parent
+
+
 @contextmanager
 def open_log_readonly(where: str | os.PathLike) -> Iterator[sqlite3.Connection]:
     """A read-only connection to a run's log (``where``: the run directory or the
-    ``.sqlite`` file) inside one read transaction: everything read through it comes from
-    the same committed state, even while the manager goes on writing."""
-    path = _log_path(where)
-    db = connect(path, readonly=True, isolation_level=None)
+    ``.sqlite`` file, or a study's URL) inside one read transaction: everything read
+    through it comes from the same committed state, even while the manager goes on
+    writing.  A study on a database server is read into an in-memory copy first (see
+    :mod:`glompo_like.record.study.reading`)."""
+    src = source(where)
+    if isinstance(src, str):
+        from .study.reading import snapshot
+
+        db = snapshot(src)
+        db.isolation_level = None
+        path: Path | str = src
+    else:
+        path = _log_path(src)
+        db = connect(path, readonly=True, isolation_level=None)
     try:
         db.execute("BEGIN")
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -120,7 +151,7 @@ def read_columns(db: sqlite3.Connection, table: str,
     return _to_columns(names, rows)
 
 
-_TEXT = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason", "meta"}
+_TEXT = {"status", "error", "worker", "type", "settings", "x0", "end_kind", "end_reason", "meta", "manager_id"}
 
 
 def _to_columns(names: list[str], rows: list[tuple]) -> dict[str, np.ndarray]:
@@ -137,11 +168,8 @@ def _to_columns(names: list[str], rows: list[tuple]) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- writing
-def _out_dir(where: Path, out_dir: str | os.PathLike | None) -> Path:
-    if out_dir is not None:
-        out = Path(out_dir)
-    else:
-        out = where if where.is_dir() else where.parent
+def _out_dir(where: Path | str, out_dir: str | os.PathLike | None) -> Path:
+    out = default_out(where, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -201,8 +229,10 @@ def export_log(run_dir: str | os.PathLike, csv: bool = True, hdf5: bool = False,
     Parameters
     ----------
     run_dir
-        The run's working directory (or its ``evaluations.sqlite`` file).  The log is only
-        read; the run may still be going.
+        The run's working directory (or its ``evaluations.sqlite`` file), or a study's
+        storage URL (``"sqlite:///..."``, ``"postgresql://..."``; the tables have the
+        study's columns ``manager_id`` and ``local_eval_id`` or ``local_opt_id`` besides).
+        The log is only read; the run may still be going.
     csv
         Write ``evaluations.csv`` and ``optimizers.csv`` (one header row with the column
         names of :func:`~glompo_like.read_log`, then one row per evaluation / optimizer;
@@ -213,15 +243,17 @@ def export_log(run_dir: str | os.PathLike, csv: bool = True, hdf5: bool = False,
         numbers as NaN; the log's ``meta`` entries as file attributes).  Needs h5py
         (``pip install 'glompo_like[hdf5]'``).
     out_dir
-        Where to write (created if needed; default: the run directory).
+        Where to write (created if needed; default: the run directory, or the directory
+        of the SQLite file; needed for a study on a database server).
 
     Returns
     -------
     list of Path
         The files written.  Existing files of the same name are replaced atomically.
     """
-    where = Path(run_dir)
+    where = source(run_dir)
     h5py = _import_h5py() if hdf5 else None  # fail before writing anything
+    default_out(where, out_dir)
     written: list[Path] = []
     with open_log_readonly(where) as db:  # FileNotFoundError before anything is created
         out = _out_dir(where, out_dir)

@@ -370,8 +370,11 @@ def read_log(where: str | os.PathLike, optimizers: bool = False) -> Any:
     """
     table = "optimizers" if optimizers else "evaluations"
     if isinstance(where, str) and "://" in where:  # a study's storage URL
+        from .study.reading import study_file
         from .study.storage import open_existing
 
+        where = study_file(where) or where  # a SQLite study is read as a file, as a log is
+    if isinstance(where, str) and "://" in where:  # a study on a database server
         study = open_existing(where)
         try:
             names, rows = study.read_rows(table)

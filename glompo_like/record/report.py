@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from .export import open_log_readonly, read_columns
+from ..errors import ConfigError
+from .export import default_out, open_log_readonly, read_columns, source
 
 __all__ = ["make_report", "make_html_report", "REPORT_NAMES", "HTML_NAME"]
 
@@ -139,6 +140,7 @@ def _problem(db: Any) -> str:
     task = None
     try:
         task = json.loads(meta.get("run") or "{}").get("task")
+        task = task or json.loads(meta.get("fingerprint") or "{}").get("task")  # a study's
     except (ValueError, AttributeError):
         task = None
     dim = meta.get("dim")
@@ -383,10 +385,13 @@ def make_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
     Parameters
     ----------
     run_dir
-        The run's working directory (or its ``evaluations.sqlite`` file).  The log is only
-        read; the run may still be going or may have been killed.
+        The run's working directory (or its ``evaluations.sqlite`` file), or a study's
+        storage URL (``"sqlite:///..."``, ``"postgresql://..."``: optimizers and
+        evaluations of every manager, with the study-wide ids).  The log is only read; the
+        run may still be going or may have been killed.
     out_dir
-        Where to write the PNG files (created if needed; default: the run directory).
+        Where to write the PNG files (created if needed; default: the run directory, or
+        the directory of the SQLite file; needed for a study on a database server).
 
     Returns
     -------
@@ -402,9 +407,9 @@ def make_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
         there is no evaluation log at ``run_dir``.
     """
     Figure, Canvas = _import_matplotlib()
-    where = Path(run_dir)
+    where = source(run_dir)
+    out = default_out(where, out_dir)
     data = _load(where)
-    out = Path(out_dir) if out_dir is not None else (where if where.is_dir() else where.parent)
     out.mkdir(parents=True, exist_ok=True)
     n_opts = len(data.opts["opt_id"])
     plots = (
@@ -432,9 +437,12 @@ def make_html_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     (``pip install 'glompo_like[interactive]'``); returns the file's path."""
     from .dashboard import static_page
 
-    where = Path(run_dir)
+    where = source(run_dir)
+    if isinstance(where, str):
+        raise ConfigError(f"the HTML report reads a run's log or a SQLite study, not a study on a database "
+                          f"server ({where}): make the PNG report (make_report) or export it")
     page = static_page(where)
-    out = Path(out_dir) if out_dir is not None else (where if where.is_dir() else where.parent)
+    out = default_out(where, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / HTML_NAME
     tmp = path.with_name(path.name + ".tmp")

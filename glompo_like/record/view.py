@@ -138,8 +138,30 @@ class RunView:
     def study(self) -> Any:
         """The study this manager works on (a :class:`~glompo_like.record.study.link.StudyShare`:
         ``url``, ``manager_id``, ``n_evals``, ``best_fx``, ``best_x``, ``best_manager``,
-        ``managers_running``), or ``None`` for a run of its own."""
+        ``managers_running``, and ``history``, the other managers' evaluations: a
+        :class:`~glompo_like.record.study.link.StudyHistory`), or ``None`` for a run of its
+        own.  Updated at each sync (every quarter of a second)."""
         return self._share
+
+    def history(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, fx)``: the point (shape ``(n, dim)``) and value (``nan``: failed) of every
+        evaluation of this run, optimizer by optimizer, and in a study then those of the
+        other managers as of the last sync (the newest
+        :data:`~glompo_like.record.study.storage.HISTORY_ROWS`; ``run.study.history``).
+        New arrays: for generators that place start points by where the search has been."""
+        xs, fs = [], []
+        for r in self._records.values():
+            n = min(len(r.xs), len(r.fx))
+            if n:
+                xs.append(r.xs.view()[:n])
+                fs.append(r.fx.view()[:n])
+        share = self._share
+        if share is not None and len(share.history):
+            xs.append(share.history.x)
+            fs.append(share.history.fx)
+        if not xs:
+            return np.empty((0, 0 if self.dim is None else self.dim)), np.empty(0)
+        return np.concatenate(xs), np.concatenate(fs)
 
     @property
     def session_evals(self) -> int:

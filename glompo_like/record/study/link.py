@@ -4,8 +4,9 @@ The manager keeps its own run (its ``working_dir`` and log, if it has one).  Its
 writes through a :class:`StudyTee`, which passes everything on to the run's own log and
 keeps the new rows for the study; at each sync (every :data:`SYNC_EVERY` seconds, when the
 manager's loop wakes up, and when the run ends) :meth:`StudyLink.sync` stores them in one
-transaction and reads back the study's count of evaluations, best point and stop flag
-into the :class:`StudyShare` that the run's view reads.
+transaction and reads back the study's count of evaluations, best point and stop flag, and
+the other managers' evaluations stored since the sync before (:class:`StudyHistory`), into
+the :class:`StudyShare` that the run's view reads.
 
 The :class:`Heartbeat` thread, with its own database connection, updates the manager's
 ``heartbeat_at`` every ``study_timeout / 4`` seconds (at most 5) and marks lost the
@@ -27,14 +28,66 @@ import numpy as np
 
 from ..ledger import LogWriter
 from .fingerprint import fingerprint
-from .storage import ENDED, LOST, Snapshot, Study, StudyError, evaluation_rows
+from .storage import ENDED, HISTORY_ROWS, LOST, Snapshot, Study, StudyError, evaluation_rows
 
-__all__ = ["StudyShare", "StudyLink", "StudyTee", "Heartbeat", "SYNC_EVERY"]
+__all__ = ["StudyShare", "StudyHistory", "StudyLink", "StudyTee", "Heartbeat", "SYNC_EVERY"]
 
 log = logging.getLogger("glompo_like.study")
 
 #: seconds between two syncs of a manager with its study
 SYNC_EVERY = 0.25
+
+
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # (eval_id, x, fx)
+
+
+class StudyHistory:
+    """The other managers' evaluations, as of the last sync: the newest ``limit`` of them
+    (oldest first), read at each sync from the rows stored since the one before.
+
+    ``x`` (shape ``(n, dim)``), ``fx`` (``nan`` where the evaluation failed) and
+    ``eval_id`` (study-wide ids) are read-only arrays (a sync that brings news makes new
+    ones; those handed out before do not change).
+    """
+
+    def __init__(self, dim: int, limit: int = HISTORY_ROWS) -> None:
+        self.dim = dim
+        self.limit = limit
+        self.n_read = 0  # rows read from the study since the manager joined
+        self._parts: list[_Rows] = []
+        self._joined = self._join([])
+
+    def _join(self, parts: list[_Rows]) -> _Rows:
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+        x = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, self.dim))
+        fx = np.concatenate([p[2] for p in parts]) if parts else np.empty(0)
+        out: _Rows = (ids[-self.limit:], x[-self.limit:], fx[-self.limit:])
+        for a in out:
+            a.flags.writeable = False
+        return out
+
+    def add(self, news: _Rows) -> None:
+        """Rows new since the last sync (joined lazily, at the next read)."""
+        self._parts.append(news)
+        self.n_read += len(news[0])
+        if sum(len(p[0]) for p in self._parts) > 2 * self.limit:
+            self._parts = [self._join(self._parts)]
+
+    def _current(self) -> _Rows:
+        if self._parts:
+            self._joined = self._join([self._joined, *self._parts])
+            self._parts = []
+        return self._joined
+
+    eval_id = property(lambda self: self._current()[0], doc="study-wide ids of the evaluations")
+    x = property(lambda self: self._current()[1], doc="their points, shape (n, dim)")
+    fx = property(lambda self: self._current()[2], doc="their values (nan: failed)")
+
+    def __len__(self) -> int:
+        return len(self._current()[0])
+
+    def __repr__(self) -> str:
+        return f"<StudyHistory {len(self)} evaluations of other managers (newest {self.limit} kept)>"
 
 
 @dataclass
@@ -43,6 +96,7 @@ class StudyShare:
 
     url: str
     manager_id: str
+    history: StudyHistory
     others_evals: int = 0  # evaluations of the other managers stored in the study
     n_evals: int = 0  # the study's evaluations at the last sync
     best_fx: float = float("inf")
@@ -100,7 +154,8 @@ class Heartbeat:
     def __init__(self, url: str, dim: int, manager_id: str, timeout: float) -> None:
         self.timeout = timeout
         self.interval = max(0.1, min(5.0, timeout / 4))
-        self.study = Study(url, dim, manager_id, busy_timeout=min(5.0, self.interval))
+        # (each beat tries twice at most: the next beat is the retry)
+        self.study = Study(url, dim, manager_id, busy_timeout=min(5.0, self.interval), attempts=2)
         self.lost = False  # the study marked this manager lost (it had stopped beating too long)
         self._stop = threading.Event()
         self._warned = 0.0
@@ -142,7 +197,7 @@ class StudyLink:
         except BaseException:
             self.study.close()
             raise
-        self.share = StudyShare(self.url, self.manager_id)
+        self.share = StudyShare(self.url, self.manager_id, StudyHistory(settings.dim))
         self.rows: list[dict[str, Any]] = []
         self.ops: list[tuple[str, dict[str, Any]]] = []
         self.heartbeat: Heartbeat | None = None
@@ -164,14 +219,15 @@ class StudyLink:
     def lost(self) -> bool:
         return self.heartbeat is not None and self.heartbeat.lost
 
-    def sync(self, counters: Any) -> Snapshot:
-        """Store what is new in one transaction, and read the study's state into
-        :attr:`share`."""
+    def sync(self, counters: Any, attempts: int | None = None) -> Snapshot:
+        """Store what is new in one transaction, and read the study's state (and the other
+        managers' new evaluations) into :attr:`share`; ``attempts``: of the transaction
+        (default: the study's)."""
         rows, ops = self.rows, self.ops
         best = None
         if counters.best_fx < self._best_sent and counters.best_x is not None:
             best = (float(counters.best_fx), counters.best_x, counters.best_opt_id)
-        snap = self.study.push(ops, rows, best, counters.f_evals, counters.best_fx)
+        snap = self.study.push(ops, rows, best, counters.f_evals, counters.best_fx, attempts)
         del rows[:]  # (only once they are stored)
         del ops[:]
         if best is not None:
@@ -182,6 +238,8 @@ class StudyLink:
         sh.best_fx, sh.best_x, sh.best_manager = snap.best_fx, snap.best_x, snap.best_manager
         sh.managers_running = snap.managers_running
         sh.stop_reason = snap.stop_reason
+        if snap.news is not None:
+            sh.history.add(snap.news)
         if snap.my_state == LOST and self.heartbeat is not None:
             self.heartbeat.lost = True
         return snap

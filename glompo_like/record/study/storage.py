@@ -39,8 +39,12 @@ log = logging.getLogger("glompo_like.study")
 RUNNING, ENDED, LOST = "running", "ended", "lost"
 #: how long a SQLite write waits for another manager's transaction (seconds)
 BUSY_TIMEOUT = 30.0
+#: seconds a connection to a database server may take
+CONNECT_TIMEOUT = 5
 #: attempts of one transaction before a storage error is raised
 ATTEMPTS = 8
+#: the other managers' evaluations a manager keeps (the newest), for its generators
+HISTORY_ROWS = 10_000
 
 _T = TypeVar("_T")
 
@@ -102,7 +106,9 @@ def _engine(url: str, busy_timeout: float = BUSY_TIMEOUT) -> Any:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock now, not at the first write
         return engine
     try:
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        # (a server that does not answer fails a connection in 5 s, not libpq's default: never)
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                                connect_args={"connect_timeout": CONNECT_TIMEOUT})
     except ImportError as e:  # pragma: no cover - psycopg is missing
         raise ConfigError("a PostgreSQL study needs psycopg 3: pip install 'glompo_like[study]'") from e
 
@@ -118,6 +124,9 @@ class Snapshot:
     stop_reason: str | None
     my_state: str | None
     managers_running: int
+    #: the other managers' evaluations stored since the last sync (at most
+    #: :data:`HISTORY_ROWS`, the newest): ``(eval_id, x, fx)``, fx NaN where it failed
+    news: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class Study:
@@ -128,8 +137,9 @@ class Study:
     """
 
     def __init__(self, url: str, dim: int, manager_id: str | None = None,
-                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+                 busy_timeout: float = BUSY_TIMEOUT, attempts: int = ATTEMPTS) -> None:
         self.url = url
+        self.attempts = attempts  # of each transaction (see :meth:`transaction`)
         self.dim = dim
         self.manager_id = manager_id
         self.engine = _engine(url, busy_timeout)
@@ -137,13 +147,15 @@ class Study:
         self.x_columns = dim <= MAX_X_COLUMNS
         self._opt_ids: dict[int, int] = {}  # this manager's local opt_id -> study-wide opt_id
         self.pushed_rows = 0  # this manager's evaluations stored in the study
+        self.seen_eval_id = 0  # the other managers' evaluations read up to this study-wide id
 
     # ------------------------------------------------------------------ transactions
-    def transaction(self, fn: Callable[[Any], _T], what: str, attempts: int = ATTEMPTS) -> _T:
+    def transaction(self, fn: Callable[[Any], _T], what: str, attempts: int | None = None) -> _T:
         """Run ``fn(connection)`` in one transaction, retried (with a random back-off) when
         the database is busy or the connection breaks."""
         import sqlalchemy.exc as sx
 
+        attempts = self.attempts if attempts is None else attempts
         delay = 0.05
         for attempt in range(attempts):
             try:
@@ -218,13 +230,16 @@ class Study:
 
     # ------------------------------------------------------------------ a manager's sync
     def push(self, ops: list[tuple[str, dict[str, Any]]], rows: list[dict[str, Any]],
-             best: tuple[float, np.ndarray, int] | None, n_evals: int, best_fx: float) -> Snapshot:
-        """Store this manager's news in one transaction and read the study's state.
+             best: tuple[float, np.ndarray, int] | None, n_evals: int, best_fx: float,
+             attempts: int | None = None) -> Snapshot:
+        """Store this manager's news in one transaction and read the study's state, with
+        the other managers' evaluations stored since the last push (``Snapshot.news``).
 
         ``ops``: ``("start", optimizer row)`` and ``("end", optimizer row)`` in order;
         ``rows``: new evaluation rows (``local_eval_id``, ``local_opt_id``, the log's
         columns); ``best``: ``(fx, x, local_opt_id)`` of this manager's best if it improved;
-        ``n_evals``, ``best_fx``: this manager's totals for its ``managers`` row."""
+        ``n_evals``, ``best_fx``: this manager's totals for its ``managers`` row;
+        ``attempts``: of the transaction (default: the study's)."""
         import sqlalchemy as sa
 
         t, me = self.t, self.manager_id
@@ -268,12 +283,40 @@ class Study:
             conn.execute(sa.update(t["managers"]).where(t["managers"].c.manager_id == me).values(
                 n_evals=n_evals, best_fx=best_fx if np.isfinite(best_fx) else None))
             snap = self._snapshot(conn)
+            snap.news = self._news(conn)
             self._opt_ids = opt_ids
             # local ids are 1, 2, ... in order: the last one stored is how many are
             self.pushed_rows = new[-1]["local_eval_id"] if new else (done or 0)
             return snap
 
-        return self.transaction(work, "storing evaluations")
+        snap = self.transaction(work, "storing evaluations", attempts)
+        # every id up to the study's count was visible to this transaction (ids are taken
+        # in commit order): the next read starts after them, whoever's they were
+        self.seen_eval_id = max(snap.n_evals, 0 if snap.news is None else int(snap.news[0][-1]))
+        return snap
+
+    def _news(self, conn: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The other managers' evaluations after :attr:`seen_eval_id` (the newest
+        :data:`HISTORY_ROWS` of them, oldest first), or ``None`` if there are none.  Ids
+        are taken under the lock of the counter row, so rows become visible in id order
+        and none is skipped."""
+        import sqlalchemy as sa
+
+        ev = self.t["evaluations"]
+        xcols = [ev.c[f"x_{i}"] for i in range(self.dim)] if self.x_columns else [ev.c.x]
+        rows = conn.execute(sa.select(ev.c.eval_id, ev.c.fx, *xcols)
+                            .where(ev.c.eval_id > self.seen_eval_id, ev.c.manager_id != self.manager_id)
+                            .order_by(ev.c.eval_id.desc()).limit(HISTORY_ROWS)).all()
+        if not rows:
+            return None
+        rows.reverse()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        fx = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
+        if self.x_columns:
+            x = np.array([r[2:] for r in rows], dtype=float).reshape(len(rows), self.dim)
+        else:
+            x = np.stack([np.frombuffer(bytes(r[2]), dtype=float) for r in rows])
+        return ids, x, fx
 
     def _snapshot(self, conn: Any) -> Snapshot:
         import sqlalchemy as sa
