@@ -155,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
             "pip install 'glompo_like[interactive]'."
         ),
     )
-    dashboard.add_argument("run_dir", type=Path, metavar="RUN_DIR",
-                           help="the run's working directory (where evaluations.sqlite is or will be)")
+    dashboard.add_argument("run_dir", metavar="RUN_DIR",
+                           help="the run's working directory (where evaluations.sqlite is or will be), "
+                                "or a study's URL (sqlite:///study.db, postgresql://...)")
     dashboard.add_argument("--host", default="127.0.0.1",
                            help="address to listen on (default: %(default)s, this machine only)")
     dashboard.add_argument("--port", type=_non_negative_int, default=8050, metavar="N",
@@ -458,8 +459,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    if not args.run_dir.is_dir():
-        return _error(f"no run directory {args.run_dir}")
+    if "://" not in args.run_dir and not Path(args.run_dir).is_dir():
+        return _error(f"no run directory {args.run_dir} (give a run's working directory or a study's URL)")
     if not args.refresh > 0:
         return _error(f"--refresh must be a positive number of seconds, got {args.refresh}")
     try:

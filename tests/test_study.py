@@ -486,6 +486,22 @@ def check_the_run_tools_read_a_study_by_its_url(url: str, tmp_path: Path, capsys
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 6 and int(lines[-1].split()[0]) == int(study["eval_id"][-1])
 
+    # the dashboard follows the study (its state, and served over HTTP)
+    import json
+    import urllib.request
+
+    from glompo_like.record.dashboard import Dashboard, RunFollower
+
+    state = RunFollower(url).state()
+    assert state["run_dir"] == url and state["status"] == "finished", state.get("message")
+    assert state["evaluations"] == len(local["eval_id"])
+    assert state["best"]["fx"] == pytest.approx(float(np.nanmin(local["fx"])))
+    assert [o["opt_id"] for o in state["optimizers"]] == sorted(int(i) for i in opts["opt_id"])
+    study_ids = {int(i) for i in opts["opt_id"]}
+    assert all(o["hunted_by"] in study_ids for o in state["optimizers"] if o["hunted_by"] is not None)
+    with Dashboard(url, port=0) as board, urllib.request.urlopen(board.url + "api/state", timeout=30) as r:
+        assert json.loads(r.read())["evaluations"] == len(local["eval_id"])
+
     pngs = make_report(url, tmp_path / "png")
     assert [p.name for p in pngs] == list(REPORT_NAMES) and all(p.stat().st_size > 1000 for p in pngs)
     assert main(["report", "--out", str(tmp_path / "png2"), url]) == 0

@@ -3,6 +3,7 @@
 ::
 
     glompo-like dashboard RUN_DIR [--host 127.0.0.1] [--port 8050]
+    glompo-like dashboard STUDY_URL          # a study of several managers (see docs/study.rst)
 
 serves one page that shows, and refreshes every few seconds while the run goes: the best
 value so far of every optimizer against evaluations and against time (log scale when every
@@ -16,7 +17,14 @@ WAL mode readers never block the run's writer, and each refresh reads only the r
 added since the previous one.  The dashboard can be started before the run (it waits for
 the log), while it goes, or after it ended or was killed.  The charts use Plotly's
 JavaScript, served by the dashboard itself from the ``plotly`` package (no network is
-needed): ``pip install 'glompo_like[interactive]'``.  The server is the standard library's
+needed): ``pip install 'glompo_like[interactive]'``.
+
+A study (``sqlite:///study.db``, ``postgresql://...``) is followed the same way, over
+every manager's evaluations and optimizers (numbered as the study numbers them): a SQLite
+study's file is read as a run's log is; a study on a database server is copied at each
+refresh, in one read transaction, into memory (:func:`~glompo_like.record.study.reading.snapshot`:
+a refresh then costs time in proportion to the study's size).  A study is "running" while
+one of its managers is.  The server is the standard library's
 :class:`http.server.ThreadingHTTPServer`; it binds ``127.0.0.1`` unless told otherwise.
 """
 
@@ -107,11 +115,23 @@ class RunFollower:
     """
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        where = Path(run_dir)
-        # a run's directory (or one to come), its log file, or a SQLite study's file
-        is_file = where.suffix == ".sqlite" or where.is_file()
-        self.log_path = where if is_file and not where.is_dir() else where / LOG_NAME
-        self.run_dir = self.log_path.parent
+        #: the study's URL, when the dashboard follows a study
+        self.url: str | None = None
+        self.log_path: Path | None
+        if _is_url(run_dir):
+            from .study.reading import study_file
+
+            self.url = str(run_dir)
+            self.log_path = study_file(self.url)  # (None: a study on a database server)
+            self.run_dir: Path | None = None
+        else:
+            where = Path(run_dir)
+            # a run's directory (or one to come), its log file, or a SQLite study's file
+            is_file = where.suffix == ".sqlite" or where.is_file()
+            self.log_path = where if is_file and not where.is_dir() else where / LOG_NAME
+            self.run_dir = self.log_path.parent
+        #: what is followed, as the page names it
+        self.where = self.url or str(self.run_dir)
         self._lock = threading.Lock()
         self._reset()
 
@@ -132,6 +152,14 @@ class RunFollower:
 
     # ------------------------------------------------------------------ reading
     def _connect(self) -> sqlite3.Connection:
+        if self.log_path is None:  # a study on a database server: a copy in memory
+            from .study.reading import snapshot
+            from .study.storage import StudyError
+
+            try:
+                return snapshot(self.url or "")
+            except StudyError as e:
+                raise sqlite3.OperationalError(str(e)) from e
         uri = "file:" + self.log_path.resolve().as_posix().replace("%", "%25").replace("?", "%3f").replace(
             "#", "%23") + "?mode=ro"
         return sqlite3.connect(uri, uri=True, isolation_level=None)
@@ -139,7 +167,7 @@ class RunFollower:
     def state(self) -> dict[str, Any]:
         """The dashboard's data (see the module docstring); safe from several threads."""
         with self._lock:
-            if not self.log_path.exists():
+            if self.log_path is not None and not self.log_path.exists():
                 return self._waiting("no evaluation log yet: waiting for the run to start")
             try:
                 db = self._connect()
@@ -158,6 +186,7 @@ class RunFollower:
                 opt_rows = db.execute(
                     "SELECT opt_id, type, settings, t_start, t_end, n_evals, best_fx, end_kind, end_reason, "
                     "exitcode FROM optimizers ORDER BY opt_id").fetchall()
+                study = _study_parts(db) if "managers" in tables else None
             except sqlite3.Error as e:
                 return self._waiting(f"cannot read the log right now ({e}); trying again")
             finally:
@@ -166,10 +195,10 @@ class RunFollower:
                 except sqlite3.Error:
                     pass
                 db.close()
-            return _json_safe(self._picture(meta, opt_rows))
+            return _json_safe(self._picture(meta, opt_rows, study))
 
     def _waiting(self, why: str) -> dict[str, Any]:
-        return {"status": "waiting", "message": why, "run_dir": str(self.run_dir), "now": time.time()}
+        return {"status": "waiting", "message": why, "run_dir": self.where, "now": time.time()}
 
     def _read_evaluations(self, db: sqlite3.Connection) -> None:
         cur = db.execute(
@@ -218,8 +247,9 @@ class RunFollower:
                 lst.append(v)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ the picture
-    def _picture(self, meta: dict[str, str], opt_rows: list[tuple]) -> dict[str, Any]:
-        summary = _read_text(self.run_dir / "summary.yml")
+    def _picture(self, meta: dict[str, str], opt_rows: list[tuple],
+                 study: _StudyParts | None = None) -> dict[str, Any]:
+        summary = None if self.run_dir is None else _read_text(self.run_dir / "summary.yml")
         settings: dict[str, Any] | None = None
         if "run" in meta:
             try:
@@ -241,6 +271,8 @@ class RunFollower:
             m = _KILLED_BY.match(end_reason or "")
             if end_kind == "killed" and m:
                 hunted_by = int(m.group(1))
+                if study is not None:  # (the reason names the hunter by its number in its manager)
+                    hunted_by = study.ids.get((study.manager_of.get(opt_id, ""), hunted_by), hunted_by)
                 hunts.append({"hunter": hunted_by, "victim": opt_id, "reason": m.group(2),
                               "t": None if t_end is None or t0 is None else max(0.0, t_end - t0),
                               "eval_id": o.last_eval or None})
@@ -263,10 +295,15 @@ class RunFollower:
         elapsed = (self.t_last - t0) if (self.t_last is not None and t0 is not None) else 0.0
         task = (settings or {}).get("task")
         title_dim = (settings or {}).get("dim", dim)
+        status = "finished" if summary is not None else ("running" if kinds.get("running") else "idle")
+        if study is not None:  # running while one of its managers is
+            status = "running" if any(state == "running" for _, state, _ in study.managers) else "finished"
+            ended = sorted({reason for _, state, reason in study.managers if state != "running" and reason})
+            end = "; ".join(ended) or None
         return {
-            "status": "finished" if summary is not None else ("running" if kinds.get("running") else "idle"),
+            "status": status,
             "message": None,
-            "run_dir": str(self.run_dir),
+            "run_dir": self.where,
             "title": _title(task, title_dim),
             "now": now,
             "last_eval_age": None if self.t_last is None else max(0.0, now - self.t_last),
@@ -302,6 +339,30 @@ class RunFollower:
         recent = sum(n for s, n in self.per_second.items() if s >= recent_from) / max(1.0, min(10.0, elapsed))
         return {"average": self.n_evals / elapsed if elapsed > 0 else None, "recent": recent,
                 "t": [(k + 0.5) * width for k in ts], "v": [bins.get(k, 0) / width for k in ts]}
+
+
+def _is_url(where: Any) -> bool:
+    return isinstance(where, str) and "://" in where
+
+
+@dataclass
+class _StudyParts:
+    """What a study adds to a run's log: the study's number of each optimizer by
+    ``(manager_id, its number in its manager)``, each optimizer's manager, and the managers
+    as ``(manager_id, state, end_reason)``."""
+
+    ids: dict[tuple[str, int], int]
+    manager_of: dict[int, str]
+    managers: list[tuple[str, str, str | None]]
+
+
+def _study_parts(db: sqlite3.Connection) -> _StudyParts:
+    parts = _StudyParts({}, {}, [])
+    for opt_id, manager_id, local in db.execute("SELECT opt_id, manager_id, local_opt_id FROM optimizers"):
+        parts.ids[(manager_id, local)] = opt_id
+        parts.manager_of[opt_id] = manager_id
+    parts.managers = db.execute("SELECT manager_id, state, end_reason FROM managers ORDER BY started_at").fetchall()
+    return parts
 
 
 def _json_safe(obj: Any) -> Any:
@@ -347,7 +408,7 @@ def static_page(run_dir: str | os.PathLike[str]) -> str:
     """The page of the run as it is now, as one self-contained HTML document (data and
     Plotly inside: it opens without a server or a network)."""
     follower = RunFollower(run_dir)
-    if not follower.log_path.exists():
+    if follower.log_path is not None and not follower.log_path.exists():
         raise FileNotFoundError(f"no evaluation log at {follower.log_path} (a run writes it into its working_dir)")
     state = follower.state()
     js = plotly_js().replace("</script", "<\\/script")
@@ -406,10 +467,9 @@ class Dashboard:
 
     def __init__(self, run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  refresh: float = DEFAULT_REFRESH) -> None:
-        where = Path(run_dir)
-        if not where.exists():
-            raise FileNotFoundError(f"no run directory {where}")
-        self.follower = RunFollower(where)
+        if not _is_url(run_dir) and not Path(run_dir).exists():
+            raise FileNotFoundError(f"no run directory {run_dir}")
+        self.follower = RunFollower(run_dir)
         self._server = _Server((host, port), self.follower, page_html(refresh).encode(), plotly_js().encode())
         address = self._server.server_address
         self.host, self.port = str(address[0]), int(address[1])
@@ -441,7 +501,7 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
         board = Dashboard(run_dir, host, port, refresh)
     except OSError as e:
         raise GlompoError(f"cannot serve the dashboard on {host}:{port}: {e}") from e
-    announce(f"dashboard of {board.follower.run_dir}: {board.url}  (Ctrl-C to stop)")
+    announce(f"dashboard of {board.follower.where}: {board.url}  (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(3600)
