@@ -452,10 +452,17 @@ class Settings:
         from .policies import defaults
 
         dim = self.bounds.dim
+        max_jobs = self.max_jobs if self.max_jobs is not None else default_max_jobs()
+        backend = self.backend
+        selector = self.opt_selector
+        if selector is None:
+            selector = defaults.default_selector(dim, max_jobs)
+            backend = defaults.default_level1(backend, max_jobs)
         return replace(
             self,
-            opt_selector=self.opt_selector if self.opt_selector is not None else defaults.default_selector(dim),
-            max_jobs=self.max_jobs if self.max_jobs is not None else default_max_jobs(),
+            opt_selector=selector,
+            backend=backend,
+            max_jobs=max_jobs,
             convergence_checker=(self.convergence_checker if self.convergence_checker is not None
                                  else defaults.default_checker(dim)),
             killing_conditions=(self.killing_conditions if self.killing_conditions is not None
