@@ -935,6 +935,18 @@ def machine_info() -> dict[str, Any]:
 
 
 # =========================================================================== CLI
+def parse_runs(spec: str) -> list[int]:
+    """``'0-2,5'`` -> ``[0, 1, 2, 5]`` (run indices; ValueError if malformed)."""
+    out: list[int] = []
+    for part in spec.split(","):
+        a, _, b = part.strip().partition("-")
+        lo, hi = int(a), int(b or a)
+        if lo < 0 or hi < lo:
+            raise ValueError(spec)
+        out.extend(range(lo, hi + 1))
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Solution quality of the manager's defaults next to peers "
                                             "(see the module docstring).")
@@ -974,7 +986,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="JSON OLD=NEW [OLD=NEW ...]: copy a result file into --out with configurations "
                         "renamed (OLD= with nothing after '=' drops OLD), e.g. to keep an earlier "
                         "version's runs beside new ones in --combine, and nothing else")
+    p.add_argument("--only-runs", default=None, metavar="RUNS",
+                   help="with --combine: keep only these run indices, e.g. '0-2' or '3,4' (to score a "
+                        "tuning set and a held-out set of instances apart)")
     args = p.parse_args(argv)
+    if args.only_runs is not None:
+        try:
+            parse_runs(args.only_runs)
+        except ValueError:
+            p.error(f"--only-runs: expected run indices like '0-2' or '3,4', got {args.only_runs!r}")
     if args.relabel is not None:
         if len(args.relabel) < 2 or args.out is None or not all("=" in m for m in args.relabel[1:]):
             p.error("--relabel needs JSON OLD=NEW [OLD=NEW ...] and --out")
@@ -1017,7 +1037,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.replot is not None:
         return replot(args.replot, plots=not args.no_plots)
     if args.combine:
-        return combine(args.combine, args.out, plots=not args.no_plots)
+        return combine(args.combine, args.out, plots=not args.no_plots,
+                       only_runs=None if args.only_runs is None else parse_runs(args.only_runs))
     started = _dt.datetime.now(_dt.timezone.utc)
     t_start = time.perf_counter()
     if args.suite == "bbob":
@@ -1168,10 +1189,10 @@ def replot(path: Path, plots: bool = True) -> int:
     return 0
 
 
-def combine(paths: Sequence[Path], out: Path, plots: bool = True) -> int:
+def combine(paths: Sequence[Path], out: Path, plots: bool = True, only_runs: Sequence[int] | None = None) -> int:
     """Merge the runs of several result files of one setting (suite, dim, budget) into
     ``out``; a (config, problem, seed) present in more than one file is kept once (the
-    first).  Configurations are those present in every file's settings, in first-seen
+    first); with ``only_runs``, only runs of those indices (seeds).  Configurations are those present in every file's settings, in first-seen
     order; the table and figures are redone as :func:`replot` does."""
     docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
     key = ("suite", "dim", "budget")
@@ -1186,6 +1207,8 @@ def combine(paths: Sequence[Path], out: Path, plots: bool = True) -> int:
     for d in docs:
         for r in d["runs"]:
             k = (r["config"], r["problem"], r["seed"])
+            if only_runs is not None and r["seed"] not in only_runs:
+                continue
             if k not in seen:
                 seen.add(k)
                 runs.append(r)

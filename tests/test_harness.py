@@ -231,6 +231,9 @@ def test_combine_merges_parts(quality, tmp_path):
     doc = json.loads(out.read_text())
     assert len(doc["runs"]) == 2 and doc["settings"]["seeds"] == 2
     assert doc["summary"]["a"]["_ecdf_area"]["all"]["runs"] == 2
+    assert quality.main(["--combine", *map(str, paths), "--only-runs", "1", "--out", str(out), "--no-plots"]) == 0
+    assert [r["seed"] for r in json.loads(out.read_text())["runs"]] == [1]
+    assert quality.parse_runs("0-2,5") == [0, 1, 2, 5]
 
 
 def test_relabel_renames_and_drops_configs(quality, tmp_path):
