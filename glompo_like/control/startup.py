@@ -39,8 +39,11 @@ def start_run(s: Any, ledger: Ledger, spawner: Spawner, space: workspace.Workspa
         study.start(ledger, resources)
     if checkpointer.resumed:
         ckpt.rollback_log(ledger, spawner)
+    left = remaining_evals(s.convergence_checker, ledger.view)
+    if study is not None and study.ended() is not None:
+        left = 0  # the study is over: this run will not evaluate anything, so nothing is probed
     plan, probes = resolve(s, spawner.task_bytes, spawner.rng, previous=checkpointer.previous_plan,
-                           budget=remaining_evals(s.convergence_checker, ledger.view),
+                           budget=left,
                            resumed=0 in ledger.records)
     for profile, description in probes:  # its evaluations are real: optimizer 0
         ledger.record_probe(profile.probes, description)

@@ -250,7 +250,8 @@ def resolve(settings: Any, task_bytes: bytes | None, rng: np.random.Generator, *
     """Decide everything ``"auto"`` (measuring the task where needed) and the start methods.
 
     ``previous``: the plan of the run being resumed (its ``"auto"`` choices are kept);
-    ``budget``: evaluations left (a thread-slice probe takes at most 5 % of it);
+    ``budget``: evaluations left (a thread-slice probe takes at most 5 % of it; with 0 left
+    nothing is probed);
     ``resumed``: a resumed run never probes for the thread slice.  Returns the plan and the
     probes run, whose evaluations are real and must be logged.
     """
@@ -272,6 +273,11 @@ def resolve(settings: Any, task_bytes: bytes | None, rng: np.random.Generator, *
         l2 = [p if b == "auto" else b for b, p in zip(l2, previous.level2, strict=False)] + l2[len(previous.level2):]
         reasons["backend"] = previous.reasons.get("backend", "") + " (kept from the resumed run)"
         probe_info = previous.probe
+        profile = None
+    elif needs_probe and budget == 0:  # nothing left to evaluate (e.g. the joined study has ended)
+        l2 = ["serial" if b == "auto" else b for b in l2]
+        l1 = "threads" if l1 == "auto" else l1
+        reasons["backend"] = "no evaluations are left, so the task was not probed: 'auto' chose serial / threads"
         profile = None
     elif needs_probe:
         profile = probe_task(settings.task, settings.bounds, rng)
