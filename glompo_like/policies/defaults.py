@@ -2,7 +2,8 @@
 
 What a run uses when the caller leaves ``opt_selector``, ``convergence_checker``,
 ``killing_conditions``, ``x0_generator`` or ``hunt_frequency`` unset.  They were chosen on
-benchmarks (see docs/benchmarks.rst); each function takes the problem's dimension.
+benchmarks (see docs/benchmarks.rst); each function takes the problem's dimension, and
+:func:`default_selector` and :func:`default_level1` also the run's slots (``max_jobs``).
 """
 
 from __future__ import annotations
