@@ -23,15 +23,19 @@ Configurations
     points, default hunting),
     one optimizer at a time, so evaluations are counted in sequence.
 ``glompo_default_2jobs``
-    The same with ``backend="processes", max_jobs=2`` (two optimizers at once): for wall
-    time; the evaluation count interleaves two optimizers.
+    The same with ``backend="processes", max_jobs=2``: the defaults on two slots.  Since
+    issue 20 that is one restarted CMA-ES at a time whose population is evaluated on both
+    slots (Level 2 ``backend="auto"``), so it makes the same kind of search as one job;
+    before, two optimizers ran at once and interleaved their evaluations.  Earlier results
+    are kept as ``before_default_2jobs`` (``--relabel``).
 ``glompo_unmanaged``
     As ``glompo_default`` with ``killing_conditions=False`` (no hunting; optimizers end
     only by their own stopping rules).  With one job no optimizer is ever hunted anyway,
     so this equals ``glompo_default``; the next one is the informative comparison.
 ``glompo_unmanaged_2jobs``
     As ``glompo_default_2jobs`` with ``killing_conditions=False``: what hunting adds when
-    two optimizers run at once.
+    two optimizers run at once (hunters act only then, so with the pooled defaults of
+    issue 20, one optimizer at a time, it equals ``glompo_default_2jobs``).
 ``glompo_fixed_popsize`` (only with ``--configs``)
     As ``glompo_default`` with the defaults before issue 8: ``CycleSelector([CMAOptimizer])``
     (every restart with pycma's default population) and ``MinFuncCalls(100 * dim) &
@@ -849,6 +853,7 @@ def format_timing_table(timing: dict[str, dict[str, dict[str, Any]]], configs: S
 STYLES: dict[str, dict[str, Any]] = {
     "glompo_default": {"color": "C0", "ls": "-", "lw": 2.4},
     "glompo_default_2jobs": {"color": "C1", "ls": "-", "lw": 1.4},
+    "before_default_2jobs": {"color": "C1", "ls": (0, (2, 2)), "lw": 1.2},
     "glompo_unmanaged": {"color": "C2", "ls": (0, (4, 3)), "lw": 1.4},
     "glompo_unmanaged_2jobs": {"color": "C7", "ls": (0, (4, 3)), "lw": 1.4},
     "glompo_fixed_popsize": {"color": "C8", "ls": (0, (6, 2)), "lw": 1.4},
@@ -930,6 +935,18 @@ def machine_info() -> dict[str, Any]:
 
 
 # =========================================================================== CLI
+def parse_runs(spec: str) -> list[int]:
+    """``'0-2,5'`` -> ``[0, 1, 2, 5]`` (run indices; ValueError if malformed)."""
+    out: list[int] = []
+    for part in spec.split(","):
+        a, _, b = part.strip().partition("-")
+        lo, hi = int(a), int(b or a)
+        if lo < 0 or hi < lo:
+            raise ValueError(spec)
+        out.extend(range(lo, hi + 1))
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Solution quality of the manager's defaults next to peers "
                                             "(see the module docstring).")
@@ -965,7 +982,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
                    help="merge the runs of these result files (same suite, dim, budget) into --out, "
                         "redo the table and figures, and nothing else")
+    p.add_argument("--relabel", nargs="+", default=None, metavar="ARG",
+                   help="JSON OLD=NEW [OLD=NEW ...]: copy a result file into --out with configurations "
+                        "renamed (OLD= with nothing after '=' drops OLD), e.g. to keep an earlier "
+                        "version's runs beside new ones in --combine, and nothing else")
+    p.add_argument("--only-runs", default=None, metavar="RUNS",
+                   help="with --combine: keep only these run indices, e.g. '0-2' or '3,4' (to score a "
+                        "tuning set and a held-out set of instances apart)")
     args = p.parse_args(argv)
+    if args.only_runs is not None:
+        try:
+            parse_runs(args.only_runs)
+        except ValueError:
+            p.error(f"--only-runs: expected run indices like '0-2' or '3,4', got {args.only_runs!r}")
+    if args.relabel is not None:
+        if len(args.relabel) < 2 or args.out is None or not all("=" in m for m in args.relabel[1:]):
+            p.error("--relabel needs JSON OLD=NEW [OLD=NEW ...] and --out")
+        return args
     if args.dim is None:
         args.dim = (3 if args.suite == "functions" else 2) if args.quick else 10
     if args.budget is None:
@@ -998,10 +1031,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.relabel is not None:
+        return relabel(Path(args.relabel[0]), dict(m.split("=", 1) for m in args.relabel[1:]), args.out,
+                       plots=not args.no_plots)
     if args.replot is not None:
         return replot(args.replot, plots=not args.no_plots)
     if args.combine:
-        return combine(args.combine, args.out, plots=not args.no_plots)
+        return combine(args.combine, args.out, plots=not args.no_plots,
+                       only_runs=None if args.only_runs is None else parse_runs(args.only_runs))
     started = _dt.datetime.now(_dt.timezone.utc)
     t_start = time.perf_counter()
     if args.suite == "bbob":
@@ -1152,10 +1189,10 @@ def replot(path: Path, plots: bool = True) -> int:
     return 0
 
 
-def combine(paths: Sequence[Path], out: Path, plots: bool = True) -> int:
+def combine(paths: Sequence[Path], out: Path, plots: bool = True, only_runs: Sequence[int] | None = None) -> int:
     """Merge the runs of several result files of one setting (suite, dim, budget) into
     ``out``; a (config, problem, seed) present in more than one file is kept once (the
-    first).  Configurations are those present in every file's settings, in first-seen
+    first); with ``only_runs``, only runs of those indices (seeds).  Configurations are those present in every file's settings, in first-seen
     order; the table and figures are redone as :func:`replot` does."""
     docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
     key = ("suite", "dim", "budget")
@@ -1170,6 +1207,8 @@ def combine(paths: Sequence[Path], out: Path, plots: bool = True) -> int:
     for d in docs:
         for r in d["runs"]:
             k = (r["config"], r["problem"], r["seed"])
+            if only_runs is not None and r["seed"] not in only_runs:
+                continue
             if k not in seen:
                 seen.add(k)
                 runs.append(r)
@@ -1181,6 +1220,26 @@ def combine(paths: Sequence[Path], out: Path, plots: bool = True) -> int:
                 "combined_from": [str(p) for p in paths]}
     doc = {**docs[0], "settings": settings, "runs": runs,
            "duration_s": float(sum(d.get("duration_s", 0.0) for d in docs))}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, doc)
+    return replot(out, plots=plots)
+
+
+def relabel(path: Path, mapping: dict[str, str], out: Path, plots: bool = True) -> int:
+    """Copy the result file ``path`` into ``out`` with configurations renamed by ``mapping``
+    (``old -> new``; an empty ``new`` drops ``old``), then redo its table and figures.  Keeps
+    an earlier version's runs under another name, e.g. ``glompo_default_2jobs`` as
+    ``before_default_2jobs`` (a name ending in ``_2jobs`` counts as two cores in the modelled
+    time), for :func:`combine` with new runs of the same name."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    runs = []
+    for r in doc["runs"]:
+        new = mapping.get(r["config"], r["config"])
+        if new:
+            runs.append({**r, "config": new})
+    configs = [mapping.get(c, c) for c in doc["settings"]["configs"] if mapping.get(c, c)]
+    doc = {**doc, "runs": runs, "settings": {**doc["settings"], "configs": configs, "relabelled": mapping}}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, doc)

@@ -266,12 +266,16 @@ class Settings:
         as_bounds, resume=False)
     opt_selector: BaseSelector = option(
         None, "Which optimizers to start (a selector from :mod:`glompo_like.policies`).  Default: "
-        ":func:`~glompo_like.policies.defaults.default_selector`.", _selector)
+        ":func:`~glompo_like.policies.defaults.default_selector`: CMA-ES restarts with growing "
+        "populations; with 2 or 3 slots (``max_jobs``) one optimizer at a time evaluates its population on "
+        "all of them.", _selector)
     backend: Level1 = option(
         "processes", "Level 1 parallelism: ``\"threads\"``, ``\"processes\"`` (default), "
         "``\"processes_forced\"`` (non-daemonic, so optimizers may own process pools), or ``\"auto\"`` "
         "(measure the task briefly and choose; see :mod:`glompo_like.execution.auto`).  An optimizer "
-        "entry's own ``backend`` (Level 2) may be ``\"auto\"`` too.", _backend)
+        "entry's own ``backend`` (Level 2) may be ``\"auto\"`` too.  With the default ``opt_selector`` and 2 "
+        "or 3 slots, ``\"processes\"`` becomes ``\"processes_forced\"``, so that the one optimizer may own a "
+        "process pool (:func:`~glompo_like.policies.defaults.default_level1`).", _backend)
     max_jobs: int = option(
         None, "Slots (cores) the run may use; an optimizer takes ``workers`` slots.  Default: the cores "
         "available to this process.", _max_jobs)
@@ -454,10 +458,17 @@ class Settings:
         from .policies import defaults
 
         dim = self.bounds.dim
+        max_jobs = self.max_jobs if self.max_jobs is not None else default_max_jobs()
+        backend = self.backend
+        selector = self.opt_selector
+        if selector is None:
+            selector = defaults.default_selector(dim, max_jobs)
+            backend = defaults.default_level1(backend, max_jobs)
         return replace(
             self,
-            opt_selector=self.opt_selector if self.opt_selector is not None else defaults.default_selector(dim),
-            max_jobs=self.max_jobs if self.max_jobs is not None else default_max_jobs(),
+            opt_selector=selector,
+            backend=backend,
+            max_jobs=max_jobs,
             convergence_checker=(self.convergence_checker if self.convergence_checker is not None
                                  else defaults.default_checker(dim)),
             killing_conditions=(self.killing_conditions if self.killing_conditions is not None

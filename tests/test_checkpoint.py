@@ -283,7 +283,10 @@ def test_chkpt_file_and_checkpoint_method_trigger_checkpoints(backend, tmp_path)
 
 
 def test_stop_files(tmp_path):
+    # two CMA-ES optimizers at once (pinned: the pooled default with 2 slots runs one at a time,
+    # starting with a quick local search that may end before its STOP file is seen)
     m = GloMPOManager(task=_faulty.slow, bounds=[(-1, 1)] * 3, backend="threads", max_jobs=2, seed=1,
+                      opt_selector=CycleSelector([CMAOptimizer]),
                       convergence_checker=MaxFuncCalls(10_000), working_dir=tmp_path)
 
     def poke():

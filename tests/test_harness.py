@@ -231,6 +231,22 @@ def test_combine_merges_parts(quality, tmp_path):
     doc = json.loads(out.read_text())
     assert len(doc["runs"]) == 2 and doc["settings"]["seeds"] == 2
     assert doc["summary"]["a"]["_ecdf_area"]["all"]["runs"] == 2
+    assert quality.main(["--combine", *map(str, paths), "--only-runs", "1", "--out", str(out), "--no-plots"]) == 0
+    assert [r["seed"] for r in json.loads(out.read_text())["runs"]] == [1]
+    assert quality.parse_runs("0-2,5") == [0, 1, 2, 5]
+
+
+def test_relabel_renames_and_drops_configs(quality, tmp_path):
+    run = {"problem": "sphere_d2", "function": "sphere", "seed": 0, "fopt": 0.0, "n_evals": 100, "wall_s": 1.0,
+           "final_best": 0.5, "trace": [[1, 0.5, 0.0]]}
+    doc = {"settings": {"suite": "functions", "dim": 2, "budget": 100, "seeds": 1, "configs": ["a", "b"],
+                        "functions": ["sphere"], "cpu_ms": 0.0},
+           "runs": [{**run, "config": "a"}, {**run, "config": "b"}]}
+    src, out = tmp_path / "old.json", tmp_path / "renamed.json"
+    src.write_text(json.dumps(doc))
+    assert quality.main(["--relabel", str(src), "a=before_a", "b=", "--out", str(out), "--no-plots"]) == 0
+    got = json.loads(out.read_text())
+    assert [r["config"] for r in got["runs"]] == ["before_a"] and got["settings"]["configs"] == ["before_a"]
 
 
 def test_summarise_function(quality):

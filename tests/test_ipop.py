@@ -202,3 +202,59 @@ def test_default_run_starts_growing_populations() -> None:
     pops = [len(r.fx) // r.generations for r in recs]  # evaluations per generation
     base = CMAOptimizer.default_popsize(3)
     assert pops[:4] == [base, 2 * base, base, 4 * base][: len(pops[:4])]
+
+
+@pytest.mark.parametrize("max_jobs, pooled", [(1, False), (2, True), (3, True), (4, False)])
+def test_default_with_few_slots_runs_one_pooled_optimizer(max_jobs: int, pooled: bool) -> None:
+    """Issue 20: with 2-3 slots the default runs one restarted CMA-ES whose population is
+    evaluated on every slot, rather than several optimizers splitting the evaluations."""
+    m = GloMPOManager(rastrigin, [(-5.12, 5.12)] * 3, convergence_checker=MaxFuncCalls(10), max_jobs=max_jobs,
+                      status=None)
+    sel = m.settings.opt_selector
+    assert isinstance(sel, IPOPSelector) and (sel.growth, sel.steps, sel.interleave) == (2.0, 6, True)
+    entry = sel.entries[0]
+    assert entry.workers == (max_jobs if pooled else 1)
+    assert entry.backend == ("auto" if pooled else "serial")
+    assert (sel.first is not None) == pooled  # the pooled default starts with a local search
+    # daemonic processes cannot own the pool "auto" may choose: the default Level 1 becomes non-daemonic
+    assert m.settings.backend == ("processes_forced" if pooled else "processes")
+
+
+def test_explicit_backend_and_selector_are_kept_with_few_slots() -> None:
+    m = GloMPOManager(rastrigin, [(-5.12, 5.12)] * 3, convergence_checker=MaxFuncCalls(10), max_jobs=2,
+                      backend="threads", status=None)
+    assert m.settings.backend == "threads" and m.settings.opt_selector.entries[0].workers == 2
+    m = GloMPOManager(rastrigin, [(-5.12, 5.12)] * 3, convergence_checker=MaxFuncCalls(10), max_jobs=2,
+                      opt_selector=IPOPSelector(CMAOptimizer), status=None)
+    assert m.settings.backend == "processes" and m.settings.opt_selector.entries[0].workers == 1
+
+
+def test_pooled_default_run_uses_one_optimizer_at_a_time() -> None:
+    m = GloMPOManager(rastrigin, [(-5.12, 5.12)] * 3, convergence_checker=MaxFuncCalls(1500), backend="threads",
+                      max_jobs=2, seed=1, status=None)
+    with m:
+        result = m.start_manager()
+    recs = [r for r in m.ledger.records.values() if "probe" not in r.description]  # backend="auto" probes first
+    assert len(recs) >= 3 and result.stats["f_evals"] >= 1500
+    # a local L-BFGS-B start, then the CMA-ES schedule from its first step
+    assert recs[0].description.startswith("ScipyOptimizer(ftol=1e-15, gtol=1e-12, maxfun=300)")
+    assert [r.description.split(" ")[0] for r in recs[1:3]] == [
+        f"CMAOptimizer(popsize_factor={f})" for f in (1.0, 2.0)]
+    assert all(r.slots == 2 for r in recs)  # each takes both slots, so one runs at a time
+
+
+def test_ipop_first_entry_runs_once_before_the_schedule() -> None:
+    from glompo_like.optimizers import ScipyOptimizer
+
+    s = IPOPSelector(CMAOptimizer, interleave=True, first=(ScipyOptimizer, {"ftol": 1e-12}))
+    assert s.entries[-1].cls is ScipyOptimizer and len(s.entries) == len(s.factors) + 1
+    assert "first=ScipyOptimizer(ftol=1e-12)" in repr(s)
+    run, counters, _ = make_run()
+    got = []
+    for k in range(5):
+        counters.opts_started = k
+        got.append(s.select(run, 1, np.random.default_rng(0)))
+    assert got[0].cls is ScipyOptimizer
+    assert [e.kwargs["popsize_factor"] for e in got[1:]] == [1.0, 2.0, 1.0, 4.0]  # the schedule from its start
+    with pytest.raises(ConfigTypeError, match="first must be one optimizer entry"):
+        IPOPSelector(CMAOptimizer, first=[CMAOptimizer, DEOptimizer])

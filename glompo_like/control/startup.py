@@ -44,7 +44,7 @@ def start_run(s: Any, ledger: Ledger, spawner: Spawner, space: workspace.Workspa
     budget = remaining_evals(s.convergence_checker, ledger.view)
     plan, probes = resolve(s, spawner.task_bytes, spawner.rng, previous=checkpointer.previous_plan,
                            budget=budget, resumed=0 in ledger.records,
-                           measure=study is None or not study.over(budget))
+                           measure=budget != 0 and (study is None or not study.over(budget)))
     for profile, description in probes:  # its evaluations are real: optimizer 0
         ledger.record_probe(profile.probes, description)
     preload(plan, s.opt_selector.entries)

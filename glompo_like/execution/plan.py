@@ -252,7 +252,7 @@ def resolve(settings: Any, task_bytes: bytes | None, rng: np.random.Generator, *
     ``previous``: the plan of the run being resumed (its ``"auto"`` choices are kept);
     ``budget``: evaluations left (a thread-slice probe takes at most 5 % of it);
     ``resumed``: a resumed run never probes for the thread slice; ``measure=False``: the run
-    will start nothing (it joined a study that has ended), so the task is never called and
+    will start nothing (no evaluation is left, or it joined a study that has ended), so the task is never called and
     ``"auto"`` takes the plain choices (threads, serial, no turns).  Returns the plan and
     the probes run, whose evaluations are real and must be logged.
     """
