@@ -362,14 +362,16 @@ def test_ctrl_c_closes_the_embedded_cluster(tmp_path):
 def test_cheap_evaluations_are_batched_expensive_ones_are_not():
     pool = DaskPool(b"task", 2, "tcp://127.0.0.1:1", "opt1")
     assert pool.batches(5) == [[0], [1], [2], [3], [4]]  # first generation: nothing known yet
-    pool._threads, pool._mean_duration = 2, 1e-5  # cheap: as few tasks as the cluster has threads
-    assert pool.batches(16) == [list(range(8)), list(range(8, 16))]
+    pool._threads, pool._mean_duration = 2, 1e-5  # cheap: one task (another would cost more than it saves)
+    assert pool.batches(16) == [list(range(16))]
     pool._threads = 64
-    assert pool.batches(16) == [[i] for i in range(16)]
+    assert pool.batches(16) == [list(range(16))]
     pool._threads, pool._mean_duration = 2, 0.05  # expensive: one task each, as before
     assert pool.batches(3) == [[0], [1], [2]]
-    pool._mean_duration = 0.005  # in between: 4 evaluations make a task's cost a tenth of its work
-    assert pool.batches(16) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
+    pool._mean_duration = 0.005  # in between: one task per thread
+    assert pool.batches(16) == [list(range(8)), list(range(8, 16))]
+    pool._threads, pool._mean_duration = 8, 0.001  # 3 tasks: 3 * 2 ms + 16 ms / 3 is the least
+    assert pool.batches(16) == [list(range(6)), list(range(6, 12)), list(range(12, 16))]
 
 
 def test_a_batched_generation_comes_back_in_candidate_order():

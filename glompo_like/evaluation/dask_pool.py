@@ -22,12 +22,14 @@ What the pool does, exactly:
   ``glompo_like`` and whatever the task refers to by module name.
 - **Results in candidate order**, taken as they complete (``distributed.as_completed``).
 - **Cheap evaluations travel in batches.**  Each Dask task costs the scheduler about a
-  millisecond or two (:data:`TASK_COST`), more than a cheap evaluation itself.  The first
-  generation goes out one evaluation per task; from then on, when the last generation's
-  evaluations took less than ``TASK_COST / TASK_COST_SHARE`` (20 ms) on average, one task
-  evaluates several points in turn: as many as bring the cost per task down to a tenth of
-  its work, and never fewer tasks than the cluster has threads.  Expensive evaluations
-  still go one per task (the scheduler balances them).  A batch shares its fate: a worker
+  millisecond or two (:data:`TASK_COST`, paid one task after another by the scheduler),
+  more than a cheap evaluation itself.  The first generation goes out one evaluation per
+  task; from then on, when the last generation's evaluations took less than ``TASK_COST /
+  TASK_COST_SHARE`` (20 ms) on average, the generation is split into the ``k`` tasks (at
+  most one per thread of the cluster) that make ``k * TASK_COST + work / k`` smallest, each
+  evaluating its points in turn: a generation of 16 evaluations of 20 µs is one task, of
+  5 ms on 2 threads two.  Expensive evaluations still go one per task (the scheduler
+  balances them).  A batch shares its fate: a worker
   dying mid-batch runs the whole batch again, and each of its evaluations counts the
   death.
 - **A worker dies mid-evaluation.**  The evaluation runs again on another worker.  An
@@ -305,11 +307,12 @@ class DaskPool(BatchPool):
     def batches(self, n: int) -> list[list[int]]:
         """The candidates ``0 .. n - 1`` split into the batches of one generation (see
         "Cheap evaluations travel in batches" in the module docstring)."""
-        size = 1
+        tasks = n
         mean = self._mean_duration
-        if mean is not None and mean * TASK_COST_SHARE < TASK_COST:
-            want = math.ceil(TASK_COST / (TASK_COST_SHARE * max(mean, 1e-9)))
-            size = max(1, min(want, math.ceil(n / self._threads)))
+        if mean is not None and mean * TASK_COST_SHARE < TASK_COST and n:
+            work = n * mean  # the time the fewest tasks take: their cost, then the work spread over threads
+            tasks = min(range(1, min(n, self._threads) + 1), key=lambda k: k * TASK_COST + work / k)
+        size = math.ceil(n / tasks) if n else 1
         return [list(range(i, min(n, i + size))) for i in range(0, n, size)]
 
     def evaluate(self, xs, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
