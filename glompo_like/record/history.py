@@ -63,7 +63,7 @@ class GrowingArray:
         if k >= self._n:
             return
         if k <= 0:
-            self._data = np.empty((0,) + self._data.shape[1:])
+            self._data = _empty(self._data.shape[1:])
         else:
             self._data[:k] = self._data[self._n - k : self._n]
         self._n = max(0, k)
@@ -86,6 +86,18 @@ class GrowingArray:
         else:  # pickled by an older version: (None, {"_data": ..., "_n": ...})
             slots = state[1] if isinstance(state, tuple) else state
             self._data, self._n = slots["_data"], slots["_n"]
+
+
+_EMPTY: dict[tuple[int, ...], np.ndarray] = {}
+
+
+def _empty(shape: tuple[int, ...]) -> np.ndarray:
+    """One shared empty buffer per shape (never written to: any append reallocates), so
+    the thousands of ended optimizers of a long run do not hold one each."""
+    a = _EMPTY.get(shape)
+    if a is None:
+        a = _EMPTY[shape] = np.empty((0,) + shape)
+    return a
 
 
 def keep_for(hunter: Any) -> int:

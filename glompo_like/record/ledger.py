@@ -107,7 +107,9 @@ class OptimizerRecord:
         best = float(self.best_trace.view()[k - 1])
         if best < self.best_before:  # reached in the part dropped now: its first evaluation
             i = int(np.argmax(self.fx.view()[:k] == best))
-            self.best_before, self.best_x_before = best, self.xs.view()[i].copy()
+            x = self.xs.view()[i]
+            same = best == self.best_fx and self.best_x is not None and np.array_equal(x, self.best_x)
+            self.best_before, self.best_x_before = best, self.best_x if same else x.copy()
         for a in (self.fx, self.best_trace, self.xs):
             a.keep_last(keep)
         self.dropped += k
