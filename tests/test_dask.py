@@ -357,3 +357,36 @@ def test_ctrl_c_closes_the_embedded_cluster(tmp_path):
     assert not _gone(pids, within=30.0)
     summary = json.dumps(read_log(tmp_path / "run", optimizers=True)["end_kind"].tolist())
     assert "crashed" not in summary
+
+
+def test_cheap_evaluations_are_batched_expensive_ones_are_not():
+    pool = DaskPool(b"task", 2, "tcp://127.0.0.1:1", "opt1")
+    assert pool.batches(5) == [[0], [1], [2], [3], [4]]  # first generation: nothing known yet
+    pool._threads, pool._mean_duration = 2, 1e-5  # cheap: one task (another would cost more than it saves)
+    assert pool.batches(16) == [list(range(16))]
+    pool._threads = 64
+    assert pool.batches(16) == [list(range(16))]
+    pool._threads, pool._mean_duration = 2, 0.05  # expensive: one task each, as before
+    assert pool.batches(3) == [[0], [1], [2]]
+    pool._mean_duration = 0.005  # in between: one task per thread
+    assert pool.batches(16) == [list(range(8)), list(range(8, 16))]
+    pool._threads, pool._mean_duration = 8, 0.001  # 3 tasks: 3 * 2 ms + 16 ms / 3 is the least
+    assert pool.batches(16) == [list(range(6)), list(range(6, 12)), list(range(12, 16))]
+
+
+def test_a_batched_generation_comes_back_in_candidate_order():
+    import cloudpickle
+
+    address, close = start_local_cluster(2)
+    try:
+        pool = DaskPool(cloudpickle.dumps(sphere), 2, address, "opt1")
+        try:
+            xs = np.random.default_rng(0).uniform(-1, 1, (16, 3))
+            for _ in range(3):
+                out = pool.evaluate(xs)
+                assert [o.fx for o in out] == [sphere(x) for x in xs]
+            assert len(pool.batches(16)) < 16  # (it did batch)
+        finally:
+            pool.close()
+    finally:
+        close()

@@ -189,3 +189,25 @@ def test_the_choice_is_in_the_summary_and_checkpoint_config(tmp_path):
     assert "pool_start_method: fork" in text
     assert m._checkpoint_record({})["settings"]["pool_start_method"] == "fork"
     assert m._checkpoint_record({})["manager"]["plan"].pool_start_method == "fork"
+
+
+def test_pycma_is_imported_without_its_optional_heavy_modules():
+    """Importing pycma for a run does without scipy.stats and matplotlib (most of its
+    import time); both stay importable, and a process that has them keeps them."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from glompo_like.optimizers.cma import _import_cma\n"
+        "cma = _import_cma()\n"
+        "assert 'scipy.stats' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)\n"
+        "es = cma.CMAEvolutionStrategy([0.0, 0.0], 0.5, {'verbose': -9, 'seed': 1})\n"
+        "es.tell(es.ask(), [1.0] * es.popsize)\n"
+        "import scipy.stats, matplotlib\n"
+        "assert scipy.stats.kendalltau is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    before = "import scipy.stats\nimport sys\nfrom glompo_like.optimizers.cma import _import_cma\n_import_cma()\n" \
+             "assert sys.modules['scipy.stats'] is not None\nimport cma.fitness_models as f\n" \
+             "assert f._kendalltau is sys.modules['scipy.stats'].kendalltau\n"
+    subprocess.run([sys.executable, "-c", before], check=True, timeout=60)

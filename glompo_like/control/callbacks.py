@@ -214,7 +214,7 @@ class Callbacks:
         if not self.callbacks or not rec.opt_id:  # (optimizer 0 is the task probe)
             return
         self._emit(view, OptimizerEnded(rec.opt_id, rec.opt_type, rec.end_kind or EndKind.STOPPED,
-                                        rec.end_reason or "", len(rec.fx), rec.best_fx))
+                                        rec.end_reason or "", rec.n_points, rec.best_fx))
 
     def errors(self) -> list[str]:
         """One line per callback that raised: its name, how often, the first error."""

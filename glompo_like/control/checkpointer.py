@@ -327,7 +327,8 @@ def restore_points(ledger: Ledger, working_dir: Path | None) -> None:
     points: dict[int, np.ndarray] = {}
     if working_dir is not None and (working_dir / LOG_NAME).exists():
         try:
-            points = read_points(working_dir, ledger.bounds.dim, ledger.counters.f_evals)
+            wanted = {r.opt_id: len(r.fx) for r in ledger.records.values() if r.xs is None}
+            points = read_points(working_dir, ledger.bounds.dim, ledger.counters.f_evals, wanted)
         except sqlite3.Error as e:
             log.warning("resuming: could not read evaluated points from the log (%s)", e)
     missing = [r.opt_id for r in ledger.records.values() if not r.restore_points(points.get(r.opt_id))]

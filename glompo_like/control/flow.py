@@ -123,7 +123,7 @@ def outstanding(records: Iterable[OptimizerRecord]) -> tuple[int, int]:
 def _evals(rec: OptimizerRecord) -> int:
     """Evaluations ``rec`` made: with ``samples > 1`` its rows outnumber its history's points,
     and the budget counts rows."""
-    return max(rec.n_rows, len(rec.fx))
+    return max(rec.n_rows, rec.n_points)
 
 
 class Acks:

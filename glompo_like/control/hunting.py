@@ -41,7 +41,7 @@ class Hunt:
 
     def victims(self, records: dict[int, OptimizerRecord], view: RunView) -> Iterator[tuple[OptimizerRecord, str]]:
         """``(victim, reason)`` for every optimizer the best one hunts now."""
-        alive = [r for r in records.values() if r.alive and len(r.fx)]
+        alive = [r for r in records.values() if r.alive and r.n_points]
         if len(alive) < 2:
             return
         hunter = min(alive, key=lambda r: r.best_fx)

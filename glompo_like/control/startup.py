@@ -19,6 +19,7 @@ from ..execution.plan import ExecutionPlan, preload, resolve
 from ..execution.supervisor import Supervisor, make_supervisor
 from ..policies.base import remaining_evals
 from ..record import workspace
+from ..record.history import keep_for
 from ..record.ledger import Ledger
 from ..record.prints import ThreadRoutedStreams
 from . import checkpointer as ckpt
@@ -39,6 +40,7 @@ def start_run(s: Any, ledger: Ledger, spawner: Spawner, space: workspace.Workspa
     ledger.log = space.start(s.overwrite, checkpointer.run_id)
     if study is not None:
         study.start(ledger, resources)
+    ledger.keep_recent(keep_for(s.killing_conditions))  # (the rest of each history: in the log)
     if checkpointer.resumed:
         ckpt.rollback_log(ledger, spawner)
     budget = remaining_evals(s.convergence_checker, ledger.view)

@@ -21,6 +21,17 @@ What the pool does, exactly:
   cluster growing) fetches the task from a peer.  Workers must be able to import
   ``glompo_like`` and whatever the task refers to by module name.
 - **Results in candidate order**, taken as they complete (``distributed.as_completed``).
+- **Cheap evaluations travel in batches.**  Each Dask task costs the scheduler about a
+  millisecond or two (:data:`TASK_COST`, paid one task after another by the scheduler),
+  more than a cheap evaluation itself.  The first generation goes out one evaluation per
+  task; from then on, when the last generation's evaluations took less than ``TASK_COST /
+  TASK_COST_SHARE`` (20 ms) on average, the generation is split into the ``k`` tasks (at
+  most one per thread of the cluster) that make ``k * TASK_COST + work / k`` smallest, each
+  evaluating its points in turn: a generation of 16 evaluations of 20 µs is one task, of
+  5 ms on 2 threads two.  Expensive evaluations still go one per task (the scheduler
+  balances them).  A batch shares its fate: a worker
+  dying mid-batch runs the whole batch again, and each of its evaluations counts the
+  death.
 - **A worker dies mid-evaluation.**  The evaluation runs again on another worker.  An
   external cluster's scheduler re-runs the evaluations a dead worker held by itself, up
   to its ``distributed.scheduler.allowed-failures`` setting (default 3); the pool follows
@@ -71,7 +82,7 @@ import numpy as np
 from ..errors import GlompoError
 from .base import AbortCheck, BatchPool
 from .core import EvalStatus, Outcome
-from .dask_remote import TaskBlob, run_remote, short_address
+from .dask_remote import TaskBlob, run_remote_batch, short_address
 
 __all__ = ["DaskPool", "DaskUnavailable", "CONNECT_TIMEOUT"]
 
@@ -83,6 +94,11 @@ CONNECT_TIMEOUT = 5.0
 WORKER_TIMEOUT = 120.0
 #: longest time (seconds) between two looks at which workers the cluster has
 WORKER_REFRESH = 2.0
+#: what one Dask task costs the scheduler, client and worker besides the evaluation (seconds;
+#: 1-3 ms measured on a 2-core machine, see docs/performance.rst)
+TASK_COST = 0.002
+#: evaluations are batched into tasks until that cost is at most this share of a task's work
+TASK_COST_SHARE = 0.1
 
 
 class DaskUnavailable(GlompoError):
@@ -180,10 +196,12 @@ class DaskPool(BatchPool):
         self._client: Any = None
         self._blob: Any = None
         self._lock = threading.Lock()
-        self._watch: dict[str, int] = {}  # key in flight -> candidate index
+        self._watch: dict[str, list[int]] = {}  # key in flight -> its candidates' indices
         self._deaths: dict[str, list[str]] = {}  # key -> addresses of workers that died holding it
         self._subscribed: set[str] = set()  # workers whose event topic we follow
         self._next_refresh = 0.0
+        self._threads = 1  # threads of the cluster's workers, as of the last look
+        self._mean_duration: float | None = None  # of the last generation's evaluations (seconds)
 
     def __repr__(self) -> str:
         extra = "" if self.resources is None else f", resources={self.resources}"
@@ -249,7 +267,9 @@ class DaskPool(BatchPool):
         now = time.monotonic()
         if refresh or now >= self._next_refresh:
             self._next_refresh = now + WORKER_REFRESH
-            for addr in client.scheduler_info(n_workers=-1).get("workers", {}):
+            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+            self._threads = max(1, sum(int(w.get("nthreads", 1) or 1) for w in workers.values()))
+            for addr in workers:
                 if addr not in self._subscribed:
                     new.append(addr)
         for addr in new:
@@ -278,10 +298,22 @@ class DaskPool(BatchPool):
             log.exception("could not handle a Dask event")
 
     # ------------------------------------------------------------------ evaluation
-    def _submit(self, client: Any, xs: list[np.ndarray]) -> list[Any]:
-        keys = [f"glompo-{self.label}-{uuid.uuid4().hex}" for _ in xs]
-        return client.map(run_remote, xs, key=keys, blob=self._blob, label=self.label,
-                           timeout=self.timeout, pure=False, resources=self.resources)
+    def _submit(self, client: Any, batches: list[list[np.ndarray]]) -> list[Any]:
+        """One Dask task per batch of points."""
+        keys = [f"glompo-{self.label}-{uuid.uuid4().hex}" for _ in batches]
+        return client.map(run_remote_batch, batches, key=keys, blob=self._blob, label=self.label,
+                          timeout=self.timeout, pure=False, resources=self.resources)
+
+    def batches(self, n: int) -> list[list[int]]:
+        """The candidates ``0 .. n - 1`` split into the batches of one generation (see
+        "Cheap evaluations travel in batches" in the module docstring)."""
+        tasks = n
+        mean = self._mean_duration
+        if mean is not None and mean * TASK_COST_SHARE < TASK_COST and n:
+            work = n * mean  # the time the fewest tasks take: their cost, then the work spread over threads
+            tasks = min(range(1, min(n, self._threads) + 1), key=lambda k: k * TASK_COST + work / k)
+        size = math.ceil(n / tasks) if n else 1
+        return [list(range(i, min(n, i + size))) for i in range(0, n, size)]
 
     def evaluate(self, xs, should_abort: AbortCheck | None = None) -> list[Outcome | None]:
         if len(xs) == 0:
@@ -305,8 +337,10 @@ class DaskPool(BatchPool):
         out: list[Outcome | None] = [None] * n
         deaths: list[list[str]] = [[] for _ in range(n)]  # deaths survived by earlier futures
         t_wall, t0 = time.time(), time.monotonic()
-        futs = self._submit(client, [np.asarray(x) for x in xs])
-        index = {f.key: i for i, f in enumerate(futs)}
+        points = [np.asarray(x) for x in xs]
+        batches = self.batches(n)
+        futs = self._submit(client, [[points[i] for i in b] for b in batches])
+        index = {f.key: b for f, b in zip(futs, batches, strict=True)}
         live = {f.key: f for f in futs}
         with self._lock:
             self._watch.update(index)
@@ -314,24 +348,28 @@ class DaskPool(BatchPool):
         try:
             for fut, result in ac:
                 key = fut.key
-                i = index.pop(key)
+                batch = index.pop(key)
                 live.pop(key, None)
                 with self._lock:
                     self._watch.pop(key, None)
                     died = self._deaths.pop(key, [])
-                deaths[i] += died
-                if isinstance(result, Outcome):
-                    if "@" in result.worker:  # a worker we may not follow yet
-                        self._watch_workers(seen=scheme + result.worker.rsplit("@", 1)[1])
-                    out[i] = self._note_reruns(result, deaths[i])
-                    self.resubmitted += len(deaths[i])
+                for i in batch:
+                    deaths[i] += died
+                if isinstance(result, list) and len(result) == len(batch) and all(
+                        isinstance(o, Outcome) for o in result):
+                    worker = result[0].worker
+                    if "@" in worker:  # a worker we may not follow yet
+                        self._watch_workers(seen=scheme + worker.rsplit("@", 1)[1])
+                    for i, o in zip(batch, result, strict=True):
+                        out[i] = self._note_reruns(o, deaths[i])
+                        self.resubmitted += len(deaths[i])
                 else:
-                    retry = self._failed(client, fut, result, i, xs[i], deaths, t_wall, t0, out)
+                    retry = self._failed(client, fut, result, batch, points, deaths, t_wall, t0, out)
                     if retry is not None:
-                        index[retry.key] = i
+                        index[retry.key] = batch
                         live[retry.key] = retry
                         with self._lock:
-                            self._watch[retry.key] = i
+                            self._watch[retry.key] = batch
                         ac.add(retry)
                 if live and should_abort is not None and should_abort():
                     client.cancel(list(live.values()))
@@ -341,47 +379,53 @@ class DaskPool(BatchPool):
                 for k in live:
                     self._watch.pop(k, None)
                     self._deaths.pop(k, None)
+        done = [o.duration for o in out if o is not None and o.status is EvalStatus.OK]
+        if done:
+            self._mean_duration = float(np.mean(done))
         return out
 
-    def _failed(self, client: Any, fut: Any, result: Any, i: int, x: np.ndarray, deaths: list[list[str]],
-                t_wall: float, t0: float, out: list[Outcome | None]) -> Any:
-        """A future ended without an Outcome: resubmit it (returns the new future) or
-        record what happened."""
+    def _failed(self, client: Any, fut: Any, result: Any, batch: list[int], points: list[np.ndarray],
+                deaths: list[list[str]], t_wall: float, t0: float, out: list[Outcome | None]) -> Any:
+        """A future ended without its Outcomes: resubmit its batch (returns the new future)
+        or record what happened to each of its evaluations."""
         from distributed import KilledWorker
 
         exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
         if fut.status == "cancelled" and client.status != "running":
             raise DaskUnavailable(f"lost the connection to the Dask scheduler at {self.address!r} "
                                   f"(client {client.status})") from (exc if isinstance(exc, BaseException) else None)
+        first = batch[0]  # (a batch's evaluations share their deaths)
         if isinstance(exc, KilledWorker):
             # the scheduler gave up after allowed_failures + 1 deaths; some may not have been seen
-            seen = len(deaths[i])
             at_least = getattr(exc, "allowed_failures", 0) + 1
-            last = getattr(getattr(exc, "last_worker", None), "address", "?")
-            while seen < at_least:
-                deaths[i].append(short_address(str(last)))
-                seen += 1
+            last = short_address(str(getattr(getattr(exc, "last_worker", None), "address", "?")))
+            for _ in range(at_least - len(deaths[first])):
+                for i in batch:
+                    deaths[i].append(last)
         elif fut.status == "cancelled":  # the scattered task was lost with the workers holding it
-            deaths[i].append("task data lost with a worker")
+            for i in batch:
+                deaths[i].append("task data lost with a worker")
         else:  # an exception outside evaluate_one (e.g. the point could not be deserialised)
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if isinstance(
                 exc, BaseException) else repr(exc)
-            out[i] = Outcome(math.nan, EvalStatus.FAILED, t_wall, time.monotonic() - t0,
-                             f"{self.label}/dask", f"the Dask task failed: {text}")
+            for i in batch:
+                out[i] = Outcome(math.nan, EvalStatus.FAILED, t_wall, time.monotonic() - t0,
+                                 f"{self.label}/dask", f"the Dask task failed: {text}")
             return None
-        if len(deaths[i]) <= self.retries:
+        if len(deaths[first]) <= self.retries:
             # (the re-runs are counted in `resubmitted` when the evaluation completes)
-            log.warning("%s: resubmitting an evaluation after %d worker death(s) (%s)",
-                        self.label, len(deaths[i]), ", ".join(deaths[i]))
+            log.warning("%s: resubmitting %d evaluation(s) after %d worker death(s) (%s)",
+                        self.label, len(batch), len(deaths[first]), ", ".join(deaths[first]))
             if self._blob is None or self._blob.status != "finished":  # lost with its workers
                 self._scatter(client, None)
-            return self._submit(client, [np.asarray(x)])[0]
-        self.resubmitted += len(deaths[i]) - 1
-        out[i] = Outcome(
-            math.nan, EvalStatus.CRASHED, t_wall, time.monotonic() - t0, f"{self.label}/dask",
-            f"Dask workers died {len(deaths[i])} times while running this evaluation "
-            f"({', '.join(deaths[i])}); more than retries={self.retries}: given up",
-        )
+            return self._submit(client, [[points[i] for i in batch]])[0]
+        for i in batch:
+            self.resubmitted += len(deaths[i]) - 1
+            out[i] = Outcome(
+                math.nan, EvalStatus.CRASHED, t_wall, time.monotonic() - t0, f"{self.label}/dask",
+                f"Dask workers died {len(deaths[i])} times while running this evaluation "
+                f"({', '.join(deaths[i])}); more than retries={self.retries}: given up",
+            )
         return None
 
     @staticmethod

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import _imp
+import contextlib
 import pickle
+import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,12 +18,45 @@ from .base import BaseOptimizer, GenerationInTurns
 __all__ = ["CMAOptimizer"]
 
 
+#: optional modules pycma imports when it is imported, but uses only for what glompo_like
+#: never asks of it (``cma.s``'s plotting shortcuts; the Kendall tau of ``cma.fitness_models``,
+#: which falls back to its own): three quarters of the import's time (0.5 of 0.65 s)
+_NOT_FOR_PYCMA = ("scipy.stats", "matplotlib")
+
+
 def _import_cma():
-    with warnings.catch_warnings():
+    """``import cma``, without the optional modules of :data:`_NOT_FOR_PYCMA` when nothing
+    has imported them yet (they stay importable, by pycma's own plotting too: only its
+    import does without them).  The import lock is held meanwhile, so no other thread's
+    import sees them missing."""
+    if "cma" in sys.modules:
+        return sys.modules["cma"]
+    with warnings.catch_warnings(), _import_lock():
         # pycma warns at import time when matplotlib is missing; plotting is not used here.
         warnings.simplefilter("ignore")
-        import cma
+        hidden = [m for m in _NOT_FOR_PYCMA if m not in sys.modules]
+        for m in hidden:
+            sys.modules[m] = None  # type: ignore[assignment]  # (import raises ImportError)
+        try:
+            import cma
+        finally:
+            for m in hidden:
+                if sys.modules.get(m, 0) is None:
+                    del sys.modules[m]
     return cma
+
+
+@contextlib.contextmanager
+def _import_lock() -> Iterator[None]:
+    acquire, release = getattr(_imp, "acquire_lock", None), getattr(_imp, "release_lock", None)
+    if acquire is None or release is None:
+        yield
+        return
+    acquire()
+    try:
+        yield
+    finally:
+        release()
 
 
 class _Randn:

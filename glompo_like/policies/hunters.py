@@ -62,6 +62,13 @@ class BaseHunter(Condition[Literal["hunter"]]):
     @abstractmethod
     def _check(self, run: RunView, hunter_id: int, victim_id: int) -> bool | Decision: ...
 
+    def lookback(self) -> int:
+        """How many of the victim's latest evaluations it reads (``0``: none, only counters
+        and best points).  The manager keeps at least that many of each running optimizer
+        in memory; a hunter reading further back gets older ones from the evaluation log
+        (correct, but slower).  Override it in a hunter that reads a longer window."""
+        return 0
+
 
 class MinFuncCalls(BaseHunter):
     """Fires when the victim has done at least ``min_evals`` evaluations (and, if
@@ -139,6 +146,9 @@ class BestUnmoving(BaseHunter):
             calls = max(calls, self.generations * (victim.n_evals // g))
         return calls
 
+    def lookback(self) -> int:
+        return self.calls
+
     def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
         victim = run.optimizer(victim_id)
         n = victim.n_evals
@@ -185,6 +195,9 @@ class EvaluationsUnmoving(BaseHunter):
     def _settings(self) -> str:
         return f"calls={self.calls}, tol={self.tol:g}"
 
+    def lookback(self) -> int:
+        return self.calls
+
     def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
         victim = run.optimizer(victim_id)
         n = victim.n_evals
@@ -192,7 +205,7 @@ class EvaluationsUnmoving(BaseHunter):
             return Decision(
                 False, f"{self._label()}: opt {victim_id} has done only {n} of {self.calls} evaluations"
             )
-        window = victim.f_history[n - self.calls :]
+        window = victim.f_last(self.calls)
         values = window[np.isfinite(window)]
         if len(values) < 2:
             return Decision(
@@ -227,6 +240,9 @@ class LastPointsInvalid(BaseHunter):
     def _settings(self) -> str:
         return f"n={self.n}"
 
+    def lookback(self) -> int:
+        return self.n
+
     def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
         victim = run.optimizer(victim_id)
         total = victim.n_evals
@@ -234,7 +250,7 @@ class LastPointsInvalid(BaseHunter):
             return Decision(
                 False, f"{self._label()}: opt {victim_id} has done only {total} of {self.n} evaluations"
             )
-        failed = int(np.count_nonzero(np.isnan(victim.f_history[total - self.n :])))
+        failed = int(np.count_nonzero(np.isnan(victim.f_last(self.n))))
         fired = failed == self.n
         if fired:
             return Decision(True, f"{self._label()}: opt {victim_id} last {self.n} evaluations all failed")
@@ -308,6 +324,9 @@ class StepSize(BaseHunter):
 
     def _settings(self) -> str:
         return f"calls={self.calls}, relative_tol={self.relative_tol:g}"
+
+    def lookback(self) -> int:
+        return self.calls
 
     def _check(self, run: RunView, hunter_id: int, victim_id: int) -> Decision:
         diag = _diagonal(run, "StepSize")

@@ -28,6 +28,7 @@ from ..errors import OptimizerCrashed
 from ..evaluation.core import EvalBatch
 from ..result import Result
 from ..states import EndKind, OptState
+from .history import GrowingArray, LogHistory
 from .view import RunView
 
 __all__ = ["GrowingArray", "OptimizerRecord", "RunCounters", "Ledger", "LogWriter", "NullLog",
@@ -43,36 +44,6 @@ FAILURE_WINDOW = 100
 FAILURE_SHARE = 0.5
 
 
-class GrowingArray:
-    """An append-only float buffer with amortised O(1) appends and read-only views."""
-
-    __slots__ = ("_data", "_n")
-
-    def __init__(self, width: int | None = None, capacity: int = 256) -> None:
-        shape = (capacity,) if width is None else (capacity, width)
-        self._data = np.empty(shape, dtype=float)
-        self._n = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=float)
-        k = len(values)
-        if self._n + k > len(self._data):
-            new = np.empty((max(2 * len(self._data), self._n + k),) + self._data.shape[1:])
-            new[: self._n] = self._data[: self._n]
-            self._data = new
-        self._data[self._n : self._n + k] = values
-        self._n += k
-
-    def view(self) -> np.ndarray:
-        v = self._data[: self._n]
-        v = v.view()
-        v.flags.writeable = False
-        return v
-
-    def __len__(self) -> int:
-        return self._n
-
-
 @dataclass(eq=False)
 class OptimizerRecord:
     """The ledger's own (mutable) record of one optimizer.  Policies see it through
@@ -85,8 +56,10 @@ class OptimizerRecord:
     t_start: float
     x0: np.ndarray
     dim: int
-    fx: GrowingArray = field(default_factory=GrowingArray)  # value of every evaluation (nan: failed)
-    best_trace: GrowingArray = field(default_factory=GrowingArray)  # best-so-far after each evaluation
+    # the value of each evaluation (nan: failed) and the best so far after it: the last ones
+    # (see record/history.py); ``dropped`` evaluations before them are in the log only
+    fx: GrowingArray = field(default_factory=GrowingArray)
+    best_trace: GrowingArray = field(default_factory=GrowingArray)
     n_failed: int = 0
     best_fx: float = float("inf")
     best_x: np.ndarray | None = None
@@ -104,16 +77,42 @@ class OptimizerRecord:
     n_rows: int = 0
     best_std: float | None = None  # spread of the best point's samples (samples > 1)
     best_n: int = 1  # samples the best value aggregates
-    # the point of every evaluation, shape (n, dim): what the log stores too
+    # the points of the same evaluations, shape (len(fx), dim): what the log stores too
     xs: GrowingArray = field(init=False, repr=False)
+    dropped: int = 0  # evaluations no longer in memory (they come before fx's first)
+    best_before: float = float("inf")  # the best value among them (inf: none succeeded)
+    best_x_before: np.ndarray | None = None  # and its point (the first that reached it)
+    first_eval_id: int | None = None  # its first evaluation's eval_id (where the log is read from)
 
     def __post_init__(self) -> None:
         self.xs = GrowingArray(width=self.dim)
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # records of older checkpoints
-        self.__dict__.update(state)
+        self.__dict__.update({"dropped": 0, "best_before": float("inf"), "best_x_before": None,
+                              "first_eval_id": None, **state})
         if "n_rows" not in state:
             self.n_rows = len(state["fx"])
+
+    @property
+    def n_points(self) -> int:
+        """Points in its history (its evaluations, or with ``samples > 1`` its points), in
+        memory or not."""
+        return self.dropped + len(self.fx)
+
+    def trim(self, keep: int) -> None:
+        """Keep only the last ``keep`` evaluations in memory (see record/history.py)."""
+        k = len(self.fx) - keep
+        if k <= 0:
+            return
+        best = float(self.best_trace.view()[k - 1])
+        if best < self.best_before:  # reached in the part dropped now: its first evaluation
+            i = int(np.argmax(self.fx.view()[:k] == best))
+            x = self.xs.view()[i]
+            same = best == self.best_fx and self.best_x is not None and np.array_equal(x, self.best_x)
+            self.best_before, self.best_x_before = best, self.best_x if same else x.copy()
+        for a in (self.fx, self.best_trace, self.xs):
+            a.keep_last(keep)
+        self.dropped += k
 
     @property
     def alive(self) -> bool:
@@ -152,8 +151,10 @@ class OptimizerRecord:
         rows, so it stays aligned with :attr:`fx`; returns whether the points were found."""
         if self.xs is not None:
             return True
-        self.xs = GrowingArray(width=self.dim)
+        self.xs = GrowingArray(width=self.dim, capacity=len(self.fx))
         n = len(self.fx)
+        if n == 0:
+            return True
         found = points is not None and points.shape == (n, self.dim)
         self.xs.extend(points if found else np.full((n, self.dim), np.nan))
         return found
@@ -320,6 +321,7 @@ class Ledger:
         #: what the run knows of its study (None: a run of its own); the view reads it
         self.share: Any = None
         self.view = RunView(self.counters, self.records, clock(), clock, bounds)
+        self.view.history = LogHistory(None, bounds.dim)
         #: one OptimizerCrashed per optimizer that crashed (remote exception as __cause__)
         self.crashes: list[OptimizerCrashed] = []
         self._barren_crashes = 0
@@ -328,16 +330,32 @@ class Ledger:
         #: evaluations and seconds spent measuring the task (a probe: optimizer 0)
         self.probe_evals, self.t_probe = 0, 0.0
         self._watch = _FailureWatch()
+        #: evaluations each running optimizer keeps in memory (None: all; see record/history.py)
+        self.keep: int | None = None
+        self._points_run = False  # samples > 1: histories of points' aggregates, all kept
+        self.history = LogHistory(None, bounds.dim)  # what the view reads dropped evaluations with
+
+    def keep_recent(self, keep: int) -> None:
+        """From now on each running optimizer keeps only its last ``keep`` evaluations in
+        memory, and an ended one none: the view reads older ones back from the log.  Only
+        when the run's log can do that (a run without ``working_dir`` keeps everything)."""
+        read = getattr(getattr(self.log, "inner", self.log), "read_history", None)
+        if read is None:
+            return
+        self.keep = keep
+        self.history = LogHistory(read, self.bounds.dim)
+        self.view.history = self.history
 
     def restore(self, counters: RunCounters, records: dict[int, OptimizerRecord]) -> None:
         """Take over the books of a checkpoint."""
         self.counters = counters
         self.records = records
-        self.view = RunView(counters, records, self.clock(), self.clock, self.bounds, self.share)
+        self.view = RunView(counters, records, self.clock(), self.clock, self.bounds, self.share, self.history)
 
     def start_clock(self) -> float:
         """The run starts now: the view's elapsed time counts from here."""
-        self.view = RunView(self.counters, self.records, self.clock(), self.clock, self.bounds, self.share)
+        self.view = RunView(self.counters, self.records, self.clock(), self.clock, self.bounds, self.share,
+                            self.history)
         return self.view.t_start
 
     # ------------------------------------------------------------------ optimizers
@@ -359,9 +377,14 @@ class Ledger:
         first = c.f_evals + 1
         self.log.add_batch(first, rec.opt_id, batch)  # first: what is counted and kept is logged
         ok = batch.ok
+        if rec.first_eval_id is None and len(batch):
+            rec.first_eval_id = first
         if batch.points is None:  # every evaluation is a point of its own
             rec.add_batch(batch.x, batch.fx, ok, n_generations)
+            if self.keep is not None and not self._points_run and len(rec.fx) >= 2 * self.keep:
+                rec.trim(self.keep)
         else:  # samples > 1: the history is made of the points' aggregates
+            self._points_run = True
             rec.add_points(batch.points, n_generations)
         rec.n_rows += len(batch)
         if rec.t_first_eval is None and len(batch):  # its t_start is wall-clock time
@@ -418,6 +441,8 @@ class Ledger:
     def closed(self, rec: OptimizerRecord, exitcode: int | None) -> None:
         """Its runner (thread or process) has ended: the log gets its final line."""
         self.finish(rec, EndKind.STOPPED, "ended")  # (its end is decided by now, normally)
+        if self.keep is not None and not self._points_run:
+            rec.trim(0)  # (its history is in the log)
         self.log.end_optimizer(rec.opt_id, time.time(), rec.n_rows, rec.best_fx,
                                str(rec.end_kind or EndKind.STOPPED), rec.end_reason or "", exitcode)
 

@@ -82,6 +82,7 @@ class EvaluationLog:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
         self._rows_since_checkpoint = 0
+        self._closed = False
         self._group_depth = 0  # open group() blocks
         self._group_open = False  # a group's transaction has begun
         self._held: dict[bool, list[tuple[Any, ...]]] = {True: [], False: []}  # rows of the group
@@ -196,6 +197,16 @@ class EvaluationLog:
     def _end_group(self) -> None:
         """Write the rows held back by the group (the reports of one turn, all of them in
         few statements) and commit the group's transaction."""
+        try:
+            self._write_held()
+        finally:
+            if self._group_open:
+                self._group_open = False
+                self.db.execute("COMMIT")
+        self._maybe_checkpoint()
+
+    def _write_held(self) -> None:
+        """INSERT the rows the group holds, in its transaction (not committed yet)."""
         held = [(ok, rows) for ok, rows in self._held.items() if rows]
         if held and not self._group_open:
             self.db.execute("BEGIN")
@@ -207,10 +218,32 @@ class EvaluationLog:
         finally:
             for _, rows in held:
                 rows.clear()
-            if self._group_open:
-                self._group_open = False
-                self.db.execute("COMMIT")
-        self._maybe_checkpoint()
+
+    def read_history(self, opt_id: int, first_eval_id: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Values (``nan`` where the evaluation failed) and points of optimizer ``opt_id``'s
+        evaluations ``0 .. stop - 1`` (its own order; fewer if the log has fewer), read
+        through the writer's connection: it sees the rows of the open group too.  Scans
+        the log from ``first_eval_id`` (the optimizer's first evaluation) on: the manager
+        reads what optimizers no longer keep in memory with it (see record/history.py)."""
+        if self._group_depth:
+            self._write_held()  # (still committed when the group ends, as before)
+        xcols = ", ".join(f"x_{i}" for i in range(self.dim)) if self.x_columns else "x"
+        query = (f"SELECT status, fx, {xcols} FROM evaluations WHERE eval_id >= ? AND opt_id = ? "
+                 "ORDER BY eval_id LIMIT ?")
+        if self._closed:  # (after the run: the file, read-only)
+            db = connect(self.path, readonly=True)
+            try:
+                rows = db.execute(query, (first_eval_id, opt_id, stop)).fetchall()
+            finally:
+                db.close()
+        else:
+            rows = self.db.execute(query, (first_eval_id, opt_id, stop)).fetchall()
+        fx = np.array([v if s in ("ok", None) and v is not None else np.nan for s, v, *_ in rows], dtype=float)
+        if self.x_columns:
+            xs = np.array([r[2:] for r in rows], dtype=float).reshape(-1, self.dim)
+        else:
+            xs = np.array([np.frombuffer(r[2]) for r in rows], dtype=float).reshape(-1, self.dim)
+        return fx, xs
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -286,6 +319,7 @@ class EvaluationLog:
         except sqlite3.Error:
             pass
         self.db.close()
+        self._closed = True
 
 
 # A process forked while the checkpointer is inside SQLite would inherit SQLite's locks as
@@ -421,23 +455,40 @@ def log_run_id(where: str | os.PathLike) -> str | None:
     return None if row is None else row[0]
 
 
-def read_points(where: str | os.PathLike, dim: int, last_eval_id: int) -> dict[int, np.ndarray]:
+def read_points(where: str | os.PathLike, dim: int, last_eval_id: int,
+                wanted: dict[int, int] | None = None) -> dict[int, np.ndarray]:
     """The evaluated points of each optimizer, ``{opt_id: (n, dim) array}`` in evaluation
     order, from evaluations ``1 .. last_eval_id`` of the log (used to rebuild optimizers'
-    histories when a run resumes from a checkpoint, which does not carry them)."""
+    histories when a run resumes from a checkpoint, which does not carry them).  With
+    ``wanted`` (``{opt_id: n}``), only the last ``n`` points of those optimizers, read
+    backwards from ``last_eval_id`` until each has its ``n``."""
     path = _log_path(where)
     db = connect(path, readonly=True)
     try:
         names = [r[1] for r in db.execute("PRAGMA table_info(evaluations)")]
         cols = ", ".join(f"x_{i}" for i in range(dim)) if "x_0" in names or dim == 0 else "x"
-        rows = db.execute(
-            f"SELECT opt_id, {cols} FROM evaluations WHERE eval_id <= ? ORDER BY eval_id", (last_eval_id,)
-        ).fetchall()
+        grouped: dict[int, list[Any]] = {}
+        if wanted is None:
+            cur = db.execute(f"SELECT opt_id, {cols} FROM evaluations WHERE eval_id <= ? ORDER BY eval_id",
+                             (last_eval_id,))
+            for r in cur:
+                grouped.setdefault(r[0], []).append(np.frombuffer(r[1]) if cols == "x" else r[1:])
+        else:
+            left = {k: n for k, n in wanted.items() if n > 0}
+            cur = db.execute(f"SELECT opt_id, {cols} FROM evaluations WHERE eval_id <= ? ORDER BY eval_id DESC",
+                             (last_eval_id,))
+            for r in cur if left else ():
+                if left.get(r[0], 0) > 0:
+                    grouped.setdefault(r[0], []).append(np.frombuffer(r[1]) if cols == "x" else r[1:])
+                    left[r[0]] -= 1
+                    if not left[r[0]]:
+                        del left[r[0]]
+                        if not left:
+                            break
+            for v in grouped.values():
+                v.reverse()
     finally:
         db.close()
-    grouped: dict[int, list[Any]] = {}
-    for r in rows:
-        grouped.setdefault(r[0], []).append(np.frombuffer(r[1]) if cols == "x" else r[1:])
     return {k: np.array(v, dtype=float).reshape(-1, dim) for k, v in grouped.items()}
 
 

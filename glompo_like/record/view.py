@@ -15,18 +15,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from .history import HistoryReader
     from .ledger import OptimizerRecord, RunCounters
 
 __all__ = ["OptimizerView", "RunView"]
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
 class OptimizerView:
-    """Read-only view of one optimizer's history."""
+    """Read-only view of one optimizer's history.
 
-    __slots__ = ("_r",)
+    The manager keeps only an optimizer's recent evaluations in memory when the run has a
+    log (see :mod:`glompo_like.record.history`): what reads the recent past
+    (:meth:`f_last`, :meth:`best_at` and :meth:`best_x_at` of the last ``keep`` evaluations,
+    the best and last points) costs no more than before; the whole histories
+    (:attr:`f_history`, :attr:`best_history`, :attr:`x_history`) and older points are read
+    back from the log, which takes time in proportion to the run's length.
+    """
 
-    def __init__(self, record: OptimizerRecord) -> None:
+    __slots__ = ("_r", "_history")
+
+    def __init__(self, record: OptimizerRecord, history: HistoryReader | None = None) -> None:
         self._r = record
+        self._history = history
 
     opt_id = property(lambda self: self._r.opt_id)
     opt_type = property(lambda self: self._r.opt_type, doc="class name of the optimizer")
@@ -45,7 +60,7 @@ class OptimizerView:
 
     @property
     def n_evals(self) -> int:
-        return len(self._r.fx)
+        return self._r.n_points
 
     @property
     def best_x(self) -> np.ndarray | None:
@@ -60,40 +75,80 @@ class OptimizerView:
     def last_x(self) -> np.ndarray | None:
         return None if self._r.last_x is None else self._r.last_x.copy()
 
+    def _older(self, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Values and points of its evaluations ``0 .. stop - 1`` that are no longer in
+        memory, from the log (``nan`` where the log does not have them)."""
+        r = self._r
+        if self._history is None:
+            return np.full(stop, np.nan), np.full((stop, r.dim), np.nan)
+        return self._history(r.opt_id, r.first_eval_id or 0, stop)
+
     @property
     def f_history(self) -> np.ndarray:
         """Value of every evaluation in order (``nan`` for failed ones), read-only."""
-        return self._r.fx.view()
+        r = self._r
+        if not r.dropped:
+            return r.fx.view()
+        return _read_only(np.concatenate([self._older(r.dropped)[0], r.fx.view()]))
+
+    def f_last(self, k: int) -> np.ndarray:
+        """Values of its last ``k`` evaluations (fewer if it has done fewer), read-only:
+        what a hunter looking at a window reads, without the whole history."""
+        if k <= 0:
+            return self._r.fx.view()[:0]
+        fx = self._r.fx.view()
+        return fx[-k:] if k <= len(fx) else self.f_history[-k:]
 
     @property
     def best_history(self) -> np.ndarray:
         """Best value so far after each evaluation (``inf`` before the first success)."""
-        return self._r.best_trace.view()
+        r = self._r
+        if not r.dropped:
+            return r.best_trace.view()
+        old = self._older(r.dropped)[0]
+        old = np.minimum.accumulate(np.where(np.isnan(old), np.inf, old))
+        return _read_only(np.concatenate([old, r.best_trace.view()]))
 
     @property
     def x_history(self) -> np.ndarray:
         """The point of every evaluation in order, shape ``(n_evals, dim)``, read-only."""
-        return self._r.xs.view()
+        r = self._r
+        if not r.dropped:
+            return r.xs.view()
+        return _read_only(np.concatenate([self._older(r.dropped)[1], r.xs.view()]))
 
     def best_x_at(self, n_evals: int) -> np.ndarray | None:
         """Best point after its first ``n_evals`` evaluations (``None`` if none succeeded):
         the first evaluation reaching :meth:`best_at` ``(n_evals)``, as :attr:`best_x` is."""
+        r = self._r
         n = min(n_evals, self.n_evals)
         if n <= 0:
             return None
-        fx = self._r.fx.view()[:n]
+        if n < r.dropped:  # before the window: from the log
+            fx, xs = self._older(n)
+            before, x_before = np.inf, None
+        else:
+            fx, xs = r.fx.view()[: n - r.dropped], r.xs.view()
+            before, x_before = r.best_before, r.best_x_before
         finite = np.where(np.isnan(fx), np.inf, fx)
-        i = int(np.argmin(finite))
-        if finite[i] == np.inf:
-            return None
-        return self._r.xs.view()[i].copy()
+        i = int(np.argmin(finite)) if len(finite) else 0
+        if len(finite) and finite[i] < before:
+            return np.array(xs[i], dtype=float)
+        return None if x_before is None else x_before.copy()
 
     def best_at(self, n_evals: int) -> float:
         """Best value after its first ``n_evals`` evaluations (``inf`` if none)."""
+        r = self._r
         if n_evals <= 0:
             return float("inf")
-        trace = self._r.best_trace.view()
-        return float(trace[min(n_evals, len(trace)) - 1])
+        n = min(n_evals, self.n_evals)
+        if n > r.dropped:
+            return float(r.best_trace.view()[n - r.dropped - 1])
+        if n == r.dropped:
+            return float(r.best_before)
+        fx = self._older(n)[0]
+        ok = fx[~np.isnan(fx)]
+        return float(ok.min()) if len(ok) else float("inf")
 
     def __repr__(self) -> str:
         state = "alive" if self.alive else self.end_kind
@@ -103,7 +158,7 @@ class OptimizerView:
 class RunView:
     """A read-only snapshot of the run handed to every policy."""
 
-    __slots__ = ("_c", "_records", "_views", "_t0", "_evals0", "_clock", "dim", "bounds", "_share")
+    __slots__ = ("_c", "_records", "_views", "_t0", "_evals0", "_clock", "dim", "bounds", "_share", "_history")
 
     def __init__(
         self,
@@ -113,8 +168,10 @@ class RunView:
         clock: Callable[[], float] = time.monotonic,
         bounds: Any = None,
         share: Any = None,
+        history: HistoryReader | None = None,
     ) -> None:
         self._c = counters
+        self._history = history
         self._share = share
         self._records = records
         self._views: dict[int, OptimizerView] = {}
@@ -123,6 +180,16 @@ class RunView:
         self._clock = clock
         self.bounds = bounds
         self.dim = None if bounds is None else bounds.dim
+
+    @property
+    def history(self) -> HistoryReader | None:
+        """Reads what optimizers no longer keep in memory back from the log."""
+        return self._history
+
+    @history.setter
+    def history(self, reader: HistoryReader | None) -> None:
+        self._history = reader
+        self._views.clear()
 
     @property
     def f_evals(self) -> int:
@@ -219,7 +286,7 @@ class RunView:
     def optimizer(self, opt_id: int) -> OptimizerView:
         v = self._views.get(opt_id)
         if v is None:
-            v = self._views[opt_id] = OptimizerView(self._records[opt_id])
+            v = self._views[opt_id] = OptimizerView(self._records[opt_id], self._history)
         return v
 
     @property
