@@ -152,3 +152,8 @@ def test_a_run_keeping_a_short_window_answers_its_hunters_from_the_log(tmp_path,
         v = m.view.optimizer(k)  # (after the run: read from the closed log's file)
         np.testing.assert_array_equal(v.x_history, np.column_stack([np.asarray(log[f"x_{i}"])[mine] for i in range(DIM)]))
         assert v.best_at(v.n_evals) == rec.best_fx
+    # run.history(), what generators read, is every evaluation, optimizer by optimizer
+    x, fx = m.view.history()
+    order = np.argsort(np.asarray(log["opt_id"]), kind="stable")
+    np.testing.assert_array_equal(fx, np.asarray(log["fx"])[order])
+    np.testing.assert_array_equal(x, np.column_stack([np.asarray(log[f"x_{i}"])[order] for i in range(DIM)]))

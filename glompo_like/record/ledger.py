@@ -321,7 +321,7 @@ class Ledger:
         #: what the run knows of its study (None: a run of its own); the view reads it
         self.share: Any = None
         self.view = RunView(self.counters, self.records, clock(), clock, bounds)
-        self.view.history = LogHistory(None, bounds.dim)
+        self.view.history_reader = LogHistory(None, bounds.dim)
         #: one OptimizerCrashed per optimizer that crashed (remote exception as __cause__)
         self.crashes: list[OptimizerCrashed] = []
         self._barren_crashes = 0
@@ -344,7 +344,7 @@ class Ledger:
             return
         self.keep = keep
         self.history = LogHistory(read, self.bounds.dim)
-        self.view.history = self.history
+        self.view.history_reader = self.history
 
     def restore(self, counters: RunCounters, records: dict[int, OptimizerRecord]) -> None:
         """Take over the books of a checkpoint."""

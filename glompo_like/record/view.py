@@ -182,12 +182,12 @@ class RunView:
         self.dim = None if bounds is None else bounds.dim
 
     @property
-    def history(self) -> HistoryReader | None:
+    def history_reader(self) -> HistoryReader | None:
         """Reads what optimizers no longer keep in memory back from the log."""
         return self._history
 
-    @history.setter
-    def history(self, reader: HistoryReader | None) -> None:
+    @history_reader.setter
+    def history_reader(self, reader: HistoryReader | None) -> None:
         self._history = reader
         self._views.clear()
 
@@ -215,13 +215,16 @@ class RunView:
         evaluation of this run, optimizer by optimizer, and in a study then those of the
         other managers as of the last sync (the newest
         :data:`~glompo_like.record.study.storage.HISTORY_ROWS`; ``run.study.history``).
-        New arrays: for generators that place start points by where the search has been."""
+        New arrays: for generators that place start points by where the search has been
+        (evaluations an optimizer no longer keeps in memory are read back from the log)."""
         xs, fs = [], []
-        for r in self._records.values():
-            n = min(len(r.xs), len(r.fx))
+        for opt_id in self._records:
+            v = self.optimizer(opt_id)
+            x, f = v.x_history, v.f_history
+            n = min(len(x), len(f))
             if n:
-                xs.append(r.xs.view()[:n])
-                fs.append(r.fx.view()[:n])
+                xs.append(x[:n])
+                fs.append(f[:n])
         share = self._share
         if share is not None and len(share.history):
             xs.append(share.history.x)
