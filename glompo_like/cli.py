@@ -155,9 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
             "pip install 'glompo_like[interactive]'."
         ),
     )
-    dashboard.add_argument("run_dir", metavar="RUN_DIR",
-                           help="the run's working directory (where evaluations.sqlite is or will be), "
-                                "or a study's URL (sqlite:///study.db, postgresql://...)")
+    dashboard.add_argument("run_dir", metavar="RUN_DIR", help="the run's working directory (where "
+                           "evaluations.sqlite is or will be), or a study's URL (sqlite:///study.db, postgresql://...)")
     dashboard.add_argument("--host", default="127.0.0.1",
                            help="address to listen on (default: %(default)s, this machine only)")
     dashboard.add_argument("--port", type=_non_negative_int, default=8050, metavar="N",

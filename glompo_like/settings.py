@@ -145,9 +145,7 @@ def _working_dir(value: Any) -> Path | None:
         return None
     if not isinstance(value, (str, os.PathLike)):
         raise ConfigTypeError(f"{OWNER}: working_dir must be a path or None, got {type(value).__name__}")
-    # absolute (``~`` expanded): a checkpoint resumed from another directory, and a child
-    # process that changes its own, still find the run's files
-    path = Path(value).expanduser().absolute()
+    path = Path(value).expanduser().absolute()  # (a resumed run finds its files from anywhere)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{OWNER}: working_dir {str(value)!r} exists and is not a directory")
     return path
@@ -459,8 +457,7 @@ class Settings:
 
         dim = self.bounds.dim
         max_jobs = self.max_jobs if self.max_jobs is not None else default_max_jobs()
-        backend = self.backend
-        selector = self.opt_selector
+        backend, selector = self.backend, self.opt_selector
         if selector is None:
             selector = defaults.default_selector(dim, max_jobs)
             backend = defaults.default_level1(backend, max_jobs)

