@@ -238,8 +238,10 @@ def _incumbent_samples(value: Any) -> int | None:
 def _study(value: Any) -> str | None:
     if value is None:
         return None
-    from .record.study.storage import normalise_url
-
+    try:
+        from .record.study.storage import normalise_url
+    except ImportError as e:  # (a missing extra)
+        raise ConfigError(f"{OWNER}: study needs SQLAlchemy ({e}): pip install 'glompo_like[study]'") from e
     if isinstance(value, os.PathLike):
         raise ConfigTypeError(f"{OWNER}: study must be a storage URL such as 'sqlite:///path/to/study.db', "
                               f"not a path; got {value!r}")
@@ -427,7 +429,6 @@ class Settings:
         60.0, "With ``study``: seconds without a heartbeat after which a manager of the study is marked lost "
         "(and its optimizers with it).  Managers beat every ``study_timeout / 4`` seconds (at most 5); "
         "every manager of a study must use the same value.", _seconds("study_timeout"), resume=False)
-
     # ------------------------------------------------------------------ building
     @classmethod
     def build(cls, **given: Any) -> Settings:

@@ -713,3 +713,28 @@ def test_a_manager_frozen_longer_than_the_timeout_finds_itself_lost_and_ends(tmp
     for _, pgid in ((p, p.pid) for p, _ in procs):  # nothing of either process group is left
         with pytest.raises(ProcessLookupError):
             os.killpg(pgid, 0)
+
+
+@pytest.mark.timeout(120)
+def test_without_the_study_extra_a_run_works_and_study_names_the_extra(tmp_path):
+    """SQLAlchemy is the 'study' extra: `pip install glompo_like` alone must run (the README's
+    demo), and asking for a study then names the extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['sqlalchemy'] = None  # as if it were not installed\n"
+        "from glompo_like import ConfigError, GloMPOManager\n"
+        "from glompo_like.policies import MaxFuncCalls\n"
+        "from glompo_like.problems import sphere\n"
+        f"r = GloMPOManager(sphere, [(-1, 1)] * 2, backend='threads', max_jobs=1, status=None,\n"
+        f"                  convergence_checker=MaxFuncCalls(50), working_dir={str(tmp_path / 'run')!r}).start_manager()\n"
+        "assert r.stats['f_evals'] >= 50\n"
+        "try:\n"
+        "    GloMPOManager(sphere, [(-1, 1)] * 2, study='sqlite:///x.db')\n"
+        "except ConfigError as e:\n"
+        "    print('REFUSED', e)\n"
+        "print('SQLALCHEMY', [m for m, v in sys.modules.items() if m.startswith('sqlalchemy') and v is not None])\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "REFUSED" in p.stdout and "glompo_like[study]" in p.stdout
+    assert "SQLALCHEMY []" in p.stdout

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..record.ledger import Ledger
-from ..record.study.link import SYNC_EVERY, StudyLink
-from ..record.study.storage import StudyError
+from ..record.study.timing import SYNC_EVERY
 from ..states import EndCause, RunEnd
+
+if TYPE_CHECKING:
+    from ..record.study.link import StudyLink
 
 __all__ = ["StudyMember", "SYNC_EVERY"]
 
@@ -44,7 +46,9 @@ class StudyMember:
                               "is the shared record: start another manager on it instead); drop "
                               "checkpoint_control or study")
         self.clock = settings.clock
-        self.link = StudyLink(settings)
+        from ..record.study.link import StudyLink  # (SQLAlchemy: the 'study' extra)
+
+        self.link: StudyLink = StudyLink(settings)
         ledger.share = self.link.share  # the run's view reads the study's numbers
         self._warned_at = -float("inf")
         self._shared_fx = float("inf")  # the study's best already passed to the optimizers
@@ -64,6 +68,7 @@ class StudyMember:
         is better than this run's and than any shared before (the optimizers should hear of
         it).  A database that does not answer is tried again later (after a back-off that
         doubles up to :data:`MAX_BACKOFF` seconds); the rows wait, the run goes on."""
+        from ..record.study.storage import StudyError
         c = ledger.counters
         now = self.clock()
         if now < self._retry_at:
@@ -106,6 +111,7 @@ class StudyMember:
 
     def stop_study(self, reason: str) -> None:
         """End the whole study (every manager of it ends at its next sync)."""
+        from ..record.study.storage import StudyError
         try:
             self.link.request_stop(reason)
         except StudyError as e:

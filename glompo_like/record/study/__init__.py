@@ -7,8 +7,20 @@ reading, marking lost), what defines it (:mod:`.fingerprint`) and a manager's si
 (:mod:`.link`: the sync and the heartbeat thread).
 """
 
-from .fingerprint import fingerprint
-from .storage import Study, StudyError, StudyMismatch, is_study_url, normalise_url, open_existing
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["Study", "StudyError", "StudyMismatch", "fingerprint", "is_study_url", "normalise_url",
            "open_existing"]
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, imported when first asked for: the storage needs SQLAlchemy
+    (``pip install 'glompo_like[study]'``), which a run without ``study`` never imports."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(".fingerprint" if name == "fingerprint" else ".storage", __name__)
+    return getattr(module, name)

@@ -29,13 +29,12 @@ import numpy as np
 from ..ledger import LogWriter
 from .fingerprint import fingerprint
 from .storage import ENDED, HISTORY_ROWS, LOST, Snapshot, Study, StudyError, evaluation_rows
+from .timing import SYNC_EVERY
 
 __all__ = ["StudyShare", "StudyHistory", "StudyLink", "StudyTee", "Heartbeat", "SYNC_EVERY"]
 
 log = logging.getLogger("glompo_like.study")
 
-#: seconds between two syncs of a manager with its study
-SYNC_EVERY = 0.25
 
 
 _Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # (eval_id, x, fx)
