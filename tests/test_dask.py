@@ -30,7 +30,7 @@ pytest.importorskip("distributed")
 
 from glompo_like import ConfigError, GloMPOManager, read_log
 from glompo_like.evaluation.dask_cluster import start_local_cluster
-from glompo_like.evaluation.dask_pool import DaskPool, DaskUnavailable
+from glompo_like.evaluation.dask_pool import SEND_INTERVAL, DaskPool, DaskUnavailable, quicken
 from glompo_like.optimizers import CMAOptimizer
 from glompo_like.policies.checkers import MaxFuncCalls
 from glompo_like.policies.selectors import CycleSelector
@@ -386,6 +386,55 @@ def test_a_batched_generation_comes_back_in_candidate_order():
                 out = pool.evaluate(xs)
                 assert [o.fx for o in out] == [sphere(x) for x in xs]
             assert len(pool.batches(16)) < 16  # (it did batch)
+        finally:
+            pool.close()
+    finally:
+        close()
+
+
+# ----------------------------------------------------------------------------- latency
+def _intervals_on_scheduler(dask_scheduler):
+    return {"workers": sorted(b.interval for b in dask_scheduler.stream_comms.values()),
+            "clients": sorted(b.interval for b in dask_scheduler.client_comms.values())}
+
+
+def _interval_on_worker(dask_worker):
+    return dask_worker.batched_stream.interval
+
+
+def test_quicken_shortens_only_a_longer_numeric_interval():
+    class Stream:
+        def __init__(self, interval):
+            self.interval = interval
+
+    slow, fast, odd = Stream(0.01), Stream(0.0001), Stream("10ms")
+    assert quicken(slow) and slow.interval == SEND_INTERVAL
+    assert not quicken(fast) and fast.interval == 0.0001  # never made longer
+    assert not quicken(odd) and odd.interval == "10ms"  # another version's object: left alone
+    assert not quicken(None) and not quicken(object()) and not quicken(Stream(True))
+
+
+def test_the_connections_an_optimizer_waits_on_batch_for_at_most_send_interval():
+    """distributed's stock intervals (10 ms client -> scheduler, 5 ms scheduler -> worker,
+    2 ms the other ways) are shortened on the embedded cluster, for workers that joined
+    before and clients that connect after the cluster started; a DaskPool quickens its own
+    client on any cluster, and a plain client elsewhere keeps the stock interval."""
+    import cloudpickle
+    from distributed import Client
+
+    address, close = start_local_cluster(2)
+    try:
+        pool = DaskPool(cloudpickle.dumps(sphere), 2, address, "opt1")
+        try:
+            pool.evaluate(np.zeros((4, 3)))
+            assert pool._client.scheduler_comm.interval == SEND_INTERVAL
+            with Client(address, set_as_default=False) as plain:
+                assert plain.scheduler_comm.interval > SEND_INTERVAL  # its own side is not ours
+                seen = plain.run_on_scheduler(_intervals_on_scheduler)
+                assert len(seen["workers"]) == 2 and len(seen["clients"]) >= 2
+                assert max(seen["workers"] + seen["clients"]) <= SEND_INTERVAL
+                on_workers = plain.run(_interval_on_worker)
+                assert len(on_workers) == 2 and max(on_workers.values()) <= SEND_INTERVAL
         finally:
             pool.close()
     finally:

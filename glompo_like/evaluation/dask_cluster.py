@@ -267,11 +267,18 @@ def _keeper_main() -> None:
 
     code = 0
     try:
+        from .dask_latency import QuickSchedulerStreams, QuickWorkerStream
+
         tls = {} if security is None else {"security": security, "protocol": "tls://"}
+        # (shorter message batching: an optimizer waits on every generation's round trip)
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
-            scheduler_port=0, dashboard_address=None, silence_logs=logging.WARNING, **tls,
+            scheduler_port=0, dashboard_address=None, silence_logs=logging.WARNING,
+            plugins={QuickWorkerStream()}, **tls,
         )
+        streams = QuickSchedulerStreams()
+        cluster.scheduler.add_plugin(streams)
+        cluster.scheduler.loop.add_callback(streams.quicken_all, cluster.scheduler)  # workers already in
         sys.stdout.write(f"ADDRESS {cluster.scheduler_address}\n")
         sys.stdout.flush()
         while True:

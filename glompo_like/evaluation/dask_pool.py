@@ -84,7 +84,7 @@ from .base import AbortCheck, BatchPool
 from .core import EvalStatus, Outcome
 from .dask_remote import TaskBlob, run_remote_batch, short_address
 
-__all__ = ["DaskPool", "DaskUnavailable", "CONNECT_TIMEOUT"]
+__all__ = ["DaskPool", "DaskUnavailable", "CONNECT_TIMEOUT", "SEND_INTERVAL", "quicken"]
 
 log = logging.getLogger("glompo_like.evaluation.dask")
 
@@ -99,6 +99,22 @@ WORKER_REFRESH = 2.0
 TASK_COST = 0.002
 #: evaluations are batched into tasks until that cost is at most this share of a task's work
 TASK_COST_SHARE = 0.1
+#: seconds a Dask connection the pool waits on may hold a message back to batch it with
+#: others (distributed's own: 10 ms for a client's messages; see
+#: :mod:`glompo_like.evaluation.dask_latency`)
+SEND_INTERVAL = 0.001
+
+
+def quicken(stream: Any, interval: float = SEND_INTERVAL) -> bool:
+    """Shorten the flush interval of one of distributed's batched connections (a
+    ``BatchedSend``) to ``interval`` seconds, if it is longer.  Anything without a numeric
+    ``interval`` (``None``, another version's object) is left alone.  Returns whether it
+    changed."""
+    current = getattr(stream, "interval", None)
+    if isinstance(current, (int, float)) and not isinstance(current, bool) and current > interval:
+        stream.interval = interval
+        return True
+    return False
 
 
 class DaskUnavailable(GlompoError):
@@ -228,6 +244,8 @@ class DaskPool(BatchPool):
                 f"({type(e).__name__}: {e}); check that the scheduler runs and that this machine can "
                 "reach that address, or omit dask_address to use an embedded local cluster"
             ) from e
+        # its submissions go out at once, not with the next 10 ms flush
+        quicken(getattr(client, "scheduler_comm", None))
         self._client = client
         log.debug("%s connected to %s", self.label, self.address)
         return client
