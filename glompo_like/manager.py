@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,9 +67,6 @@ __all__ = ["GloMPOManager"]
 
 log = logging.getLogger("glompo_like.manager")
 _CHECKER, _STATUS, _STEER, _CHECKPOINT, _STUDY = "checker", "status", "steer", "checkpoint", "study"
-#: seconds a turn of the event loop may spend starting optimizers before it answers the
-#: running ones (starting 128 takes 0.6 s in threads, 1.1 s in processes on 2 cores)
-SPAWN_SLICE = 0.02
 
 
 class GloMPOManager:
@@ -258,14 +254,14 @@ class GloMPOManager:
                 self._ended_by(self._study.ended())
             if self.end is not None or self._checked():  # (self.end: a fatal error, a STOP file, the study)
                 return
-            more = self._fill_slots()  # (after the checks: a run that is over starts nothing)
+            self._fill_slots()  # (after the checks: a run that is over starts nothing)
             if not sup.children:
                 self._end_run(EndCause.EXHAUSTED, "no optimizer running and the selector starts no more")
                 return
             self._acks.send(sup.children, len(sup.children) - len(sup.stopping),
                             remaining_evals(s.convergence_checker, view))
             self._deadlines.set_in(_CHECKER, next_check_in(s.convergence_checker, view))
-            self._poll(0.0 if more else self._deadlines.next_in())
+            self._poll(self._deadlines.next_in())
             self._on_deadlines()
             if self.checkpointer.enabled and (self.checkpointer.requested.is_set()
                                               or self.checkpointer.due_by_evaluations(view.f_evals)):
@@ -299,14 +295,9 @@ class GloMPOManager:
             elif isinstance(key, tuple) and key[0] == "timeout":
                 self._evaluation_timed_out(key[1], *data)
 
-    def _fill_slots(self) -> bool:
-        """Start optimizers in the free slots, for at most :data:`SPAWN_SLICE` seconds a turn
-        (the optimizers' log rows in one commit).  Returns whether free slots are left for
-        the next turn."""
+    def _fill_slots(self) -> None:
         s, sup = self.settings, self._sup
-        with self.ledger.log.group():
-            return self._spawner.fill(lambda: s.max_jobs - sup.used_slots, self.ledger, self.plan, sup.start,
-                                      deadline=time.monotonic() + SPAWN_SLICE)
+        self._spawner.fill(lambda: s.max_jobs - sup.used_slots, self.ledger, self.plan, sup.start)
 
     def _wind_down(self, interrupted: BaseException | None) -> None:
         """Stop the optimizers, write the result, the summary and the log, and make sure no

@@ -211,34 +211,3 @@ def test_pycma_is_imported_without_its_optional_heavy_modules():
              "assert sys.modules['scipy.stats'] is not None\nimport cma.fitness_models as f\n" \
              "assert f._kendalltau is sys.modules['scipy.stats'].kendalltau\n"
     subprocess.run([sys.executable, "-c", before], check=True, timeout=60)
-
-
-def test_starting_many_optimizers_leaves_turns_to_answer_the_running_ones(tmp_path, monkeypatch):
-    """Each turn of the event loop starts optimizers for at most SPAWN_SLICE seconds, then
-    answers the runners already going (starting 128 processes takes about a second, longer
-    than their first credit lasts).  With a slice of 0 every turn starts exactly one, and
-    the run still fills every slot and spends its budget."""
-    import glompo_like.manager as manager_module
-    from glompo_like.control.spawner import Spawner
-    from glompo_like.optimizers.random import RandomOptimizer
-
-    monkeypatch.setattr(manager_module, "SPAWN_SLICE", 0.0)
-    turns: list[tuple[int, bool]] = []
-    fill = Spawner.fill
-
-    def counting_fill(self, *args, **kwargs):
-        before = self.next_opt_id
-        more = fill(self, *args, **kwargs)
-        turns.append((self.next_opt_id - before, more))
-        return more
-
-    monkeypatch.setattr(Spawner, "fill", counting_fill)
-    m = GloMPOManager(task=lambda x: float(np.sum(x ** 2)), bounds=[(-1.0, 1.0)] * 3,
-                      opt_selector=CycleSelector([(RandomOptimizer, {"popsize": 4})]), backend="threads",
-                      max_jobs=6, convergence_checker=MaxFuncCalls(600), killing_conditions=False,
-                      working_dir=tmp_path, seed=3)
-    r = m.start_manager()
-    assert turns[:6] == [(1, True)] * 5 + [(1, False)]  # one a turn, then the slots were full
-    assert r.stats["opts_started"] >= 6 and r.stats["f_evals"] >= 600
-    logged = set(read_log(tmp_path, optimizers=True)["opt_id"]) - {0}  # (0: the probe)
-    assert len(logged) == r.stats["opts_started"]

@@ -10,7 +10,6 @@ seeded run draws the same start points and seeds whatever the timing.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,32 +67,18 @@ class Spawner:
         self.resume_queue = list(queue)
 
     def fill(self, free: Callable[[], int], ledger: Ledger, plan: ExecutionPlan,
-             start: Callable[[RunnerSpec, int], Any], deadline: float | None = None) -> bool:
+             start: Callable[[RunnerSpec, int], Any]) -> None:
         """Start optimizers while slots are free (``free()``) and the selector proposes one.
-        Optimizers of a resumed run go first; ``start(spec, slots)`` runs one.
-
-        ``deadline`` (``time.monotonic()``): start no more after it (at least one is started
-        anyway), so that a manager starting a hundred optimizers keeps answering those
-        already running.  Returns whether it stopped at the deadline with slots left."""
+        Optimizers of a resumed run go first; ``start(spec, slots)`` runs one."""
         s = self.settings
-        started = 0
-
-        def late() -> bool:
-            return deadline is not None and started > 0 and time.monotonic() >= deadline
-
         while self.resume_queue and free() >= self.resume_queue[0]["workers"]:
-            if late():
-                return True
             self._restart(self.resume_queue.pop(0), ledger, plan, start)
-            started += 1
         if self.resume_queue:
-            return False
+            return
         while not s.convergence_checker(ledger.view) and (n := free()) > 0:
-            if late():
-                return True
             entry = s.opt_selector.select(ledger.view, n, self.rng)
             if entry is None:
-                return False
+                return
             x0 = np.asarray(s.x0_generator.generate(ledger.view, self.rng), dtype=float)
             opt_id = self.next_opt_id
             self.next_opt_id += 1
@@ -101,10 +86,8 @@ class Spawner:
             desc = describe_entry(entry, l2, plan.workers_of(entry, s.opt_selector.entries, l2))
             ledger.open(opt_id, entry.cls.__name__, desc, entry.workers, x0)
             start(self._spec(opt_id, entry, l2, x0, plan), entry.workers)
-            started += 1
             self.launched[opt_id] = (entry, l2)
             log.info("started optimizer %d: %s", opt_id, desc)
-        return False
 
     def _restart(self, saved: dict[str, Any], ledger: Ledger, plan: ExecutionPlan,
                  start: Callable[[RunnerSpec, int], Any]) -> None:
