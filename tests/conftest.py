@@ -90,6 +90,12 @@ def scale():
 
 
 @pytest.fixture
+def cma_box():
+    with _benchmark_module("cma_box") as module:
+        yield module
+
+
+@pytest.fixture
 def faults():
     with _benchmark_module("faults") as module:
         yield module

@@ -102,3 +102,16 @@ def test_scale_quick(scale, tmp_path, capsys):
     assert all(v > 0 for v in rows["cpu5ms"]["min_ratio"].values())
     table = capsys.readouterr().out
     assert "memory: peak RSS" in table and "many:" in table
+
+
+@pytest.mark.timeout(60)
+def test_cma_box_quick(cma_box, tmp_path, capsys):
+    """benchmarks/cma_box.py --quick: a time per generation for each configuration."""
+    out = tmp_path / "c.json"
+    assert cma_box.main(["--quick", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert set(doc["rows"]) == {"5", "10"}
+    for row in doc["rows"].values():
+        assert set(row["ms_per_generation"]) == {"pycma_bounds", "pycma_no_bounds", "glompo_cma"}
+        assert all(v > 0 for v in row["ms_per_generation"].values())
+    assert "glompo/pycma_bounds" in capsys.readouterr().out

@@ -371,23 +371,125 @@ def test_each_optimizer_solves_the_sphere_through_the_manager(cls, kwargs, backe
     assert not _scipy_threads()
 
 
-def test_cma_passes_one_box_side_as_scalars_and_mixed_bounds_per_coordinate():
-    """pycma handles scalar bounds faster (its bound handling runs on every candidate);
-    the candidates are the same either way, and always inside the bounds."""
+def _stock_pycma(opt: CMAOptimizer):
+    """pycma with its own bound handling, from the same start, step size and random stream
+    as ``opt`` (what CMAOptimizer ran before it transformed the candidates itself)."""
+    import copy
+
+    import cma
+
+    from glompo_like.optimizers.cma import _Randn
+
+    lower, upper = opt.bounds.lower, opt.bounds.upper
+    opts = {"bounds": [lower.tolist(), upper.tolist()], "seed": float("nan"), "randn": _Randn(copy.deepcopy(opt.rng)),
+            "verbose": -9, "verb_log": 0, "verb_disp": 0, "popsize": opt.generation_size}
+    width = upper - lower
+    if not np.allclose(width, width.mean()):
+        opts["CMA_stds"] = (width / width.mean()).tolist()
+    return cma.CMAEvolutionStrategy(opt.x0.tolist(), opt.sigma0, opts)
+
+
+@pytest.mark.parametrize("lower, upper, target", [
+    ([-5.0] * 10, [5.0] * 10, 6.0),                 # the optimum beyond the upper bound
+    ([-5.0] * 5, [5.0] * 5, -5.2),                  # ... beyond the lower one
+    ([0.0, 0.0, -1.0, -3.0], [1.0, 2.0, 3.0, 40.0], 0.5),  # mixed widths (CMA_stds)
+])
+def test_cma_box_transformation_makes_the_candidates_of_pycmas_own_bound_handling(lower, upper, target):
+    """CMAOptimizer maps whole generations into the box itself (optimizers/box.py) and runs
+    pycma without bounds: every candidate, every generation, is the one pycma's default
+    bound handling gives, bit for bit, also while the search presses against a bound."""
     from glompo_like.bounds import Bounds
 
-    same = CMAOptimizer(Bounds(np.full(4, -2.0), np.full(4, 3.0)), np.zeros(4), 5, sigma0=1.0, popsize=6)
-    assert same.es.opts["bounds"] == [-2.0, 3.0]
-    mixed = CMAOptimizer(Bounds(np.array([-2.0, -1.0]), np.array([3.0, 1.0])), np.zeros(2), 5, sigma0=0.5)
+    opt = CMAOptimizer(Bounds(np.array(lower), np.array(upper)), None, 3)
+    assert opt.box is not None and opt.es.opts["bounds"] in ([None, None], None)
+    stock = _stock_pycma(opt)
+
+    def f(xs):
+        return np.sum((xs - target) ** 2, axis=1) + np.sum(np.sin(3 * xs), axis=1)
+
+    for _ in range(120):
+        ours, theirs = opt.ask(), np.asarray(stock.ask())
+        np.testing.assert_array_equal(ours, theirs)
+        assert ((ours >= opt.bounds.lower) & (ours <= opt.bounds.upper)).all()
+        opt.tell(ours, f(ours))
+        stock.tell(list(theirs), f(theirs).tolist())
+    np.testing.assert_array_equal(opt.es.mean, stock.mean)
+
+
+def test_box_transformation_maps_into_the_box_and_inverts_like_pycmas():
+    from cma.transformations import BoxConstraintsLinQuadTransformation
+
+    from glompo_like.optimizers.box import LinQuadBox
+
+    rng = np.random.default_rng(0)
+    lb, ub = np.array([-5.0, 0.0, -1e3, 0.9]), np.array([5.0, 1.0, 2.0, 1.0])
+    box = LinQuadBox(lb, ub)
+    ref = BoxConstraintsLinQuadTransformation([[lo, hi] for lo, hi in zip(lb, ub, strict=True)])
+    xs = rng.normal(0, 1, (400, 4)) * np.array([20.0, 3.0, 5e3, 1.0]) / np.sqrt(rng.uniform(0.01, 1, (400, 4)))
+    ys = box(xs)
+    assert ((ys >= lb) & (ys <= ub)).all()
+    np.testing.assert_array_equal(ys, np.array([ref(x.copy()) for x in xs]))
+    np.testing.assert_array_equal(box(xs[7]), ys[7])  # one vector as well as rows
+    inside = rng.uniform(lb, ub, (200, 4))
+    np.testing.assert_allclose(box(box.inverse(inside)), inside, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(box.inverse(inside), [ref.inverse(list(y)) for y in inside], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="within the bounds"):
+        box.inverse(ub + 1)
+    with pytest.raises(ValueError, match="lower < upper"):
+        LinQuadBox(np.array([1.0]), np.array([1.0]))
+    assert pickle.loads(pickle.dumps(box))(xs[:3]).tolist() == ys[:3].tolist()
+
+
+def test_cma_tells_each_candidates_own_genotype_when_two_map_to_one_point():
+    """Candidates beyond a bound can land on the same point of the box; pycma's archive
+    (keyed by the point) then hands back one genotype for both.  CMAOptimizer tells the
+    genotypes it sampled."""
+    from glompo_like.bounds import Bounds
+
+    opt = CMAOptimizer(Bounds(np.full(2, -1.0), np.full(2, 1.0)), np.zeros(2), 1, sigma0=1.0, popsize=8)
+    xs = opt.ask()
+    geno = opt._asked[1].copy()
+    seen = []
+    opt.es.tell = lambda sols, fs: seen.append(np.array(sols))  # what pycma is told
+    opt.tell(xs, np.sum(xs ** 2, axis=1))
+    np.testing.assert_array_equal(seen[0], geno)
+    # points it did not ask for (e.g. told after a restart) go in as their genotypes
+    opt.tell(xs[::-1].copy(), np.zeros(len(xs)))
+    np.testing.assert_allclose(opt.box(seen[1]), xs[::-1], atol=1e-12)
+
+
+def test_cma_mid_generation_checkpoint_keeps_the_genotypes():
+    from glompo_like.bounds import Bounds
+
+    bounds = Bounds(np.full(3, -2.0), np.full(3, 2.0))
+    a = CMAOptimizer(bounds, None, 4, popsize=6)
+    b = CMAOptimizer(bounds, None, 4, popsize=6)
+    for _ in range(3):
+        xs = a.ask()
+        a.tell(xs, np.sum((xs - 3) ** 2, axis=1))
+    xs = a.ask()
+    b.set_state(pickle.loads(pickle.dumps(a.get_state())))
+    a.tell(xs, np.sum((xs - 3) ** 2, axis=1))
+    b.tell(xs, np.sum((xs - 3) ** 2, axis=1))
+    np.testing.assert_array_equal(a.ask(), b.ask())
+
+
+def test_cma_options_that_change_the_mapping_leave_the_bounds_to_pycma():
+    """With a pycma option that changes how samples map into the box (here its penalty
+    bound handler), pycma gets the bounds: scalars for one box side (its bound handling runs
+    on every candidate and is faster with them), per-coordinate lists otherwise."""
+    import cma
+
+    from glompo_like.bounds import Bounds
+
+    same = CMAOptimizer(Bounds(np.full(4, -2.0), np.full(4, 3.0)), np.zeros(4), 5, sigma0=1.0, popsize=6,
+                        BoundaryHandler=cma.BoundPenalty)
+    assert same.box is None and same.es.opts["bounds"] == [-2.0, 3.0]
+    mixed = CMAOptimizer(Bounds(np.array([-2.0, -1.0]), np.array([3.0, 1.0])), np.zeros(2), 5, sigma0=0.5,
+                         maxstd_boundrange=0.5)
+    assert mixed.box is None
     assert [list(b) for b in mixed.es.opts["bounds"]] == [[-2.0, -1.0], [3.0, 1.0]]
-    # the same run with the bounds written out per coordinate (as pycma would get a list)
-    listed = CMAOptimizer(Bounds(np.full(4, -2.0), np.full(4, 3.0)), np.zeros(4), 5, sigma0=1.0, popsize=6)
-    listed.es.boundary_handler.__init__([[-2.0] * 4, [3.0] * 4])
-    assert listed.es.boundary_handler.bounds == [[-2.0] * 4, [3.0] * 4]
     for _ in range(5):
-        a, b = same.ask(), listed.ask()
-        np.testing.assert_array_equal(a, b)
-        assert ((a >= -2.0) & (a <= 3.0)).all()
-        f = np.sum(a * a, axis=1)
-        same.tell(a, f)
-        listed.tell(b, f)
+        a = mixed.ask()
+        assert ((a >= [-2.0, -1.0]) & (a <= [3.0, 1.0])).all()
+        mixed.tell(a, np.sum(a * a, axis=1))

@@ -14,8 +14,14 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import BaseOptimizer, GenerationInTurns
+from .box import LinQuadBox
 
 __all__ = ["CMAOptimizer"]
+
+#: pycma options that change how it maps its samples into the box; with any of them set,
+#: pycma handles the bounds itself (``bounds`` option) instead of :class:`LinQuadBox`
+_OWN_BOUND_HANDLING = frozenset({"BoundaryHandler", "fixed_variables", "scaling_of_variables", "typical_x",
+                                 "integer_variables", "maxstd_boundrange", "transformation"})
 
 
 #: optional modules pycma imports when it is imported, but uses only for what glompo_like
@@ -96,6 +102,15 @@ class CMAOptimizer(GenerationInTurns, BaseOptimizer):
     **cma_options:
         Passed to ``cma.CMAEvolutionStrategy`` (e.g. ``tolfun=1e-11``, ``CMA_diagonal=True``).
         ``bounds``, ``seed`` and ``randn`` are set by glompo_like.
+
+    Bounds: pycma samples without bounds and each generation is mapped into the box at
+    once by :class:`~glompo_like.optimizers.box.LinQuadBox`, the transformation of pycma's
+    default bound handling (the same candidates in less time: ``benchmarks/cma_box.py``);
+    ``maxstd`` defaults to a third of each coordinate's range, as pycma sets it
+    from bounds.  ``es`` therefore works in the unbounded coordinates (``es.mean`` is a
+    genotype).  An option that changes how samples map into the box (``BoundaryHandler``,
+    ``fixed_variables``, ``scaling_of_variables``, ``typical_x``, ``integer_variables``,
+    ``maxstd_boundrange``, ``transformation``) hands the bounds to pycma instead.
     """
 
     def __init__(
@@ -124,14 +139,7 @@ class CMAOptimizer(GenerationInTurns, BaseOptimizer):
         self.popsize_factor = popsize_factor
         self.cma_options = dict(cma_options)
         lower, upper = self.bounds.lower, self.bounds.upper
-        if np.all(lower == lower[0]) and np.all(upper == upper[0]):
-            # the same box side in every coordinate: scalars, which pycma's bound handling
-            # (run on every candidate) processes faster than per-coordinate lists
-            box = [float(lower[0]), float(upper[0])]
-        else:
-            box = [lower.tolist(), upper.tolist()]
         opts: dict[str, Any] = {
-            "bounds": box,
             "seed": float("nan"),  # never reseed NumPy's global generator
             "randn": _Randn(self.rng),
             "verbose": -9,
@@ -143,9 +151,25 @@ class CMAOptimizer(GenerationInTurns, BaseOptimizer):
         if not np.allclose(width, mean_width):
             opts["CMA_stds"] = (width / mean_width).tolist()
         opts.update(cma_options)
+        x0 = self.x0
+        #: the box transformation applied here to whole generations (see module
+        #: glompo_like.optimizers.box), or None when pycma handles the bounds itself
+        self.box: LinQuadBox | None = None
+        if _OWN_BOUND_HANDLING.isdisjoint(cma_options):
+            self.box = LinQuadBox(lower, upper)
+            # what pycma derives from its bounds when it handles them: the largest step
+            opts.setdefault("maxstd", ((upper - lower) * (1 / 3)).tolist())
+            x0 = self.box.inverse(x0)
+        elif np.all(lower == lower[0]) and np.all(upper == upper[0]):
+            # the same box side in every coordinate: scalars, which pycma's bound handling
+            # (run on every candidate) processes faster than per-coordinate lists
+            opts["bounds"] = [float(lower[0]), float(upper[0])]
+        else:
+            opts["bounds"] = [lower.tolist(), upper.tolist()]
+        self._asked: tuple[np.ndarray, np.ndarray] | None = None  # (phenotypes, genotypes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pycma chatters about bound handling
-            self.es = cma.CMAEvolutionStrategy(self.x0.tolist(), self.sigma0, opts)
+            self.es = cma.CMAEvolutionStrategy(x0.tolist(), self.sigma0, opts)
 
     preload_modules = ("glompo_like.optimizers._cma_import",)
 
@@ -204,11 +228,22 @@ class CMAOptimizer(GenerationInTurns, BaseOptimizer):
         return int(self.es.popsize)
 
     def _ask(self) -> np.ndarray:
-        return np.asarray(self.es.ask(), dtype=float)
+        xs = np.asarray(self.es.ask(), dtype=float)
+        if self.box is None:
+            return xs
+        pheno = self.box(xs)
+        self._asked = (pheno, xs)
+        return pheno
 
     def _tell(self, xs: np.ndarray, fs: np.ndarray) -> None:
         # No warnings.catch_warnings() here: it swaps process-wide state, which is not
         # thread-safe with runner threads, and it costs time on every generation.
+        if self.box is not None:
+            asked, self._asked = self._asked, None
+            if asked is not None and np.array_equal(asked[0], xs):
+                xs = asked[1]
+            else:  # not the candidates of the last ask: their genotypes in the invertible range
+                xs = self.box.inverse(xs)
         self.es.tell(list(xs), fs.tolist())
 
     def _stop(self) -> dict[str, Any]:
@@ -217,14 +252,19 @@ class CMAOptimizer(GenerationInTurns, BaseOptimizer):
         return {k: v for k, v in self.es.stop().items()}
 
     def _inject(self, x: np.ndarray, fx: float) -> None:
-        self.es.inject([self.bounds.clip(x)], force=True)
+        x = self.bounds.clip(x)
+        self.es.inject([x if self.box is None else self.box.inverse(x)], force=True)
 
     def _get_state(self) -> dict[str, Any]:
-        return {"es": pickle.dumps(self.es, protocol=pickle.HIGHEST_PROTOCOL)}
+        return {"es": pickle.dumps(self.es, protocol=pickle.HIGHEST_PROTOCOL), "box": self.box,
+                "asked": self._asked}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.es = pickle.loads(state["es"])
         self.rng = self.es.opts["randn"].rng
+        # a checkpoint from before the box transformation: pycma handles the bounds
+        self.box = state.get("box")
+        self._asked = state.get("asked")
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.cma_options.items())
