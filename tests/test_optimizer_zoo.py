@@ -493,3 +493,30 @@ def test_cma_options_that_change_the_mapping_leave_the_bounds_to_pycma():
         a = mixed.ask()
         assert ((a >= [-2.0, -1.0]) & (a <= [3.0, 1.0])).all()
         mixed.tell(a, np.sum(a * a, axis=1))
+
+
+def test_cma_state_from_before_the_box_transformation_resumes_with_pycmas_bounds():
+    """A checkpoint written before CMAOptimizer transformed the candidates itself holds an
+    ``es`` that maps into the box on its own (and no ``box``): it resumes that way."""
+    from glompo_like.bounds import Bounds
+
+    bounds = Bounds(np.full(3, -1.0), np.full(3, 1.0))
+    old = CMAOptimizer(bounds, np.zeros(3), 2, sigma0=2.0, popsize=6, BoundaryHandler=cma_module().BoundTransform)
+    assert old.box is None
+    state = old.get_state()
+    del state["own"]["box"], state["own"]["asked"]  # what such a checkpoint held
+    new = CMAOptimizer(bounds, np.zeros(3), 2, sigma0=2.0, popsize=6)
+    new.set_state(pickle.loads(pickle.dumps(state)))
+    assert new.box is None
+    for _ in range(5):
+        a, b = old.ask(), new.ask()
+        np.testing.assert_array_equal(a, b)
+        assert ((a >= -1.0) & (a <= 1.0)).all()
+        old.tell(a, np.sum((a - 2) ** 2, axis=1))
+        new.tell(b, np.sum((b - 2) ** 2, axis=1))
+
+
+def cma_module():
+    import cma
+
+    return cma
