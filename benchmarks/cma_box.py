@@ -111,8 +111,8 @@ def time_generations(make: Callable[[int, int], Callable[[], None]], dim: int, g
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", default="5,10,20,40")
-    ap.add_argument("--generations", type=int, default=300)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--generations", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="a smoke test: 2 dimensions, 20 generations, 1 round")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
