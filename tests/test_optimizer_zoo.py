@@ -520,3 +520,18 @@ def cma_module():
     import cma
 
     return cma
+
+
+def test_cma_ignores_a_pycma_signals_file_in_the_working_directory(tmp_path, monkeypatch):
+    """pycma reads options from ``cma_signals.in`` in the working directory on every
+    generation; a file left there must not change how CMAOptimizer runs."""
+    from glompo_like.bounds import Bounds
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cma_signals.in").write_text("{'tolfun': 1e12, 'tolfunhist': 1e12}")
+    opt = CMAOptimizer(Bounds(np.full(3, -2.0), np.full(3, 2.0)), np.zeros(3), 1, popsize=6)
+    for _ in range(3):
+        xs = opt.ask()
+        opt.tell(xs, np.sum((xs - 1) ** 2, axis=1))
+    assert not opt.stop(), opt.stop()
+    assert opt.es.opts["tolfun"] != 1e12

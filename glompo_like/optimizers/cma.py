@@ -145,6 +145,10 @@ class CMAOptimizer(GenerationInTurns, BaseOptimizer):
             "verbose": -9,
             "verb_log": 0,
             "verb_disp": 0,
+            # pycma would read options from a file "cma_signals.in" in the working
+            # directory on every generation (a stat call each time, and a stray file
+            # changing the run's settings)
+            "signals_filename": None,
         }
         if popsize is not None:
             opts["popsize"] = int(popsize)
