@@ -103,6 +103,8 @@ class CMAOptimizer(GenerationInTurns, BaseOptimizer):
         Passed to ``cma.CMAEvolutionStrategy`` (e.g. ``tolfun=1e-11``, ``CMA_diagonal=True``).
         ``bounds``, ``seed`` and ``randn`` are set by glompo_like.
 
+    Notes
+    -----
     Bounds: pycma samples without bounds and each generation is mapped into the box at
     once by :class:`~glompo_like.optimizers.box.LinQuadBox`, the transformation of pycma's
     default bound handling (the same candidates in less time: ``benchmarks/cma_box.py``);
